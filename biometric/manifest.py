@@ -1,0 +1,119 @@
+"""The model manifest (models/manifest.json): what each ONNX file is, where it came from, how to
+feed it, and the thresholds calibrated for it. The build writes it; the pipeline only reads it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from biometric.embed import EmbedderSpec
+from biometric.errors import ModelError
+
+MANIFEST_NAME = "manifest.json"
+
+
+class SourceRecord(BaseModel):
+    registry: str
+    package: str
+    version: str
+    archive_sha256: str
+    member: str
+    member_sha256: str
+    license: str
+
+
+class CalibratedThreshold(BaseModel):
+    fmr: float
+    threshold: float
+    tar: float
+    genuine_pairs: int
+    impostor_pairs: int
+    datasets: list[str]
+
+
+class ModelEntry(BaseModel):
+    name: str
+    role: str  # detector.pnet | detector.rnet | detector.onet | embedder | liveness
+    file: str
+    sha256: str
+    source: SourceRecord
+    converter: str
+    facts: dict = Field(default_factory=dict)  # input/output names, sizes, normalisation, ...
+    template: list[list[float]] | None = None  # embedders: 5-point alignment template
+    thresholds: list[CalibratedThreshold] = Field(default_factory=list)
+
+    def threshold_for(self, fmr: float) -> CalibratedThreshold:
+        for t in self.thresholds:
+            if abs(t.fmr - fmr) <= fmr * 1e-6:
+                return t
+        known = ", ".join(f"{t.fmr:g}" for t in self.thresholds) or "none"
+        raise ModelError(
+            f"no threshold calibrated for FMR {fmr:g} on {self.name} (calibrated: {known}); "
+            "run `biometric models calibrate`"
+        )
+
+
+class Manifest(BaseModel):
+    schema_version: int = 1
+    default_embedder: str = "mobilefacenet"
+    default_fmr: float = 1e-3
+    models: list[ModelEntry] = Field(default_factory=list)
+
+    def get(self, name: str) -> ModelEntry:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ModelError(f"model {name!r} is not in the manifest")
+
+    def by_role(self, role: str) -> ModelEntry:
+        for m in self.models:
+            if m.role == role:
+                return m
+        raise ModelError(f"no model with role {role!r} in the manifest")
+
+    def upsert(self, entry: ModelEntry) -> None:
+        self.models = [m for m in self.models if m.name != entry.name] + [entry]
+
+    def embedder_spec(self, name: str | None = None) -> EmbedderSpec:
+        entry = self.get(name or self.default_embedder)
+        f = entry.facts
+        if entry.template is None:
+            raise ModelError(f"{entry.name} has no alignment template in the manifest")
+
+        def triple(v: float | list[float]) -> tuple[float, float, float]:
+            return tuple(v) if isinstance(v, list) else (float(v),) * 3  # type: ignore[return-value]
+
+        return EmbedderSpec(
+            name=entry.name,
+            file=entry.file,
+            input_name=f["input_name"],
+            output_name=f["output_name"],
+            input_size=(int(f["input_size"][0]), int(f["input_size"][1])),
+            layout=f["layout"],
+            mean=triple(f["mean"]),
+            std=triple(f["std"]),
+            template=np.asarray(entry.template, dtype=np.float64),
+            embedding_size=int(f["embedding_size"]),
+        )
+
+    def versions(self) -> dict[str, str]:
+        """Short model identities for audit records and API responses."""
+        return {m.name: m.sha256[:12] for m in self.models}
+
+
+def load_manifest(models_dir: Path) -> Manifest:
+    path = models_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; run `biometric models build`")
+    return Manifest.model_validate_json(path.read_text())
+
+
+def save_manifest(manifest: Manifest, models_dir: Path) -> Path:
+    path = models_dir / MANIFEST_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n")
+    tmp.replace(path)
+    return path

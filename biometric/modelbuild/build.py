@@ -1,0 +1,143 @@
+"""`biometric models build`: fetch pinned packages, verify, convert, record in the manifest.
+
+Idempotent: a model whose built file already matches the manifest's sha256 is not rebuilt.
+A build whose output differs from the recorded sha256 fails unless ``record=True``: a changed
+converter or dependency must be re-checked for parity before its output is trusted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from biometric.errors import ModelError
+from biometric.manifest import Manifest, ModelEntry, SourceRecord, load_manifest, save_manifest
+from biometric.modelbuild import sources
+from biometric.modelbuild.fetch import extract_file, sha256_of
+
+# InsightFace/ArcFace 112x112 five-point template, the alignment MobileFaceNet was trained on.
+ARCFACE_TEMPLATE = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+]
+
+
+def _copy_onnx(src: Path, dst: Path) -> dict:
+    """MTCNN ships as ONNX already: take it byte for byte (its sha256 is pinned)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return {}
+
+
+def _convert_mobilefacenet(src: Path, dst: Path) -> dict:
+    from biometric.modelbuild.mobilefacenet import convert
+
+    return convert(src, dst)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    role: str
+    source: sources.SourceFile
+    file: str
+    converter: str
+    convert: Callable[[Path, Path], dict]
+    template: list[list[float]] | None = None
+
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "mtcnn_pnet", "detector.pnet", sources.MTCNN_PNET, "mtcnn_pnet.onnx", "copy", _copy_onnx
+    ),
+    Target(
+        "mtcnn_rnet", "detector.rnet", sources.MTCNN_RNET, "mtcnn_rnet.onnx", "copy", _copy_onnx
+    ),
+    Target(
+        "mtcnn_onet", "detector.onet", sources.MTCNN_ONET, "mtcnn_onet.onnx", "copy", _copy_onnx
+    ),
+    Target(
+        "mobilefacenet",
+        "embedder",
+        sources.MOBILEFACENET_TFLITE,
+        "mobilefacenet.onnx",
+        "tflite2onnx 0.4.1 + biometric.modelbuild.mobilefacenet",
+        _convert_mobilefacenet,
+        ARCFACE_TEMPLATE,
+    ),
+)
+
+
+def _source_record(src: sources.SourceFile) -> SourceRecord:
+    pkg = src.package
+    return SourceRecord(
+        registry=pkg.registry,
+        package=pkg.name,
+        version=pkg.version,
+        archive_sha256=pkg.sha256,
+        member=src.member,
+        member_sha256=src.sha256,
+        license=pkg.license,
+    )
+
+
+def _build_one(
+    target: Target, old: ModelEntry | None, models_dir: Path, cache: Path, record: bool
+) -> ModelEntry:
+    out = models_dir / target.file
+    if old is not None and out.is_file() and sha256_of(out) == old.sha256:
+        return old
+    source_file = extract_file(target.source, cache)
+    facts = target.convert(source_file, out)
+    digest = sha256_of(out)
+    if old is not None and old.sha256 != digest and not record:
+        out.unlink()
+        raise ModelError(
+            f"{target.file} built with sha256 {digest}, but the manifest records {old.sha256}. "
+            "A converter or dependency changed: check parity (pytest tests/test_parity.py), "
+            "then rebuild with `biometric models build --record`."
+        )
+    keep_thresholds = old is not None and old.sha256 == digest
+    return ModelEntry(
+        name=target.name,
+        role=target.role,
+        file=target.file,
+        sha256=digest,
+        source=_source_record(target.source),
+        converter=target.converter,
+        facts=facts,
+        template=target.template,
+        thresholds=old.thresholds if keep_thresholds and old is not None else [],
+    )
+
+
+def build_models(
+    models_dir: Path,
+    cache: Path,
+    record: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> Manifest:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest = load_manifest(models_dir)
+    except ModelError:
+        manifest = Manifest()
+    for target in TARGETS:
+        if on_step:
+            on_step(target.name)
+        old = next((m for m in manifest.models if m.name == target.name), None)
+        manifest.upsert(_build_one(target, old, models_dir, cache, record))
+    manifest.models.sort(
+        key=lambda m: (
+            [t.name for t in TARGETS].index(m.name)
+            if m.name in {t.name for t in TARGETS}
+            else len(TARGETS)
+        )
+    )
+    save_manifest(manifest, models_dir)
+    return manifest
