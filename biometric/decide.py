@@ -15,7 +15,16 @@ class Decision(StrEnum):
 class RetakeReason(StrEnum):
     NO_FACE = "no_face"
     SEVERAL_FACES = "several_faces"
+    # Quality bounds (biometric.quality); the values are the quality module's violation codes.
     FACE_TOO_SMALL = "face_too_small"
+    HEAD_TURNED = "head_turned"
+    HEAD_TILTED_UP_DOWN = "head_tilted_up_down"
+    HEAD_TILTED_SIDEWAYS = "head_tilted_sideways"
+    TOO_BLURRY = "too_blurry"
+    TOO_DARK = "too_dark"
+    TOO_BRIGHT = "too_bright"
+    LOW_CONTRAST = "low_contrast"
+    FACE_NOT_CENTERED = "face_not_centered"
 
 
 # What counter staff read; phrased as an instruction, not a diagnosis.
@@ -25,6 +34,14 @@ REASON_TEXT = {
         "More than one face in view. Only the card holder should be in frame."
     ),
     RetakeReason.FACE_TOO_SMALL: "Face too small. Ask the person to come closer to the camera.",
+    RetakeReason.HEAD_TURNED: "Head turned. Ask the person to look straight at the camera.",
+    RetakeReason.HEAD_TILTED_UP_DOWN: "Head tilted up or down. Ask for a level chin.",
+    RetakeReason.HEAD_TILTED_SIDEWAYS: "Head tilted sideways. Ask for an upright head.",
+    RetakeReason.TOO_BLURRY: "Image blurred. Ask the person to hold still, or clean the lens.",
+    RetakeReason.TOO_DARK: "Face too dark. Improve the lighting or face the person to the light.",
+    RetakeReason.TOO_BRIGHT: "Face overexposed. Reduce direct light or glare on the face.",
+    RetakeReason.LOW_CONTRAST: "Face lacks contrast. Check the lighting and the camera lens.",
+    RetakeReason.FACE_NOT_CENTERED: "Face at the edge of the picture. Centre the person in frame.",
 }
 
 

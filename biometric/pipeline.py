@@ -22,6 +22,7 @@ from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
 from biometric.faces import Face
 from biometric.manifest import Manifest, load_manifest
+from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
 
 LIVE = "live"
@@ -32,8 +33,10 @@ CHIP = "chip"
 class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     subject: SubjectPolicy = field(default_factory=SubjectPolicy)
-    # Chip portraits are small (ICAO DG2: often 240x320 or less): accept smaller faces there.
-    min_inter_eye_px: dict[str, float] = field(default_factory=lambda: {LIVE: 28.0, CHIP: 14.0})
+    # Chip portraits are small and compressed (ICAO DG2: often 240x320 or less): lenient bounds.
+    quality: dict[str, QualityBounds] = field(
+        default_factory=lambda: {LIVE: LIVE_BOUNDS, CHIP: CHIP_BOUNDS}
+    )
     # Tight crops (chip portraits, research sets) leave the detector no context around the face;
     # a replicated margin restores what a head-and-shoulders portrait would have. MTCNN's
     # response depends on the margin, so small images are retried with the next margin until a
@@ -72,6 +75,8 @@ class FaceAnalysis:
     faces: list[Face]
     subject: Face | None
     reasons: list[Reason]
+    crop: np.ndarray | None = None  # the subject aligned for the embedder
+    quality: QualityReport | None = None
     embedding: np.ndarray | None = None
 
     def to_dict(self) -> dict:
@@ -81,6 +86,7 @@ class FaceAnalysis:
             "faces": [f.to_dict() for f in self.faces],
             "subject": self.faces.index(self.subject) if self.subject is not None else None,
             "reasons": [r.to_dict() for r in self.reasons],
+            "quality": self.quality.to_dict() if self.quality is not None else None,
         }
 
 
@@ -167,42 +173,46 @@ class Pipeline:
         return faces
 
     def analyse(self, rgb: np.ndarray, role: str, timer: Timer | None = None) -> FaceAnalysis:
-        """Detect and choose the subject; reasons explain why this image cannot be used."""
+        """Detect, choose the subject, align it and assess its quality; ``reasons`` say why
+        the image cannot be used (empty when it can)."""
         timer = timer or Timer()
         height, width = rgb.shape[:2]
         with timer.stage("detect"):
             faces = self.detect(rgb)
         choice = choose_subject(faces, width, height, self.settings.subject)
-        reasons = []
+        analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
         if choice.subject is None:
-            reasons.append(self._reason(RetakeReason.NO_FACE, role))
-        else:
-            if choice.rivals and role == LIVE:
-                reasons.append(self._reason(RetakeReason.SEVERAL_FACES, role))
-            if choice.subject.inter_eye_distance < self.settings.min_inter_eye_px[role]:
-                reasons.append(self._reason(RetakeReason.FACE_TOO_SMALL, role))
-        return FaceAnalysis(role, width, height, faces, choice.subject, reasons)
+            analysis.reasons.append(self._reason(RetakeReason.NO_FACE, role))
+            return analysis
+        if choice.rivals and role == LIVE:
+            analysis.reasons.append(self._reason(RetakeReason.SEVERAL_FACES, role))
+        with timer.stage("align"):
+            analysis.crop = self.embedder.align(rgb, choice.subject.landmarks)
+        with timer.stage("quality"):
+            analysis.quality = assess(
+                choice.subject, analysis.crop, (width, height), self.settings.quality[role]
+            )
+        analysis.reasons += [
+            self._reason(RetakeReason(code), role) for code in analysis.quality.violations
+        ]
+        return analysis
 
-    def embed(
-        self, items: list[tuple[np.ndarray, FaceAnalysis]], timer: Timer | None = None
-    ) -> None:
-        """Align and embed the subjects of several analysed images in one batch."""
+    def embed(self, analyses: list[FaceAnalysis], timer: Timer | None = None) -> None:
+        """Embed the aligned subjects of several analysed images in one batch."""
         timer = timer or Timer()
-        todo = [(rgb, a) for rgb, a in items if a.subject is not None]
+        todo = [a for a in analyses if a.crop is not None]
         if not todo:
             return
-        with timer.stage("align"):
-            crops = [self.embedder.align(rgb, a.subject.landmarks) for rgb, a in todo]  # type: ignore[union-attr]
         with timer.stage("embed"):
-            vectors = self.embedder.embed_crops(crops)
-        for (_, analysis), vector in zip(todo, vectors, strict=True):
+            vectors = self.embedder.embed_crops([a.crop for a in todo])
+        for analysis, vector in zip(todo, vectors, strict=True):
             analysis.embedding = vector
 
     def template(self, rgb: np.ndarray, role: str = LIVE) -> FaceAnalysis:
-        """Analyse and embed one image (enrolment, search)."""
+        """Analyse and embed one image (enrolment, search). The embedding is computed even when
+        a quality bound is violated; callers decide from ``reasons`` whether to use it."""
         analysis = self.analyse(rgb, role)
-        if analysis.subject is not None:
-            self.embed([(rgb, analysis)])
+        self.embed([analysis])
         return analysis
 
     # -- 1:1 verification -------------------------------------------------------------------
@@ -219,7 +229,7 @@ class Pipeline:
         reasons = live_a.reasons + chip_a.reasons
         score = None
         if not reasons:
-            self.embed([(live_rgb, live_a), (chip_rgb, chip_a)], timer)
+            self.embed([live_a, chip_a], timer)
             with timer.stage("compare"):
                 score = cosine(live_a.embedding, chip_a.embedding)  # type: ignore[arg-type]
         decision = decide(score, point, reasons)

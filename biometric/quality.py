@@ -1,0 +1,158 @@
+"""Face image quality, in the spirit of ISO/IEC 29794-5 and OFIQ: measures a person can check.
+
+Every measure is taken on the aligned face crop (so sharpness and exposure are comparable across
+face sizes) or on the landmarks (pose). Each has a bound per image role: live captures get strict
+bounds, chip portraits lenient ones (they are small, compressed and sometimes grey). A violated
+bound becomes a retake reason; the combined score (0-100) summarises all measures for audit and
+for ranking several captures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from biometric.faces import Face
+
+
+@dataclass(frozen=True)
+class QualityBounds:
+    min_inter_eye_px: float
+    max_abs_yaw_deg: float
+    max_abs_pitch_deg: float
+    max_abs_roll_deg: float
+    min_sharpness: float  # variance of the Laplacian on the 112x112 grey aligned crop
+    min_brightness: float  # mean grey level of the face, 0-255
+    max_brightness: float
+    min_contrast: float  # standard deviation of the face's grey levels
+    max_center_offset: float  # face centre to frame centre, as a fraction of the frame diagonal
+
+
+# Bounds set from the shared photos' distributions, measured with this code: good colour photos
+# (fr_examples) have sharpness 281-4305, brightness 109-155, contrast 36-75, |yaw| <= 26 deg;
+# the grey yaleb crops (chip-like) sharpness >= 14 (5th percentile 275), brightness 47-166.
+LIVE_BOUNDS = QualityBounds(
+    min_inter_eye_px=28.0,
+    max_abs_yaw_deg=30.0,
+    max_abs_pitch_deg=30.0,
+    max_abs_roll_deg=20.0,
+    min_sharpness=100.0,
+    min_brightness=45.0,
+    max_brightness=215.0,
+    min_contrast=18.0,
+    max_center_offset=0.45,
+)
+CHIP_BOUNDS = QualityBounds(
+    min_inter_eye_px=14.0,
+    max_abs_yaw_deg=40.0,
+    max_abs_pitch_deg=40.0,
+    max_abs_roll_deg=30.0,
+    min_sharpness=10.0,
+    min_brightness=20.0,
+    max_brightness=235.0,
+    min_contrast=8.0,
+    max_center_offset=1.0,
+)
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    inter_eye_px: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    sharpness: float
+    brightness: float
+    contrast: float
+    center_offset: float
+    score: float  # 0-100
+    violations: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (round(v, 2) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v)
+                for k, v in d.items()}
+
+
+def estimate_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """Yaw, pitch, roll in degrees from five landmarks (a coarse geometric estimate).
+
+    Roll is the eye line's angle. After undoing roll, yaw comes from the nose tip's sideways
+    offset from the eye midpoint (the nose stands about 0.6 inter-eye distances in front of the
+    eye plane), pitch from where the nose sits between the eye and mouth lines (0.49 frontal,
+    from the ArcFace mean face).
+    """
+    pts = np.asarray(landmarks, dtype=np.float64)
+    eye_vec = pts[1] - pts[0]
+    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0]))
+    c, s = math.cos(-math.radians(roll)), math.sin(-math.radians(roll))
+    level = pts @ np.array([[c, s], [-s, c]])
+    ied = max(float(np.linalg.norm(eye_vec)), 1e-6)
+    eye_mid = (level[0] + level[1]) / 2
+    mouth_mid = (level[3] + level[4]) / 2
+    yaw = math.degrees(math.asin(float(np.clip((level[2, 0] - eye_mid[0]) / (0.6 * ied), -1, 1))))
+    span = max(mouth_mid[1] - eye_mid[1], 1e-6)
+    ratio = (level[2, 1] - eye_mid[1]) / span
+    pitch = math.degrees(math.asin(float(np.clip((ratio - 0.49) / 0.5, -1, 1))))
+    return yaw, pitch, roll
+
+
+def _ramp(value: float, bad: float, good: float) -> float:
+    """0 at ``bad``, 1 at ``good``, linear between (either direction)."""
+    if good == bad:
+        return 1.0
+    return float(np.clip((value - bad) / (good - bad), 0.0, 1.0))
+
+
+def assess(face: Face, aligned_rgb: np.ndarray, frame_size: tuple[int, int],
+           bounds: QualityBounds) -> QualityReport:
+    """Measure one face. ``aligned_rgb`` is the embedder's aligned crop of this face."""
+    grey = cv2.cvtColor(cv2.resize(aligned_rgb, (112, 112)), cv2.COLOR_RGB2GRAY)
+    inner = grey[16:100, 16:96]  # the face, without the background corners of the crop
+    sharpness = float(cv2.Laplacian(inner, cv2.CV_64F).var())
+    brightness = float(inner.mean())
+    contrast = float(inner.std())
+    yaw, pitch, roll = estimate_pose(face.landmarks)
+    width, height = frame_size
+    cx, cy = face.center
+    center_offset = math.hypot(cx - width / 2, cy - height / 2) / math.hypot(width, height)
+    ied = face.inter_eye_distance
+
+    checks = {
+        "face_too_small": ied < bounds.min_inter_eye_px,
+        "head_turned": abs(yaw) > bounds.max_abs_yaw_deg,
+        "head_tilted_up_down": abs(pitch) > bounds.max_abs_pitch_deg,
+        "head_tilted_sideways": abs(roll) > bounds.max_abs_roll_deg,
+        "too_blurry": sharpness < bounds.min_sharpness,
+        "too_dark": brightness < bounds.min_brightness,
+        "too_bright": brightness > bounds.max_brightness,
+        "low_contrast": contrast < bounds.min_contrast,
+        "face_not_centered": center_offset > bounds.max_center_offset,
+    }
+    parts = [
+        _ramp(ied, bounds.min_inter_eye_px * 0.5, bounds.min_inter_eye_px * 2.0),
+        _ramp(abs(yaw), bounds.max_abs_yaw_deg * 1.5, 0.0),
+        _ramp(abs(pitch), bounds.max_abs_pitch_deg * 1.5, 0.0),
+        _ramp(abs(roll), bounds.max_abs_roll_deg * 2.0, 0.0),
+        _ramp(sharpness, bounds.min_sharpness * 0.5, bounds.min_sharpness * 4.0),
+        _ramp(min(brightness - bounds.min_brightness, bounds.max_brightness - brightness),
+              -20.0, 40.0),
+        _ramp(contrast, bounds.min_contrast * 0.5, bounds.min_contrast * 2.0),
+    ]
+    # Geometric mean: one bad measure pulls the score down, as it does recognition.
+    score = 100.0 * float(np.prod(np.maximum(parts, 1e-3)) ** (1.0 / len(parts)))
+    return QualityReport(
+        inter_eye_px=ied,
+        yaw_deg=yaw,
+        pitch_deg=pitch,
+        roll_deg=roll,
+        sharpness=sharpness,
+        brightness=brightness,
+        contrast=contrast,
+        center_offset=center_offset,
+        score=score,
+        violations=tuple(k for k, bad in checks.items() if bad),
+    )
