@@ -61,10 +61,12 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         yield lambda n=1: bar.advance(task, n)
 
 
-def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None):
-    from biometric.pipeline import Pipeline, PipelineConfig
+def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None,
+              liveness: str = "off"):
+    from biometric.pipeline import LivenessPolicy, Pipeline, PipelineConfig
 
-    pipeline = Pipeline(models_dir or config.models_dir(), PipelineConfig(fmr=fmr), embedder)
+    settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness))
+    pipeline = Pipeline(models_dir or config.models_dir(), settings, embedder)
     pipeline.warm_up()
     return pipeline
 
@@ -138,6 +140,16 @@ def _print_verify(result: dict) -> None:
         a = result[role]
         faces = ", ".join(f"box {f['box']} score {f['score']}" for f in a["faces"]) or "none"
         out.print(f"{role}: {a['width']}x{a['height']}, faces: {faces}")
+    for role in ("live", "chip"):
+        q = result[role].get("quality")
+        if q:
+            out.print(f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
+                      f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})")
+    if result.get("liveness"):
+        lv = result["liveness"]
+        verdict = "live" if lv["is_live"] else "suspected attack"
+        out.print(f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
+                  f"threshold {lv['threshold']})")
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
     out.print(f"timings: {timings}")
     out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
@@ -149,10 +161,11 @@ def verify(
     chip: Annotated[Path, typer.Argument(help="Portrait read from the card's chip (DG2).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
+    liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with a chip portrait: match, no_match or retake."""
-    pipeline = _guard(lambda: _pipeline(models_dir, fmr))
+    pipeline = _guard(lambda: _pipeline(models_dir, fmr, liveness=liveness))
     result = _guard(lambda: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)).to_dict()
     if as_json:
         out.print_json(json.dumps(result))
@@ -260,7 +273,14 @@ def detect(
 
 @app.command()
 def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
-    """Verify a genuine and an impostor pair from the shared sample photos."""
+    """Verify a genuine and an impostor pair, then screen sample claimants for duplicates."""
+    import shutil
+
+    from biometric.gallery.report import write_report
+    from biometric.gallery.screening import screen
+    from biometric.gallery.service import open_gallery
+    from biometric.store.db import make_engine, migrate
+
     data = (data_dir or config.data_dir()) / "fr_examples" / "identities"
     pairs = [
         ("genuine", data / "obama" / "obama.jpg", data / "obama" / "obama2.jpg"),
@@ -269,11 +289,42 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     pipeline = _guard(lambda: _pipeline(models_dir))
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = _guard(
-            lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)
-        )
+        result = _guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
+                                                                     read_image(chip).rgb))
         _print_verify(result.to_dict())
 
+    # Every sample photo as a separate claimant: photos of one person under several citizen
+    # ids are exactly what screening must find. A fresh embedded store each run.
+    work = config.REPO_ROOT / "var" / "demo"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    photos = sorted(p for p in data.glob("*/*") if p.is_file())
+    source = work / "claimants.csv"
+    source.write_text("citizen_id,path\n" + "".join(
+        f"{900000000000 + i},{p}\n" for i, p in enumerate(photos)))
+    engine = make_engine(f"sqlite:///{work / 'store.db'}")
+    migrate(engine)
+    gallery = open_gallery(engine, pipeline, work / "index")
+    out.rule(f"duplicate screening: {len(photos)} photos of {len({p.parent for p in photos})} "
+             "people, each enrolled as a different claimant")
+    result = _guard(lambda: screen(gallery, pipeline, source))
+    paths = write_report(result, work / "report", pipeline)
+    names = {str(900000000000 + i): f"{p.parent.name}/{p.name}" for i, p in enumerate(photos)}
+    for cluster in result.clusters:
+        out.print("cluster: " + ", ".join(f"{c} ({names[c]})" for c in cluster))
+    out.print(f"{len(result.pairs)} pairs above {result.threshold:.4f} (FMR {result.fmr:g}); "
+              f"report: {paths['html']}")
+
+
+def _register_subcommands() -> None:
+    from api.cli import register as register_api
+    from biometric.gallery.cli import register as register_gallery
+
+    register_gallery(app)
+    register_api(app)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     app()

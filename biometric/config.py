@@ -26,3 +26,8 @@ def models_dir() -> Path:
 def model_cache_dir() -> Path:
     """Downloaded source packages (npm / PyPI archives) the models are converted from."""
     return _path_from_env("BIOMETRIC_MODEL_CACHE", models_dir() / "cache")
+
+
+def index_dir() -> Path:
+    """Saved FAISS indexes (derived from the store; safe to delete: they are rebuilt)."""
+    return _path_from_env("BIOMETRIC_INDEX_DIR", REPO_ROOT / "var" / "index")

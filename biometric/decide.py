@@ -25,6 +25,8 @@ class RetakeReason(StrEnum):
     TOO_BRIGHT = "too_bright"
     LOW_CONTRAST = "low_contrast"
     FACE_NOT_CENTERED = "face_not_centered"
+    # Liveness (presentation attack detection), only under the "block" policy.
+    PRESENTATION_ATTACK = "presentation_attack_suspected"
 
 
 # What counter staff read; phrased as an instruction, not a diagnosis.
@@ -42,6 +44,10 @@ REASON_TEXT = {
     RetakeReason.TOO_BRIGHT: "Face overexposed. Reduce direct light or glare on the face.",
     RetakeReason.LOW_CONTRAST: "Face lacks contrast. Check the lighting and the camera lens.",
     RetakeReason.FACE_NOT_CENTERED: "Face at the edge of the picture. Centre the person in frame.",
+    RetakeReason.PRESENTATION_ATTACK: (
+        "Possible photo or screen held to the camera. Ask the person to remove anything in "
+        "front of the face and retake; call a supervisor if it happens again."
+    ),
 }
 
 

@@ -65,9 +65,12 @@ class EmbeddedSet:
 
 
 def _cache_key(pipeline: Pipeline, ident: IdentitySet) -> str:
+    # Only what changes an embedding: detector and embedder versions, detection settings, files.
+    versions = {name: v for name, v in pipeline.model_versions.items()
+                if name.startswith("mtcnn") or name == pipeline.embedder.spec.name}
     settings = repr(pipeline.settings.detector) + repr(pipeline.settings.pad_ratios)
     stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in ident.images]
-    blob = json.dumps([pipeline.model_versions, pipeline.embedder.spec.name, settings, stat])
+    blob = json.dumps([versions, settings, stat])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
@@ -21,12 +22,22 @@ from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
 from biometric.faces import Face
+from biometric.liveness import LivenessDetector
 from biometric.manifest import Manifest, load_manifest
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
 
 LIVE = "live"
 CHIP = "chip"
+
+
+class LivenessPolicy(StrEnum):
+    """What a failed passive liveness check does. Off by default: the only model a registry
+    package ships costs ~150 ms of CPU per face and reads grey faces as attacks (see README)."""
+
+    OFF = "off"
+    WARN = "warn"  # score reported, decision unchanged
+    BLOCK = "block"  # a suspected attack turns the decision into a retake
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class PipelineConfig:
     fmr: float | None = None  # None: the manifest's default operating point
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     threads: int = 1
+    liveness: LivenessPolicy = LivenessPolicy.OFF
 
 
 class Timer:
@@ -101,6 +113,7 @@ class VerifyResult:
     chip: FaceAnalysis
     timings_ms: dict[str, float]
     models: dict[str, str]
+    liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
 
     def to_dict(self) -> dict:
         return {
@@ -113,6 +126,7 @@ class VerifyResult:
             "chip": self.chip.to_dict(),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "models": self.models,
+            "liveness": self.liveness,
         }
 
 
@@ -135,6 +149,10 @@ class Pipeline:
             threads=t,
         )
         self.embedder = Embedder(self.manifest.embedder_spec(embedder), self.models_dir, t)
+        self.liveness: LivenessDetector | None = None
+        if self.settings.liveness is not LivenessPolicy.OFF:
+            entry = self.manifest.by_role("liveness")
+            self.liveness = LivenessDetector(self.models_dir / entry.file, entry.facts, t)
         self.model_versions = self.manifest.versions()
 
     def warm_up(self) -> None:
@@ -226,6 +244,7 @@ class Pipeline:
             chip_rgb = chip if isinstance(chip, np.ndarray) else self.decode(chip).rgb
         live_a = self.analyse(live_rgb, LIVE, timer)
         chip_a = self.analyse(chip_rgb, CHIP, timer)
+        liveness = self._check_liveness(live_rgb, live_a, timer)
         reasons = live_a.reasons + chip_a.reasons
         score = None
         if not reasons:
@@ -244,7 +263,24 @@ class Pipeline:
             chip=chip_a,
             timings_ms=timer.ms,
             models=self.model_versions,
+            liveness=liveness,
         )
+
+    def _check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis, timer: Timer) -> dict | None:
+        if self.liveness is None or analysis.subject is None:
+            return None
+        with timer.stage("liveness"):
+            result = self.liveness.score(rgb, analysis.subject.box)
+        policy = self.settings.liveness
+        if policy is LivenessPolicy.BLOCK and not result.is_live:
+            analysis.reasons.append(self._reason(RetakeReason.PRESENTATION_ATTACK, LIVE))
+        return {
+            "score": round(result.score, 4),
+            "is_live": result.is_live,
+            "sharpness": result.sharpness,
+            "threshold": result.threshold,
+            "policy": policy.value,
+        }
 
     @staticmethod
     def _reason(code: RetakeReason, role: str) -> Reason:

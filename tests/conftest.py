@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,50 @@ def embedded_sets(pipeline: Pipeline, data_dir: Path, tmp_path_factory) -> list[
     sets = discover_sets(data_dir)
     assert sets, f"no identity sets under {data_dir}"
     return [embed_set(pipeline, s, cache) for s in sets]
+
+
+PG_HOST_URL = "postgresql+psycopg://{user}@127.0.0.1:5432/test"
+PG_USERS = ("postgres", "root")
+
+
+@contextmanager
+def pg_schema_url(prefix: str) -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL server's ``test`` database, dropped afterwards,
+    so test runs never see each other's rows. Yields a SQLAlchemy URL pinned to it."""
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    errors = []
+    for user in PG_USERS:
+        base = PG_HOST_URL.format(user=user)
+        try:
+            admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        except sa.exc.OperationalError as exc:
+            errors.append(str(exc).splitlines()[0])
+            continue
+        try:
+            yield f"{base}?options=-csearch_path%3D{schema}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+        return
+    raise AssertionError(f"PostgreSQL on 127.0.0.1:5432 (database test) unreachable: {errors}")
+
+
+@pytest.fixture(scope="session")
+def pg_schema():
+    """``pg_schema(prefix)``: a context manager yielding the URL of a fresh schema."""
+    return pg_schema_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """Each test using this runs against embedded SQLite and the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        with pg_schema_url("t") as url:
+            yield url

@@ -40,6 +40,12 @@ def _convert_mobilefacenet(src: Path, dst: Path) -> dict:
     return convert(src, dst)
 
 
+def _convert_antispoof(src: Path, dst: Path) -> dict:
+    from biometric.modelbuild.antispoof import convert
+
+    return convert(src, dst)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -69,6 +75,14 @@ TARGETS: tuple[Target, ...] = (
         "tflite2onnx 0.4.1 + biometric.modelbuild.mobilefacenet",
         _convert_mobilefacenet,
         ARCFACE_TEMPLATE,
+    ),
+    Target(
+        "antispoof",
+        "liveness",
+        sources.ANTISPOOF_TFLITE,
+        "antispoof.onnx",
+        "biometric.modelbuild.antispoof (own TFLite reader + onnx.helper)",
+        _convert_antispoof,
     ),
 )
 

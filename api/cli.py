@@ -1,0 +1,135 @@
+"""Command line for the HTTP service: ``biometric serve`` and ``biometric keys ...``.
+
+Wire into ``biometric/cli.py`` with::
+
+    from api.cli import register as register_api
+    register_api(app)
+
+Heavy imports (uvicorn, SQLAlchemy, the app) happen inside the commands, so ``biometric --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+keys_app = typer.Typer(help="Manage API keys (tokens are shown once).", no_args_is_help=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Database URL [env BIOMETRIC_DATABASE_URL; default SQLite var/biometric.db]."
+    ),
+]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    healthcheck_timeout: Annotated[
+        int, typer.Option(help="Seconds a worker may take to answer the supervisor (model load).")
+    ] = 60,
+) -> None:
+    """Run the verification HTTP service (uvicorn, app factory api.app:create_app)."""
+    import uvicorn
+
+    from biometric.store.db import make_engine, migrate
+
+    if database_url:
+        os.environ["BIOMETRIC_DATABASE_URL"] = database_url  # inherited by the workers
+    engine = make_engine(database_url)
+    migrate(engine)  # once, before the workers start
+    engine.dispose()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        # workers load and warm the models before answering; uvicorn's 5 s default kills
+        # them on a busy machine
+        timeout_worker_healthcheck=healthcheck_timeout,
+    )
+
+
+def _sessions(database_url: str | None):  # type: ignore[no-untyped-def]
+    from biometric.store.db import make_engine, migrate, session_factory
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Unique key name, e.g. office-17-desk-3.")],
+    role: Annotated[str, typer.Option(help="counter, reviewer or admin.")] = "counter",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a key and print its token (only now: it is stored hashed)."""
+    from biometric.store.keys import KeyStoreError, create_key
+    from biometric.store.models import Role
+
+    if role not in {r.value for r in Role}:
+        typer.echo(f"error: role must be one of {[r.value for r in Role]}", err=True)
+        raise typer.Exit(2)
+    with _sessions(database_url)() as s:
+        try:
+            key, token = create_key(s, name, role)
+        except KeyStoreError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(token)
+    typer.echo(f"created key {key.name!r} (role {key.role}); store the token now", err=True)
+
+
+@keys_app.command("list")
+def keys_list(database_url: DatabaseUrl = None) -> None:
+    """List keys (never the tokens)."""
+    from biometric.store.keys import list_keys
+
+    with _sessions(database_url)() as s:
+        for k in list_keys(s):
+            state = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
+            typer.echo(f"{k.name}\t{k.role}\t{k.created_at.isoformat()}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="Key name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    from biometric.store.keys import KeyStoreError, revoke_key
+
+    with _sessions(database_url)() as s:
+        try:
+            key = revoke_key(s, name)
+        except KeyStoreError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"revoked {key.name}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``keys`` to the main ``biometric`` CLI."""
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+# Standalone: python -m api.cli serve | keys ...
+app = typer.Typer(
+    help="biometric HTTP service.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+register(app)
+
+if __name__ == "__main__":
+    app()

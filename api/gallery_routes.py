@@ -1,0 +1,261 @@
+"""Gallery endpoints: enrol with screening, 1:N search, erasure, the duplicate review queue.
+
+Thin: validate, authenticate, run the library call in the pipeline thread pool, audit, shape.
+Enrolment and search need a ``reviewer`` or ``admin`` key, erasure an ``admin`` key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from api.auth import Caller, require_roles
+from api.problems import Problem
+from biometric.gallery.service import DuplicatePolicy, Gallery
+from biometric.pipeline import CHIP, LIVE, Pipeline
+from biometric.store import audit as audit_store
+from biometric.store.models import Role
+
+CITIZEN_ID_PATTERN = r"^\d{12}$"
+STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
+ADMIN = require_roles(Role.ADMIN)
+
+router = APIRouter(prefix="/v1", tags=["gallery"])
+
+
+class CandidateOut(BaseModel):
+    citizen_id: str
+    score: float
+    template_id: int
+
+
+class EnrolOut(BaseModel):
+    citizen_id: str
+    status: Literal["active", "held"]
+    template_id: int
+    replaced_templates: int
+    duplicate_threshold: float
+    duplicate_fmr: float
+    candidates: list[CandidateOut] = Field(description="claimants above the duplicate threshold")
+    case_ids: list[int]
+    quality: float | None
+
+
+class SearchOut(BaseModel):
+    candidates: list[CandidateOut]
+    duplicate_threshold: float
+
+
+class CaseOut(BaseModel):
+    id: int
+    citizen_id: str
+    candidate_citizen_id: str
+    score: float
+    threshold: float
+    origin: str
+    status: str
+    created_at: str
+    claimant_enrolled_at: str
+    candidate_enrolled_at: str
+    decided_at: str | None
+    reviewer: str | None
+    note: str | None
+
+
+class CasePage(BaseModel):
+    items: list[CaseOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CaseDecision(BaseModel):
+    decision: Literal["confirmed", "dismissed"]
+    note: str | None = Field(None, max_length=2000)
+
+
+async def _in_pool(request: Request, fn: Any) -> Any:
+    return await anyio.to_thread.run_sync(fn, limiter=request.app.state.limiter)
+
+
+async def _audit(
+    request: Request,
+    caller: Caller,
+    citizen_id: str | None,
+    action: str,
+    decision: str,
+    **fields: Any,
+) -> None:
+    def write() -> None:
+        with request.app.state.sessions() as s:
+            audit_store.record(
+                s,
+                request_id=request.state.request_id,
+                key_name=caller.key_name,
+                counter_id=None,
+                citizen_id=citizen_id,
+                action=action,
+                decision=decision,
+                **fields,
+            )
+
+    await anyio.to_thread.run_sync(write)
+
+
+def _template(pipeline: Pipeline, data: bytes, role: str):
+    analysis = pipeline.template(pipeline.decode(data).rgb, role)
+    if analysis.reasons:
+        raise Problem(
+            422,
+            "poor_capture",
+            "; ".join(r.message for r in analysis.reasons),
+            reasons=[r.to_dict() for r in analysis.reasons],
+        )
+    return analysis
+
+
+@router.post(
+    "/claimants",
+    status_code=201,
+    response_model=EnrolOut,
+    summary="Enrol a claimant, screening against everyone enrolled",
+)
+async def enrol(
+    request: Request,
+    caller: Annotated[Caller, Depends(STAFF)],
+    citizen_id: Annotated[str, Form(pattern=CITIZEN_ID_PATTERN)],
+    photo: Annotated[UploadFile, File(description="portrait (chip DG2 or live capture)")],
+    display_name: Annotated[str | None, Form(max_length=200)] = None,
+    source: Annotated[Literal["chip", "live"], Form()] = "chip",
+    policy: Annotated[DuplicatePolicy | None, Form()] = None,
+) -> dict[str, Any]:
+    pipeline: Pipeline = request.app.state.pipeline
+    gallery: Gallery = request.app.state.gallery
+    data = await photo.read()
+
+    def work():
+        analysis = _template(pipeline, data, CHIP if source == "chip" else LIVE)
+        quality = analysis.quality.score if analysis.quality else None
+        result = gallery.enrol(
+            citizen_id,
+            analysis.embedding,
+            source=source,
+            quality=quality,
+            display_name=display_name,
+            policy=policy,
+        )
+        return result, quality
+
+    result, quality = await _in_pool(request, work)
+    best = result.candidates[0].score if result.candidates else None
+    await _audit(
+        request,
+        caller,
+        citizen_id,
+        "enrol",
+        result.status,
+        score=best,
+        threshold=gallery.duplicate_threshold,
+        fmr=gallery.duplicate_fmr,
+        reasons=[c.to_dict() for c in result.candidates],
+        model_versions=pipeline.model_versions,
+    )
+    return {
+        "citizen_id": result.citizen_id,
+        "status": result.status,
+        "template_id": result.template_id,
+        "replaced_templates": result.replaced_templates,
+        "duplicate_threshold": gallery.duplicate_threshold,
+        "duplicate_fmr": gallery.duplicate_fmr,
+        "candidates": [c.to_dict() for c in result.candidates],
+        "case_ids": result.case_ids,
+        "quality": quality,
+    }
+
+
+@router.post("/search", response_model=SearchOut, summary="1:N search for a photo")
+async def search(
+    request: Request,
+    caller: Annotated[Caller, Depends(STAFF)],
+    photo: Annotated[UploadFile, File()],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    pipeline: Pipeline = request.app.state.pipeline
+    gallery: Gallery = request.app.state.gallery
+    data = await photo.read()
+
+    def work():
+        return gallery.search(_template(pipeline, data, CHIP).embedding, k)
+
+    candidates = await _in_pool(request, work)
+    await _audit(
+        request,
+        caller,
+        None,
+        "search",
+        "searched",
+        score=candidates[0].score if candidates else None,
+        reasons=[c.to_dict() for c in candidates],
+    )
+    return {
+        "candidates": [c.to_dict() for c in candidates],
+        "duplicate_threshold": gallery.duplicate_threshold,
+    }
+
+
+@router.delete("/claimants/{citizen_id}", summary="Erase a claimant (right to erasure)")
+async def erase(
+    request: Request,
+    caller: Annotated[Caller, Depends(ADMIN)],
+    citizen_id: str,
+) -> dict[str, Any]:
+    gallery: Gallery = request.app.state.gallery
+    removed = await _in_pool(request, lambda: gallery.erase(citizen_id))
+    await _audit(request, caller, citizen_id, "erase", "erased")
+    return {"citizen_id": citizen_id, "templates_removed": removed}
+
+
+@router.get("/cases", response_model=CasePage, summary="The duplicate review queue")
+async def list_cases(
+    request: Request,
+    _caller: Annotated[Caller, Depends(STAFF)],
+    status: Literal["open", "confirmed", "dismissed", "all"] = "open",
+    citizen_id: Annotated[str | None, Query(pattern=CITIZEN_ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    gallery: Gallery = request.app.state.gallery
+    cases, total = await anyio.to_thread.run_sync(
+        lambda: gallery.list_cases(None if status == "all" else status, limit, offset, citizen_id)
+    )
+    return {"items": [c.to_dict() for c in cases], "total": total, "limit": limit, "offset": offset}
+
+
+@router.post(
+    "/cases/{case_id}/decision",
+    response_model=CaseOut,
+    summary="Confirm or dismiss a duplicate case",
+)
+async def decide_case(
+    request: Request,
+    caller: Annotated[Caller, Depends(STAFF)],
+    case_id: int,
+    body: CaseDecision,
+) -> dict[str, Any]:
+    gallery: Gallery = request.app.state.gallery
+    view = await anyio.to_thread.run_sync(
+        lambda: gallery.decide_case(case_id, body.decision, caller.key_name, body.note)
+    )
+    await _audit(
+        request,
+        caller,
+        view.citizen_id,
+        "case_decision",
+        body.decision,
+        score=view.score,
+        reasons=[{"case_id": case_id, "note": body.note}],
+    )
+    return view.to_dict()

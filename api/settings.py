@@ -1,0 +1,31 @@
+"""Service settings, from ``BIOMETRIC_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from biometric.decode import DEFAULT_MAX_PIXELS
+from biometric.gallery.service import DuplicatePolicy
+from biometric.pipeline import LivenessPolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BIOMETRIC_", extra="ignore")
+
+    models_dir: Path | None = None  # None: biometric.config.models_dir()
+    database_url: str | None = None  # None: SQLite at var/biometric.db
+    max_body_bytes: int = Field(15 * 1024 * 1024, gt=0)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+    thread_pool_size: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0)
+    onnx_threads: int = Field(1, gt=0)  # intra-op threads per model session
+    fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
+    migrate_on_start: bool = True
+    liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
+    index_dir: Path | None = None  # None: biometric.config.index_dir()
+    duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
+    duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG

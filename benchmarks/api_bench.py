@@ -1,0 +1,306 @@
+"""HTTP service throughput and latency: ``python -m benchmarks api [--quick]`` or
+``python -m benchmarks.api_bench [--quick] [--concurrency 1,4,16] [--duration 20]``.
+
+Starts the real server (uvicorn, one worker, a temporary SQLite database) in a subprocess,
+then drives ``POST /v1/verify`` over loopback from a second process with N concurrent clients
+(threads, one keep-alive connection each) for a fixed time per level. Live images are real
+photos resized to 640x480, chip images another photo of the same person shrunk to <= 320 px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image, ImageOps
+
+from benchmarks import common
+
+CLIENT_FLAG = "--client"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _live_640x480(photo: Image.Image, pipeline: Any) -> Image.Image:
+    """A 4:3 window around the subject's face (about 3 face widths wide), resized to 640x480:
+    what a counter camera sees. Photos where no face is found are letterboxed."""
+    rgb = np.asarray(photo.convert("RGB"))
+    face = pipeline.analyse(rgb, "live").subject
+    if face is None:
+        return ImageOps.pad(photo, (640, 480))
+    x1, y1, x2, y2 = face.box
+    w = min(max(3.0 * (x2 - x1), 320.0), photo.width, photo.height * 4 / 3)
+    h = w * 3 / 4
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left = min(max(cx - w / 2, 0.0), photo.width - w)
+    top = min(max(cy - h / 2, 0.0), photo.height - h)
+    return photo.crop((round(left), round(top), round(left + w), round(top + h))).resize((640, 480))
+
+
+def make_pairs(data_dir: Path, out: Path, limit: int = 6) -> list[tuple[Path, Path]]:
+    """Genuine pairs (live 640x480, chip <= 320 px) written to ``out``."""
+    from biometric.pipeline import Pipeline
+
+    pipeline = Pipeline()
+    root = data_dir / "fr_examples" / "identities"
+    pairs = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        photos = sorted(p for p in person.iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+        if len(photos) < 2:
+            continue
+        live = _live_640x480(ImageOps.exif_transpose(Image.open(photos[0])), pipeline)
+        chip = ImageOps.exif_transpose(Image.open(photos[1]))
+        chip.thumbnail((320, 320))
+        live_path, chip_path = out / f"{person.name}-live.jpg", out / f"{person.name}-chip.jpg"
+        live_path.write_bytes(_jpeg(live))
+        chip_path.write_bytes(_jpeg(chip))
+        pairs.append((live_path, chip_path))
+        if len(pairs) == limit:
+            break
+    if not pairs:
+        raise SystemExit(f"no identity with two photos under {root}")
+    return pairs
+
+
+# -- client process -----------------------------------------------------------------------------
+
+
+def client_main(url: str, key: str, concurrency: int, duration_s: float, pairs_json: str) -> None:
+    """Runs in the second process: print one JSON line with latencies and outcome counts."""
+    pairs = [(Path(a).read_bytes(), Path(b).read_bytes()) for a, b in json.loads(pairs_json)]
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    lock = threading.Lock()
+    start_gate = threading.Barrier(concurrency + 1)
+    stop_at = [0.0]
+
+    def worker(index: int) -> None:
+        with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=120) as client:
+            i = index
+            start_gate.wait()
+            while time.perf_counter() < stop_at[0]:
+                live, chip = pairs[i % len(pairs)]
+                i += 1
+                t0 = time.perf_counter()
+                try:
+                    r = client.post("/v1/verify", files={"live": live, "chip": chip})
+                    outcome = r.json().get("decision") if r.status_code == 200 else r.status_code
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                ms = (time.perf_counter() - t0) * 1000.0
+                with lock:
+                    latencies.append(ms)
+                    outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    t_start = time.perf_counter()
+    stop_at[0] = t_start + duration_s
+    start_gate.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t_start
+    print(json.dumps({"latencies_ms": latencies, "outcomes": outcomes, "elapsed_s": elapsed}))
+
+
+# -- driver -------------------------------------------------------------------------------------
+
+
+def _start_server(db_url: str, port: int, pool: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "BIOMETRIC_DATABASE_URL": db_url,
+        "BIOMETRIC_THREAD_POOL_SIZE": str(pool),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=common.REPO_ROOT,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("API server exited during start-up")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise RuntimeError("API server not ready in 120 s")
+        time.sleep(0.25)
+
+
+def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.api_bench",
+        CLIENT_FLAG,
+        url,
+        key,
+        str(c),
+        str(duration_s),
+        json.dumps([[str(a), str(b)] for a, b in pairs]),
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=common.REPO_ROOT,
+        timeout=duration_s + 300,
+    )
+    raw = json.loads(done.stdout.strip().splitlines()[-1])
+    lat = np.asarray(raw["latencies_ms"], dtype=float)
+    n = int(lat.size)
+    ok = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match", "retake"})
+    return {
+        "concurrency": c,
+        "requests": n,
+        "ok": ok,
+        "outcomes": raw["outcomes"],
+        "elapsed_s": raw["elapsed_s"],
+        "throughput_rps": n / raw["elapsed_s"] if raw["elapsed_s"] else None,
+        "p50_ms": float(np.percentile(lat, 50)) if n else None,
+        "p95_ms": float(np.percentile(lat, 95)) if n else None,
+        "p99_ms": float(np.percentile(lat, 99)) if n else None,
+        "mean_ms": float(lat.mean()) if n else None,
+    }
+
+
+def run(
+    quick: bool = False,
+    out_dir: Path = common.DEFAULT_OUT,
+    concurrency: list[int] | None = None,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    concurrency = concurrency or ([1, 2] if quick else [1, 4, 16])
+    duration_s = duration_s or (2.5 if quick else 20.0)
+    pool = min(4, os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
+        tmpdir = Path(tmp)
+        pairs = make_pairs(common.data_dir(), tmpdir)
+        db_url = f"sqlite:///{tmpdir / 'bench.db'}"
+
+        from biometric.store.db import make_engine, migrate, session_factory
+        from biometric.store.keys import create_key
+
+        engine = make_engine(db_url)
+        migrate(engine)
+        with session_factory(engine)() as s:
+            _, key = create_key(s, "bench", "counter")
+        engine.dispose()
+
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = _start_server(db_url, port, pool)
+        try:
+            # one untimed request per pair: first-call costs do not belong in the figures
+            with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as c:
+                for a, b in pairs:
+                    c.post("/v1/verify", files={"live": a.read_bytes(), "chip": b.read_bytes()})
+            levels = []
+            for c in concurrency:
+                levels.append(_level(url, key, c, duration_s, pairs))
+                common.console.print(f"c={c}: {levels[-1]['throughput_rps']:.2f} req/s")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    payload = {
+        "settings": {
+            "quick": quick,
+            "concurrency": concurrency,
+            "duration_s": duration_s,
+            "server": {
+                "workers": 1,
+                "thread_pool_size": pool,
+                "onnx_threads": 1,
+                "database": "sqlite",
+            },
+            "pairs": len(pairs),
+            "live_size": [640, 480],
+            "transport": "HTTP/1.1 over loopback, multipart, one keep-alive connection per client",
+        },
+        "levels": levels,
+    }
+    common.write_result(out_dir, "api", payload)
+    common.print_table(
+        "POST /v1/verify over loopback",
+        ["concurrency", "requests", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms"],
+        [
+            [
+                lv["concurrency"],
+                lv["requests"],
+                lv["ok"],
+                lv["throughput_rps"],
+                lv["p50_ms"],
+                lv["p95_ms"],
+                lv["p99_ms"],
+            ]
+            for lv in levels
+        ],
+    )
+    return payload
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [CLIENT_FLAG]:
+        url, key, c, duration, pairs = argv[1:6]
+        client_main(url, key, int(c), float(duration), pairs)
+        return 0
+    p = argparse.ArgumentParser(prog="python -m benchmarks.api_bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="~5 s: 2.5 s at concurrency 1 and 2")
+    p.add_argument("--out", type=Path, default=common.DEFAULT_OUT)
+    p.add_argument("--concurrency", type=_ints, default=None, help="e.g. 1,4,16")
+    p.add_argument("--duration", type=float, default=None, help="seconds per level")
+    args = p.parse_args(argv)
+    run(args.quick, args.out, args.concurrency, args.duration)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Peer comparison: face_recognition (dlib HOG detector + ResNet encoder) beside this pipeline.
+
+face_recognition is NOT a dependency of this project and is never installed by CI. It runs as a
+subprocess with the interpreter of a separate venv where dlib was built (default
+``/tmp/dlibvenv``, override with ``BENCH_PEER_PYTHON``), through ``benchmarks/peer_worker.py``.
+When that interpreter or dlib is missing the benchmark says so and reports ours alone.
+
+Accuracy: the same images and pairs as the accuracy benchmark (all pairs within each set); the
+peer uses its own detector (``face_locations(model="hog")``, upsample 1) and
+``face_encodings``; its score is ``1 - euclidean distance``. Figures are given on each system's
+own acquired images and on the images both acquired. Speed: the same 640x480 letterboxed JPEG
+frames, per image: ours = decode + detect + align + embed, theirs = load + locate + encode.
+Ratios are ours / theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import accuracy, common, stages
+from biometric.decode import read_image
+from biometric.evaluation import EmbeddedSet, pair_scores
+from biometric.pipeline import LIVE
+
+WORKER = Path(__file__).with_name("peer_worker.py")
+DEFAULT_PEER_PYTHON = "/tmp/dlibvenv/bin/python"
+PEER_PACKAGES = ["face_recognition", "face_recognition_models", "Click", "Pillow", "numpy"]
+SPEED_FRAMES = 20
+
+
+def peer_python() -> str:
+    return os.environ.get("BENCH_PEER_PYTHON", DEFAULT_PEER_PYTHON)
+
+
+def _probe(python: str, code: str) -> tuple[bool, str]:
+    if not Path(python).exists():
+        return False, f"{python} does not exist"
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    msg = (proc.stdout + proc.stderr).strip().splitlines()
+    return proc.returncode == 0, (msg[-1] if msg else "")
+
+
+def peer_status(install: bool = True) -> tuple[bool, str]:
+    """(available, message). Installs face_recognition --no-deps into the peer venv if needed."""
+    python = peer_python()
+    ok, msg = _probe(python, "import dlib; print(dlib.__version__)")
+    if not ok:
+        return False, f"peer unavailable: dlib not importable with {python} ({msg})"
+    ok, msg2 = _probe(python, "import face_recognition, numpy; print(face_recognition.__version__)")
+    if not ok and install:
+        common.console.print(f"installing {PEER_PACKAGES} (--no-deps) into the peer venv")
+        proc = subprocess.run(
+            [python, "-m", "pip", "install", "--no-deps", *PEER_PACKAGES],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if proc.returncode != 0:
+            return False, f"peer unavailable: pip install failed: {proc.stderr.strip()[-300:]}"
+        ok, msg2 = _probe(
+            python, "import face_recognition, numpy; print(face_recognition.__version__)"
+        )
+    if not ok:
+        return False, f"peer unavailable: face_recognition not importable ({msg2})"
+    return True, f"dlib {msg}, face_recognition {msg2} at {python}"
+
+
+def run_worker(paths: list[str], timeout: float = 3600) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
+        req.write_text(json.dumps({"images": paths, "upsample": 1, "model": "hog"}))
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(
+            [peer_python(), str(WORKER), str(req), str(res)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"peer worker failed: {proc.stderr.strip()[-500:]}")
+        return json.loads(res.read_text())
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0 or not np.isfinite(a) or not np.isfinite(b):
+        return None
+    return float(a / b)
+
+
+def _tar(f: dict) -> float | None:
+    return f["at_fmr"].get("0.001", {}).get("tar")
+
+
+def accuracy_part(ours: list[EmbeddedSet], peer_results: dict[str, dict]) -> dict[str, Any]:
+    theirs = []
+    for e in ours:
+        emb = np.full((len(e.images), 128), np.nan, np.float64)
+        for i, p in enumerate(e.images):
+            enc = peer_results[str(p)]["encoding"]
+            if enc is not None:
+                emb[i] = enc
+        theirs.append(emb)
+    out: dict[str, Any] = {}
+    for i, e in enumerate([*ours, None]):  # None = pooled
+        name = "pooled" if e is None else e.name
+        sets_ours = ours if e is None else [e]
+        sets_theirs = theirs if e is None else [theirs[i]]
+        labels = np.concatenate([s.labels for s in sets_ours])
+        ok_ours = np.concatenate([s.acquired for s in sets_ours])
+        ok_theirs = np.concatenate([~np.isnan(t[:, 0]) for t in sets_theirs])
+        g_o, i_o = _scores_ours(sets_ours, None)
+        g_t, i_t = _scores_theirs(sets_ours, sets_theirs, None)
+        both = [
+            s.acquired & ~np.isnan(t[:, 0]) for s, t in zip(sets_ours, sets_theirs, strict=True)
+        ]
+        g_ob, i_ob = _scores_ours(sets_ours, both)
+        g_tb, i_tb = _scores_theirs(sets_ours, sets_theirs, both)
+        f_o, f_t = common.error_figures(g_o, i_o), common.error_figures(g_t, i_t)
+        f_ob, f_tb = common.error_figures(g_ob, i_ob), common.error_figures(g_tb, i_tb)
+        fta_o, fta_t = float(1 - ok_ours.mean()), float(1 - ok_theirs.mean())
+        out[name] = {
+            "images": len(labels),
+            "ours": {"failure_to_acquire": fta_o, **f_o},
+            "theirs": {"failure_to_acquire": fta_t, **f_t},
+            "ours_on_common_images": f_ob,
+            "theirs_on_common_images": f_tb,
+            "ratios_ours_over_theirs": {
+                "tar_at_1e-3": _ratio(_tar(f_o), _tar(f_t)),
+                "tar_at_1e-3_common_images": _ratio(_tar(f_ob), _tar(f_tb)),
+                "eer": _ratio(f_o["eer"], f_t["eer"]),
+                "failure_to_acquire": _ratio(fta_o, fta_t),
+            },
+        }
+    return out
+
+
+def _scores_ours(sets: list[EmbeddedSet], keep: list[np.ndarray] | None):
+    if keep is None:
+        ps = pair_scores(sets)
+    else:
+        ps = pair_scores(
+            [
+                EmbeddedSet(s.name, s.images, s.labels, np.where(k[:, None], s.embeddings, np.nan))
+                for s, k in zip(sets, keep, strict=True)
+            ]
+        )
+    return ps.genuine, ps.impostor
+
+
+def _scores_theirs(sets: list[EmbeddedSet], theirs: list[np.ndarray], keep):
+    genuine, impostor = [], []
+    for n, (s, t) in enumerate(zip(sets, theirs, strict=True)):
+        ok = ~np.isnan(t[:, 0]) if keep is None else keep[n]
+        emb, labels = t[ok], s.labels[ok]
+        sq = (emb**2).sum(axis=1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * emb @ emb.T, 0.0))
+        sims = 1.0 - d
+        same = labels[:, None] == labels[None, :]
+        upper = np.triu(np.ones_like(same, dtype=bool), k=1)
+        genuine.append(sims[same & upper])
+        impostor.append(sims[~same & upper])
+    return np.concatenate(genuine), np.concatenate(impostor)
+
+
+def speed_frames(sets, folder: Path, count: int) -> list[Path]:
+    paths = []
+    for s in sorted(sets, key=lambda s: s.name != "fr_examples"):
+        for img in s.images:
+            frame = stages.letterbox(read_image(img).rgb)
+            out = folder / f"frame{len(paths):03d}.jpg"
+            out.write_bytes(stages.encode_jpeg(frame))
+            paths.append(out)
+            if len(paths) >= count:
+                return paths
+    return paths
+
+
+def our_speed(pipeline, frames: list[Path]) -> dict[str, float]:
+    ms = []
+    for k, path in enumerate([frames[0], *frames]):
+        data = path.read_bytes()
+        start = time.perf_counter()
+        pipeline.template(pipeline.decode(data).rgb, LIVE)
+        if k:  # the first is a warm-up
+            ms.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:
+    pipeline = common.make_pipeline(threads=1)
+    sets = accuracy.load_sets(quick)
+    ours = accuracy.embed_all(pipeline, sets, cache_dir)
+    ours_figures, _ = accuracy.evaluate(ours, "ours")
+    payload: dict[str, Any] = {
+        "settings": {
+            "quick": quick,
+            "peer_python": peer_python(),
+            "peer": "face_recognition: face_locations(model='hog', upsample=1) + face_encodings",
+            "peer_score": "1 - euclidean distance of 128-d encodings",
+            "our_score": "cosine similarity",
+            "speed_frames": "real photos letterboxed to 640x480, JPEG q90",
+            "onnxruntime_threads": 1,
+            "ratio": "ours / theirs",
+        },
+        "model_versions": pipeline.model_versions,
+    }
+    if quick:
+        available, message = False, "peer not run in --quick mode"
+    else:
+        available, message = peer_status(install=True)
+    payload["peer_available"] = available
+    payload["peer_message"] = message
+    common.console.print(f"[bold]{message}[/bold]")
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = speed_frames(sets, Path(tmp), 5 if quick else SPEED_FRAMES)
+        speed_ours = our_speed(pipeline, frames)
+        payload["speed"] = {"frames": len(frames), "ours_ms_per_640px_image": speed_ours}
+        if available:
+            paths = [str(p) for s in sets for p in s.images]
+            with common.progress_bar("peer: face_recognition on every image", 2) as advance:
+                peer_acc = run_worker(paths)
+                advance()
+                warm = [str(frames[0])] + [str(p) for p in frames]
+                peer_speed = run_worker(warm)["results"][1:]
+                advance()
+            results = {r["path"]: r for r in peer_acc["results"]}
+            payload["peer_versions"] = peer_acc["versions"]
+            payload["accuracy"] = accuracy_part(ours, results)
+            totals = [r["load_ms"] + r["detect_ms"] + r["encode_ms"] for r in peer_speed]
+            theirs = {
+                "median_ms": float(np.median(totals)),
+                "p99_ms": float(np.percentile(totals, 99)),
+                "detect_median_ms": float(np.median([r["detect_ms"] for r in peer_speed])),
+                "encode_median_ms": float(np.median([r["encode_ms"] for r in peer_speed])),
+            }
+            payload["speed"]["theirs_ms_per_640px_image"] = theirs
+            payload["speed"]["ratio_ms_ours_over_theirs"] = _ratio(
+                speed_ours["median_ms"], theirs["median_ms"]
+            )
+            payload["speed"]["ratio_speed_ours_over_theirs"] = _ratio(
+                theirs["median_ms"], speed_ours["median_ms"]
+            )
+            rows = []
+            for name, f in payload["accuracy"].items():
+                r = f["ratios_ours_over_theirs"]
+                rows.append(
+                    [
+                        name,
+                        f["ours"]["failure_to_acquire"],
+                        f["theirs"]["failure_to_acquire"],
+                        _tar(f["ours"]),
+                        _tar(f["theirs"]),
+                        _tar(f["ours_on_common_images"]),
+                        _tar(f["theirs_on_common_images"]),
+                        f["ours"]["eer"],
+                        f["theirs"]["eer"],
+                        r["tar_at_1e-3"],
+                    ]
+                )
+            common.print_table(
+                "Ours vs face_recognition (dlib)",
+                [
+                    "set",
+                    "FTA ours",
+                    "FTA theirs",
+                    "TAR@1e-3 ours",
+                    "theirs",
+                    "ours (common)",
+                    "theirs (common)",
+                    "EER ours",
+                    "EER theirs",
+                    "TAR ratio",
+                ],
+                rows,
+            )
+        else:
+            payload["accuracy"] = {"ours_only": ours_figures}
+        common.print_table(
+            "Speed per 640x480 image (median ms)",
+            ["system", "median ms", "p99 ms"],
+            [["ours", speed_ours["median_ms"], speed_ours["p99_ms"]]]
+            + ([["face_recognition", theirs["median_ms"], theirs["p99_ms"]]] if available else []),
+        )
+    common.write_result(out_dir, "peer", payload)
+    return payload
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: python -m benchmarks peer")

@@ -1,0 +1,432 @@
+"""Regenerate BENCHMARKS.md from the latest JSON result of each kind (never typed by hand)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+
+KINDS = ("accuracy", "chip", "stages", "peer", "index", "api")
+NAME_RE = re.compile(r"^(?P<kind>[a-z_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
+
+
+def latest(out_dir: Path) -> dict[str, tuple[Path, dict]]:
+    """Per kind, the newest full run (a quick run only where no full run exists)."""
+    found: dict[str, tuple[tuple, Path]] = {}
+    for path in out_dir.glob("*.json"):
+        m = NAME_RE.match(path.name)
+        if not m or m["kind"] not in KINDS:
+            continue
+        key = (m["quick"] is None, m["date"], path.stat().st_mtime)
+        if m["kind"] not in found or key > found[m["kind"]][0]:
+            found[m["kind"]] = (key, path)
+    return {k: (p, json.loads(p.read_text())) for k, (_, p) in found.items()}
+
+
+def f(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.{digits}g}" if value else "0"
+    return str(value)
+
+
+def table(columns: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(f(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def source_line(path: Path, doc: dict) -> str:
+    m = doc.get("machine", {})
+    quick = " **(quick mode: small subset)**" if doc.get("settings", {}).get("quick") else ""
+    return (
+        f"Source: `{path.name}`{quick}; {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} CPUs "
+        f"({m.get('cpu_usable', '?')} usable), Python {m.get('python', '?')}, onnxruntime "
+        f"{m.get('onnxruntime', '?')}, numpy {m.get('numpy', '?')}"
+        + (
+            "; models " + ", ".join(f"{k} `{v}`" for k, v in doc["model_versions"].items())
+            if doc.get("model_versions")
+            else ""
+        )
+        + "."
+    )
+
+
+def _at(fig: dict, fmr: str, key: str) -> Any:
+    return fig.get("at_fmr", {}).get(fmr, {}).get(key)
+
+
+def _fnmr4(fig: dict) -> Any:
+    p = fig.get("at_fmr", {}).get("0.0001", {})
+    if not p:
+        return None
+    if not p.get("supported"):
+        have, need = p.get("impostor_pairs", 0), p.get("impostor_pairs_needed", 0)
+        return f"unsupported ({have:,} < {need:,} impostor pairs)"
+    return p.get("fnmr")
+
+
+def accuracy_section(path: Path, doc: dict) -> list[str]:
+    out = ["## Accuracy (plain images)", "", source_line(path, doc), ""]
+    out.append(
+        "All genuine and all impostor pairs within each set of the data folder, every image "
+        "through the pipeline as a chip-like portrait; pooled = union of the per-set pairs. "
+        "FNMR at a fixed FMR is on acquired images; an FMR is *supported* when there are at least "
+        "10/FMR impostor pairs. TAR = 1 − FNMR."
+    )
+    out.append("")
+    rows = []
+    for name, fig in [*doc["sets"].items(), ("**pooled**", doc["pooled"])]:
+        rows.append(
+            [
+                name,
+                fig["images"],
+                fig["failure_to_acquire"],
+                fig["genuine_pairs"],
+                fig["impostor_pairs"],
+                _at(fig, "0.01", "fnmr"),
+                _at(fig, "0.001", "fnmr"),
+                _at(fig, "0.001", "tar"),
+                _fnmr4(fig),
+                fig["eer"],
+            ]
+        )
+    out += table(
+        [
+            "set",
+            "images",
+            "FTA",
+            "genuine pairs",
+            "impostor pairs",
+            "FNMR@FMR1e-2",
+            "FNMR@FMR1e-3",
+            "TAR@FMR1e-3",
+            "FNMR@FMR1e-4",
+            "EER",
+        ],
+        rows,
+    )
+    out += _plots(doc)
+    return out
+
+
+def chip_section(path: Path, doc: dict) -> list[str]:
+    out = ["## Live photo vs chip portrait (ICAO 9303 DG2)", "", source_line(path, doc), ""]
+    s = doc.get("settings", {})
+    out.append(
+        f"Every image rendered as a chip portrait ({s.get('crop', '')}; {s.get('codec', '')}, "
+        f"target {s.get('target_bytes')} bytes) and decoded again with "
+        "`biometric.decode.decode_image`; scores between the original (live) embedding of image i "
+        "and the chip embedding of image j ≠ i (ordered pairs). FTA here = no usable chip "
+        "(source face not found or chip face not found). "
+        "Plain = the accuracy run on the same images. The ordered pairs are correlated (each "
+        "image appears in many), so FNMR at 1e-4 rests on fewer independent trials than the "
+        "impostor count suggests."
+    )
+    out.append("")
+    rows = []
+    plain = doc["plain"]
+    for name, fig in [*plain["sets"].items(), ("pooled", plain["pooled"])]:
+        rows.append(
+            [
+                "plain",
+                name,
+                fig["failure_to_acquire"],
+                fig["genuine_pairs"],
+                fig["impostor_pairs"],
+                _at(fig, "0.01", "tar"),
+                _at(fig, "0.001", "tar"),
+                _fnmr4(fig),
+                fig["eer"],
+                None,
+            ]
+        )
+    for cname, cond in doc["conditions"].items():
+        for name, fig in [*cond["sets"].items(), ("pooled", cond["pooled"])]:
+            rows.append(
+                [
+                    cname,
+                    name,
+                    fig["chip_failure_to_acquire"],
+                    fig["genuine_pairs"],
+                    fig["impostor_pairs"],
+                    _at(fig, "0.01", "tar"),
+                    _at(fig, "0.001", "tar"),
+                    _fnmr4(fig),
+                    fig["eer"],
+                    fig["jp2_size"].get("median_bytes"),
+                ]
+            )
+    out += table(
+        [
+            "condition",
+            "set",
+            "FTA",
+            "genuine",
+            "impostor",
+            "TAR@FMR1e-2",
+            "TAR@FMR1e-3",
+            "FNMR@FMR1e-4",
+            "EER",
+            "median JP2 bytes",
+        ],
+        rows,
+    )
+    sizes = []
+    for cname, cond in doc["conditions"].items():
+        z = cond["pooled"]["jp2_size"]
+        sizes.append(
+            [
+                cname,
+                "x".join(map(str, cond["size"])),
+                cond["grey"],
+                z.get("median_bytes"),
+                z.get("min_bytes"),
+                z.get("max_bytes"),
+                z.get("fraction_in_10_20_kb"),
+            ]
+        )
+    out += table(["condition", "size", "grey", "median bytes", "min", "max", "in 10-20 KB"], sizes)
+    out += _plots(doc)
+    return out
+
+
+def stages_section(path: Path, doc: dict) -> list[str]:
+    s = doc.get("settings", {})
+    out = ["## Stage latency", "", source_line(path, doc), ""]
+    out.append(
+        f"{s.get('runs_per_stage')} timed runs per stage after {s.get('warmup_runs')} warm-up "
+        f"runs, cycling over {s.get('inputs_cycled')} real photo pairs; live frame: "
+        f"{s.get('live_frame')}; chip: {s.get('chip')}. onnxruntime: "
+        f"{s.get('onnxruntime_thread_setting')}. Load average before/after: "
+        f"{_load(s.get('load_average_before'))} / {_load(s.get('load_average_after'))}. "
+        f"{s.get('note', '')}"
+    )
+    out.append("")
+    results = doc["results"]
+    threads = list(results)
+    cols = ["stage", "what"]
+    for t in threads:
+        cols += [f"median ms (threads={t})", f"p99 ms (threads={t})", f"CPU ms (threads={t})"]
+    rows = []
+    for name, st in results[threads[0]]["stages"].items():
+        row = [f"`{name}`", st["what"]]
+        for t in threads:
+            r = results[t]["stages"][name]
+            row += [r["median_ms"], r["p99_ms"], r.get("cpu_median_ms")]
+        rows.append(row)
+    out += table(cols, rows)
+    rows = []
+    for t in threads:
+        tp = results[t]["throughput"]
+        rows.append(
+            [
+                t,
+                tp["live_faces_per_second"],
+                tp["live_faces_per_second_per_core"],
+                tp.get("live_faces_per_cpu_second"),
+                tp.get("live_faces_per_cpu_second_embed_batch8"),
+                tp["verifications_per_second"],
+                tp.get("verifications_per_cpu_second"),
+            ]
+        )
+    out += table(
+        [
+            "threads",
+            "live faces/s (wall)",
+            "per core (wall)",
+            "faces per CPU-second",
+            "per CPU-second (embed b8)",
+            "verify/s (wall)",
+            "verify per CPU-second",
+        ],
+        rows,
+    )
+    out.append(
+        "One live face = detect (640x480) + align + embed, from the medians above. "
+        "'Per CPU-second' divides by process CPU time instead of wall-clock time: what one "
+        "unshared core does."
+    )
+    if s.get("contended"):
+        out.append("")
+        out.append(
+            "**The machine was shared and loaded while this ran (load average above the CPU "
+            "count): wall-clock figures are pessimistic; CPU-time figures are the better guide.**"
+        )
+    out.append("")
+    return out
+
+
+def _load(v: Any) -> str:
+    return "–" if not v else ", ".join(f"{x:.2f}" for x in v)
+
+
+def peer_section(path: Path, doc: dict) -> list[str]:
+    out = ["## Peer: face_recognition (dlib)", "", source_line(path, doc), ""]
+    out.append(f"Status: {doc.get('peer_message')}.")
+    out.append("")
+    sp = doc.get("speed", {})
+    if not doc.get("peer_available"):
+        ours = sp.get("ours_ms_per_640px_image", {})
+        out.append(
+            f"Ours alone: {f(ours.get('median_ms'))} ms median per 640x480 image "
+            "(decode + detect + align + embed, threads=1)."
+        )
+        return [*out, ""]
+    pv = doc.get("peer_versions", {})
+    out.append(
+        f"Peer versions: {', '.join(f'{k} {v}' for k, v in pv.items())}. "
+        f"{doc['settings'].get('peer')}; score {doc['settings'].get('peer_score')}. "
+        "Ratios are ours / theirs. 'common' = only the images both systems acquired."
+    )
+    out.append("")
+    rows = []
+    for name, a in doc["accuracy"].items():
+        r = a["ratios_ours_over_theirs"]
+        rows.append(
+            [
+                name,
+                a["images"],
+                a["ours"]["failure_to_acquire"],
+                a["theirs"]["failure_to_acquire"],
+                _at(a["ours"], "0.001", "tar"),
+                _at(a["theirs"], "0.001", "tar"),
+                r["tar_at_1e-3"],
+                _at(a["ours_on_common_images"], "0.001", "tar"),
+                _at(a["theirs_on_common_images"], "0.001", "tar"),
+                r["tar_at_1e-3_common_images"],
+                a["ours"]["eer"],
+                a["theirs"]["eer"],
+            ]
+        )
+    out += table(
+        [
+            "set",
+            "images",
+            "FTA ours",
+            "FTA theirs",
+            "TAR@1e-3 ours",
+            "TAR@1e-3 theirs",
+            "ratio",
+            "TAR@1e-3 ours (common)",
+            "theirs (common)",
+            "ratio (common)",
+            "EER ours",
+            "EER theirs",
+        ],
+        rows,
+    )
+    o, t = sp.get("ours_ms_per_640px_image", {}), sp.get("theirs_ms_per_640px_image", {})
+    out += table(
+        ["per 640x480 image", "median ms", "p99 ms"],
+        [
+            ["ours (onnxruntime, 1 thread)", o.get("median_ms"), o.get("p99_ms")],
+            ["face_recognition (HOG + ResNet)", t.get("median_ms"), t.get("p99_ms")],
+        ],
+    )
+    out.append(
+        f"Time ratio ours/theirs: {f(sp.get('ratio_ms_ours_over_theirs'))} "
+        f"(ours is {f(sp.get('ratio_speed_ours_over_theirs'))}x as fast)."
+    )
+    return [*out, ""]
+
+
+def generic_section(kind: str, path: Path, doc: dict) -> list[str]:
+    out = [f"## {kind}", "", source_line(path, doc), ""]
+    levels = doc.get("levels")
+    if isinstance(levels, list) and levels and all(isinstance(x, dict) for x in levels):
+        cols = [k for k, v in levels[0].items() if not isinstance(v, dict | list)]
+        out += table(cols, [[lv.get(c) for c in cols] for lv in levels])
+        doc = {k: v for k, v in doc.items() if k != "levels"}
+    rows = []
+    for key, value in _flatten(doc):
+        if key.startswith(("machine.", "benchmark", "date", "created", "model_versions")):
+            continue
+        rows.append([f"`{key}`", value])
+        if len(rows) >= 60:
+            rows.append(["…", "(see the JSON)"])
+            break
+    out += table(["figure", "value"], rows)
+    return out
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            items += _flatten(v, f"{prefix}{k}.")
+        return items
+    if isinstance(value, list):
+        if all(not isinstance(v, dict | list) for v in value) and len(value) <= 8:
+            return [(prefix.rstrip("."), ", ".join(f(v) for v in value))]
+        items = []
+        for i, v in enumerate(value[:10]):
+            items += _flatten(v, f"{prefix}{i}.")
+        return items
+    return [(prefix.rstrip("."), value)]
+
+
+def _plots(doc: dict) -> list[str]:
+    plots = doc.get("plots") or []
+    if not plots:
+        return []
+    return [
+        "Plots (PNG, git-ignored; regenerate with the command above): "
+        + ", ".join(f"`benchmarks/results/{p}`" for p in plots),
+        "",
+    ]
+
+
+SECTIONS = {
+    "accuracy": accuracy_section,
+    "chip": chip_section,
+    "stages": stages_section,
+    "peer": peer_section,
+}
+
+
+def render(out_dir: Path) -> str:
+    found = latest(out_dir)
+    lines = [
+        "<!-- GENERATED FILE: do not edit. Regenerate with `python -m benchmarks report`. -->",
+        "",
+        "# Benchmarks",
+        "",
+        "*This file is generated by `python -m benchmarks report` from the latest JSON result of "
+        "each kind in `benchmarks/results/`; edit `benchmarks/report.py`, not this file.*",
+        "",
+        "Run: `.venv/bin/python -m benchmarks NAME [--quick] [--out benchmarks/results]`, NAME in "
+        "accuracy, chip, stages, peer, index, api, report. `--quick` uses small subsets (< 60 s) "
+        "and never runs the peer.",
+        "",
+    ]
+    missing = [k for k in KINDS if k not in found]
+    if missing:
+        lines += [f"Not measured yet: {', '.join(missing)}.", ""]
+    for kind in KINDS:
+        if kind not in found:
+            continue
+        path, doc = found[kind]
+        try:
+            lines += SECTIONS.get(kind, lambda p, d, k=kind: generic_section(k, p, d))(path, doc)
+        except (KeyError, TypeError, IndexError) as exc:
+            lines += [f"## {kind}", "", f"`{path.name}` could not be rendered ({exc!r}).", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def run(out_dir: Path, markdown: Path) -> Path:
+    markdown.write_text(render(out_dir))
+    common.console.print(f"[green]wrote[/green] {markdown}")
+    return markdown

@@ -1,0 +1,277 @@
+"""Latency of each pipeline stage, median and p99, at onnxruntime threads=1 (default) and 2.
+
+Inputs are made from real photos of the data folder: a 640x480 live frame (a photo resized and
+letterboxed, JPEG quality 90) and a 240x320 JPEG 2000 chip portrait rendered from another photo
+of the same person (see ``benchmarks.chip``). Each measurement is one call timed with
+``time.perf_counter``, after warm-up calls that are not counted; the inputs cycle over several
+photos.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks import chip as chipmod
+from benchmarks import common
+from biometric.compare import cosine
+from biometric.decode import read_image
+from biometric.evaluation import discover_sets
+from biometric.pipeline import CHIP, LIVE
+
+FRAME_SIZE = (640, 480)
+WARMUP = 3
+
+
+def letterbox(rgb: np.ndarray, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
+    w, h = size
+    scale = min(w / rgb.shape[1], h / rgb.shape[0])
+    nw, nh = max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    left, top = (w - nw) // 2, (h - nh) // 2
+    return cv2.copyMakeBorder(
+        resized, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    assert ok
+    return buf.tobytes()
+
+
+def make_inputs(pipeline, count: int) -> list[dict[str, Any]]:
+    """(live JPEG 640x480, chip JP2 240x320) pairs of the same person from real photos."""
+    sets = discover_sets(common.data_dir())
+    # Colour photos first (fr_examples), then the rest; identities with at least 2 photos.
+    sets.sort(key=lambda s: s.name != "fr_examples")
+    pairs: list[tuple[Path, Path]] = []
+    for s in sets:
+        by_label: dict[str, list[Path]] = {}
+        for img, label in zip(s.images, s.labels, strict=True):
+            by_label.setdefault(label, []).append(img)
+        for imgs in by_label.values():
+            pairs.extend(
+                (imgs[k], imgs[(k + 1) % len(imgs)]) for k in range(len(imgs)) if len(imgs) > 1
+            )
+    inputs = []
+    for live_path, chip_path in pairs:
+        live_rgb = letterbox(read_image(live_path).rgb)
+        live_bytes = encode_jpeg(live_rgb)
+        live_rgb = pipeline.decode(live_bytes).rgb
+        live_a = pipeline.analyse(live_rgb, LIVE)
+        src = read_image(chip_path).rgb
+        src_a = pipeline.analyse(src, CHIP)
+        if live_a.subject is None or src_a.subject is None or live_a.reasons:
+            continue
+        chip_bytes, _ = chipmod.encode_chip(
+            chipmod.portrait_crop(src, src_a.subject.landmarks, (240, 320)), grey=False
+        )
+        chip_rgb = pipeline.decode(chip_bytes).rgb
+        chip_a = pipeline.analyse(chip_rgb, CHIP)
+        if chip_a.subject is None:
+            continue
+        inputs.append(
+            {
+                "live_path": str(live_path),
+                "chip_path": str(chip_path),
+                "live_bytes": live_bytes,
+                "chip_bytes": chip_bytes,
+                "live_rgb": live_rgb,
+                "chip_rgb": chip_rgb,
+                "live_landmarks": live_a.subject.landmarks,
+                "chip_landmarks": chip_a.subject.landmarks,
+            }
+        )
+        if len(inputs) >= count:
+            break
+    if not inputs:
+        raise RuntimeError("no usable live/chip pair found in the data folder")
+    return inputs
+
+
+def measure(fn: Callable[[int], Any], runs: int) -> dict[str, float]:
+    for k in range(WARMUP):
+        fn(k)
+    ms, cpu = [], []
+    for k in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn(k)
+        ms.append((time.perf_counter() - start) * 1000.0)
+        cpu.append((time.process_time() - start_cpu) * 1000.0)
+    a = np.asarray(ms)
+    return {
+        "runs": runs,
+        "cpu_median_ms": float(np.median(cpu)),
+        "cpu_p99_ms": float(np.percentile(cpu, 99)),
+        "median_ms": float(np.median(a)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+    }
+
+
+def stage_functions(pipeline, inputs: list[dict]) -> dict[str, tuple[str, Callable[[int], Any]]]:
+    n = len(inputs)
+    emb = pipeline.embedder
+    crops = [emb.align(x["live_rgb"], x["live_landmarks"]) for x in inputs]
+    batch8 = np.stack([crops[k % n] for k in range(8)])
+    vectors = emb.embed_crops(np.stack(crops))
+
+    def pick(k: int) -> dict:
+        return inputs[k % n]
+
+    return {
+        "decode_jpeg_640x480": (
+            "decode a 640x480 JPEG (q90)",
+            lambda k: pipeline.decode(pick(k)["live_bytes"]),
+        ),
+        "decode_chip_jp2_240x320": (
+            "decode a 240x320 JPEG 2000 chip (10-20 KB)",
+            lambda k: pipeline.decode(pick(k)["chip_bytes"]),
+        ),
+        "detect_live_640x480": (
+            "MTCNN on the 640x480 live frame",
+            lambda k: pipeline.detect(pick(k)["live_rgb"]),
+        ),
+        "detect_chip_240x320": (
+            "MTCNN on the 240x320 chip (padded, retried)",
+            lambda k: pipeline.detect(pick(k)["chip_rgb"]),
+        ),
+        "align": (
+            "similarity transform + warp to 112x112",
+            lambda k: emb.align(pick(k)["live_rgb"], pick(k)["live_landmarks"]),
+        ),
+        "embed_batch1": ("MobileFaceNet, 1 crop", lambda k: emb.embed_crops(crops[k % n][None])),
+        "embed_batch8": ("MobileFaceNet, 8 crops in one call", lambda k: emb.embed_crops(batch8)),
+        "compare": (
+            "cosine of two templates",
+            lambda k: cosine(vectors[k % n], vectors[(k + 1) % n]),
+        ),
+        "verify": (
+            "pipeline.verify(live JPEG bytes, chip JP2 bytes), end to end",
+            lambda k: pipeline.verify(pick(k)["live_bytes"], pick(k)["chip_bytes"]),
+        ),
+    }
+
+
+def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, Any]:
+    pipeline = common.make_pipeline(threads=threads)
+    inputs = make_inputs(pipeline, n_inputs)
+    stages = {}
+    for name, (what, fn) in stage_functions(pipeline, inputs).items():
+        stages[name] = {"what": what, **measure(fn, runs)}
+        advance()
+    verify_breakdown: dict[str, list[float]] = {}
+    decisions: dict[str, int] = {}
+    for x in inputs:
+        result = pipeline.verify(x["live_bytes"], x["chip_bytes"])
+        decisions[result.decision.value] = decisions.get(result.decision.value, 0) + 1
+        for k, v in result.timings_ms.items():
+            verify_breakdown.setdefault(k, []).append(v)
+    med = {k: stages[k]["median_ms"] for k in stages}
+    cpu = {k: stages[k]["cpu_median_ms"] for k in stages}
+    per_face_ms = med["detect_live_640x480"] + med["align"] + med["embed_batch1"]
+    per_face_b8_ms = med["detect_live_640x480"] + med["align"] + med["embed_batch8"] / 8
+    per_face_cpu = cpu["detect_live_640x480"] + cpu["align"] + cpu["embed_batch1"]
+    per_face_b8_cpu = cpu["detect_live_640x480"] + cpu["align"] + cpu["embed_batch8"] / 8
+    return {
+        "threads": threads,
+        "model_versions": pipeline.model_versions,
+        "stages": stages,
+        "verify_internal_breakdown_median_ms": {
+            k: float(np.median(v)) for k, v in verify_breakdown.items()
+        },
+        "verify_decisions_on_inputs": decisions,
+        "inputs": [
+            {"live": x["live_path"], "chip": x["chip_path"], "chip_bytes": len(x["chip_bytes"])}
+            for x in inputs
+        ],
+        "throughput": {
+            "live_faces_per_second": 1000.0 / per_face_ms,
+            "live_faces_per_second_per_core": 1000.0 / per_face_ms / threads,
+            "live_faces_per_second_per_core_embed_batch8": 1000.0 / per_face_b8_ms / threads,
+            "verifications_per_second": 1000.0 / med["verify"],
+            "verifications_per_second_per_core": 1000.0 / med["verify"] / threads,
+            # CPU seconds per face: what one core can do when it is not shared (robust to load)
+            "live_faces_per_cpu_second": 1000.0 / per_face_cpu,
+            "live_faces_per_cpu_second_embed_batch8": 1000.0 / per_face_b8_cpu,
+            "verifications_per_cpu_second": 1000.0 / cpu["verify"],
+            "note": "one live face = detect 640x480 + align + embed (medians); "
+            "per core = / threads",
+        },
+    }
+
+
+def run(quick: bool, out_dir: Path, threads_list: tuple[int, ...] = (1, 2)) -> dict:
+    runs = 10 if quick else 60
+    n_inputs = 2 if quick else 8
+    results = {}
+    load_before = os.getloadavg()
+    n_stages = 9
+    with common.progress_bar("timing stages", n_stages * len(threads_list)) as advance:
+        for t in threads_list:
+            results[str(t)] = run_threads(t, runs, n_inputs, advance)
+    load_after = os.getloadavg()
+    rows = []
+    for name in results[str(threads_list[0])]["stages"]:
+        row: list[Any] = [name]
+        for t in threads_list:
+            st = results[str(t)]["stages"][name]
+            row += [st["median_ms"], st["p99_ms"], st["cpu_median_ms"]]
+        rows.append(row)
+    cols = ["stage"]
+    for t in threads_list:
+        cols += [f"median ms (t={t})", f"p99 ms (t={t})", f"CPU ms (t={t})"]
+    common.print_table(f"Stage latency ({runs} runs each)", cols, rows)
+    common.print_table(
+        "Throughput",
+        ["threads", "faces/s", "faces/s/core", "faces/CPU-s", "faces/CPU-s (b8)", "verify/s"],
+        [
+            [
+                t,
+                results[str(t)]["throughput"]["live_faces_per_second"],
+                results[str(t)]["throughput"]["live_faces_per_second_per_core"],
+                results[str(t)]["throughput"]["live_faces_per_cpu_second"],
+                results[str(t)]["throughput"]["live_faces_per_cpu_second_embed_batch8"],
+                results[str(t)]["throughput"]["verifications_per_second"],
+            ]
+            for t in threads_list
+        ],
+    )
+    payload = {
+        "settings": {
+            "quick": quick,
+            "runs_per_stage": runs,
+            "warmup_runs": WARMUP,
+            "inputs_cycled": n_inputs,
+            "live_frame": "real photo resized + letterboxed to 640x480, JPEG q90",
+            "chip": "240x320 JPEG 2000, 10-20 KB, rendered as in the chip benchmark",
+            "onnxruntime_threads": list(threads_list),
+            "onnxruntime_thread_setting": (
+                "PipelineConfig(threads=N): intra_op_num_threads=N, inter_op_num_threads=1, "
+                "sequential execution, one session per model"
+            ),
+            "load_average_before": list(load_before),
+            "load_average_after": list(load_after),
+            "note": (
+                "wall-clock (perf_counter) and process CPU time (process_time) per call; on a "
+                "shared machine other work inflates wall-clock figures, CPU time much less"
+            ),
+            "contended": max(load_before[0], load_after[0]) > (os.cpu_count() or 1),
+        },
+        "model_versions": results[str(threads_list[0])]["model_versions"],
+        "results": results,
+    }
+    common.write_result(out_dir, "stages", payload)
+    return payload

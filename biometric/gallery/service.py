@@ -1,0 +1,558 @@
+"""The gallery: enrol with screening, 1:N search, erasure, duplicate cases.
+
+Consistency. Every template insert or delete writes a row to ``index_changes`` in the same
+transaction, so an acknowledged (committed) enrolment is in the store and in the change log
+together. The in-memory FAISS index only ever *replays* that log (:meth:`Gallery.sync`): after a
+crash, the saved index is loaded with the change number it reflects and the newer changes are
+replayed, or, without a saved index, it is rebuilt from the templates. Several processes can
+share one store: each catches up from the log before it searches.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from biometric.errors import BiometricError
+from biometric.gallery.models import Claimant, DuplicateCase, IndexChange, Template
+from biometric.index import FaceIndex, IndexSpec, default_kind_for
+from biometric.store.db import session_factory
+
+CITIZEN_ID = re.compile(r"^\d{12}$")
+
+
+class GalleryError(BiometricError):
+    code = "gallery_error"
+
+
+class InvalidCitizenId(GalleryError):
+    code = "invalid_citizen_id"
+
+
+class ClaimantNotFound(GalleryError):
+    code = "claimant_not_found"
+
+
+class CaseNotFound(GalleryError):
+    code = "case_not_found"
+
+
+class DuplicatePolicy(StrEnum):
+    FLAG = "flag"  # enrol, and open a case for review
+    HOLD = "hold"  # enrol as "held" until a reviewer decides
+
+
+@dataclass(frozen=True)
+class Candidate:
+    citizen_id: str
+    claimant_id: int
+    template_id: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return {
+            "citizen_id": self.citizen_id,
+            "score": round(self.score, 4),
+            "template_id": self.template_id,
+        }
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    citizen_id: str
+    claimant_id: int
+    template_id: int
+    status: str
+    candidates: list[Candidate]
+    case_ids: list[int]
+    replaced_templates: int
+
+
+@dataclass(frozen=True)
+class CaseView:
+    id: int
+    citizen_id: str
+    candidate_citizen_id: str
+    score: float
+    threshold: float
+    origin: str
+    status: str
+    created_at: datetime
+    claimant_enrolled_at: datetime
+    candidate_enrolled_at: datetime
+    decided_at: datetime | None
+    reviewer: str | None
+    note: str | None
+
+    def to_dict(self) -> dict:
+        iso = lambda t: t.isoformat() if t else None  # noqa: E731
+        return {
+            "id": self.id,
+            "citizen_id": self.citizen_id,
+            "candidate_citizen_id": self.candidate_citizen_id,
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "origin": self.origin,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "claimant_enrolled_at": iso(self.claimant_enrolled_at),
+            "candidate_enrolled_at": iso(self.candidate_enrolled_at),
+            "decided_at": iso(self.decided_at),
+            "reviewer": self.reviewer,
+            "note": self.note,
+        }
+
+
+def check_citizen_id(citizen_id: str) -> str:
+    if not CITIZEN_ID.match(citizen_id or ""):
+        raise InvalidCitizenId(f"citizen id must be 12 digits, got {citizen_id!r}")
+    return citizen_id
+
+
+def _to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _from_blobs(blobs: list[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(-1, dim).astype(np.float32)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+class Gallery:
+    """Thread-safe within a process (one lock around index and change replay)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        model: str,
+        model_version: str,
+        dim: int,
+        duplicate_threshold: float,
+        duplicate_fmr: float,
+        index_path: Path | None = None,
+        top_k: int = 10,
+        policy: DuplicatePolicy = DuplicatePolicy.FLAG,
+        progress: Progress | None = None,
+    ) -> None:
+        self._sessions = session_factory(engine)
+        self.model = model
+        self.model_version = model_version
+        self.dim = dim
+        self.duplicate_threshold = duplicate_threshold
+        self.duplicate_fmr = duplicate_fmr
+        self.index_path = index_path
+        self.top_k = top_k
+        self.policy = policy
+        self._lock = threading.RLock()
+        self._index, self._seq = self._open_index(progress)
+
+    # -- index lifecycle ------------------------------------------------------------------
+
+    def _open_index(self, progress: Progress | None) -> tuple[FaceIndex, int]:
+        if self.index_path is not None and self.index_path.is_file():
+            index, seq = FaceIndex.load(self.index_path, expected_dim=self.dim)
+            self._index, self._seq = index, seq
+            self.sync()
+            return self._index, self._seq
+        return self.rebuild(progress)
+
+    def rebuild(self, progress: Progress | None = None) -> tuple[FaceIndex, int]:
+        """Build the index from the store's templates (the store is the source of truth)."""
+        with self._lock, self._sessions() as s:
+            seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
+            rows = s.execute(
+                select(Template.id, Template.embedding).where(Template.model == self.model)
+            ).all()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = _from_blobs([r[1] for r in rows], self.dim)
+            spec = IndexSpec.for_size(default_kind_for(len(ids)), self.dim, len(ids))
+            self._index = FaceIndex.build(ids, vectors, spec, progress=progress)
+            self._seq = int(seq)
+            return self._index, self._seq
+
+    def sync(self) -> int:
+        """Replay store changes newer than the index; returns how many were applied."""
+        with self._lock, self._sessions() as s:
+            changes = s.execute(
+                select(IndexChange.seq, IndexChange.op, IndexChange.template_id)
+                .where(IndexChange.seq > self._seq, IndexChange.model == self.model)
+                .order_by(IndexChange.seq)
+            ).all()
+            if not changes:
+                last = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
+                self._seq = max(self._seq, int(last))
+                return 0
+            wanted = [c.template_id for c in changes if c.op == "add"]
+            current: dict[int, bytes] = {}
+            if wanted:
+                query = select(Template.id, Template.embedding).where(Template.id.in_(wanted))
+                current = {int(r[0]): r[1] for r in s.execute(query).all()}
+            for change in changes:
+                if change.op == "remove":
+                    self._index.remove([change.template_id])
+                elif change.template_id in current:
+                    # A template added and later deleted is skipped; its removal follows.
+                    vec = _from_blobs([current[change.template_id]], self.dim)
+                    self._index.add([change.template_id], vec)
+                self._seq = int(change.seq)
+            return len(changes)
+
+    def save_index(self) -> None:
+        if self.index_path is None:
+            return
+        with self._lock:
+            self._index.save(self.index_path, self._seq)
+
+    @property
+    def change_number(self) -> int:
+        return self._seq
+
+    def index_ids(self) -> np.ndarray:
+        with self._lock:
+            return np.sort(self._index.ids())
+
+    # -- enrolment and search -------------------------------------------------------------
+
+    def search(self, embedding: np.ndarray, k: int | None = None) -> list[Candidate]:
+        """Top-k claimants by their best template score (best first)."""
+        k = k or self.top_k
+        with self._lock:
+            self.sync()
+            scores, ids = self._index.search(np.asarray(embedding, np.float32)[None], k + 4)
+        hits = [(int(i), float(sc)) for i, sc in zip(ids[0], scores[0], strict=True) if i >= 0]
+        if not hits:
+            return []
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Template.id, Template.claimant_id, Claimant.citizen_id)
+                .join(Claimant, Claimant.id == Template.claimant_id)
+                .where(Template.id.in_([h[0] for h in hits]))
+            ).all()
+        owner = {r[0]: (r[1], r[2]) for r in rows}
+        best: dict[int, Candidate] = {}
+        for tid, score in hits:
+            if tid not in owner:
+                continue
+            cid, citizen = owner[tid]
+            if cid not in best or score > best[cid].score:
+                best[cid] = Candidate(citizen, cid, tid, score)
+        return sorted(best.values(), key=lambda c: -c.score)[:k]
+
+    def enrol(
+        self,
+        citizen_id: str,
+        embedding: np.ndarray,
+        *,
+        source: str = "chip",
+        quality: float | None = None,
+        display_name: str | None = None,
+        screen: bool = True,
+        policy: DuplicatePolicy | None = None,
+    ) -> EnrolResult:
+        """Store a template for the claimant (replacing earlier ones of this model), and with
+        ``screen`` open a case for every other claimant scoring above the duplicate threshold."""
+        check_citizen_id(citizen_id)
+        policy = policy or self.policy
+        with self._lock:
+            candidates = []
+            if screen:
+                candidates = [
+                    c
+                    for c in self.search(embedding)
+                    if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
+                ]
+            with self._sessions.begin() as s:
+                claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
+                if claimant is None:
+                    claimant = Claimant(citizen_id=citizen_id, display_name=display_name)
+                    s.add(claimant)
+                    s.flush()
+                elif display_name:
+                    claimant.display_name = display_name
+                replaced = self._delete_templates(s, claimant.id)
+                template = Template(
+                    claimant_id=claimant.id,
+                    model=self.model,
+                    model_version=self.model_version,
+                    embedding=_to_blob(embedding),
+                    quality=quality,
+                    source=source,
+                )
+                s.add(template)
+                s.flush()
+                s.add(IndexChange(op="add", template_id=template.id, model=self.model))
+                case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
+                if candidates and policy is DuplicatePolicy.HOLD:
+                    claimant.status = "held"
+                result = EnrolResult(
+                    citizen_id,
+                    claimant.id,
+                    template.id,
+                    claimant.status,
+                    candidates,
+                    [c for c in case_ids if c is not None],
+                    replaced,
+                )
+            self.sync()
+        return result
+
+    def enrol_many(self, items: list[tuple[str, np.ndarray, float | None, str]]) -> list[int]:
+        """Bulk enrolment without per-item screening (bulk screening self-joins afterwards):
+        ``(citizen_id, embedding, quality, source)`` items, one transaction for the batch."""
+        template_ids = []
+        with self._lock:
+            with self._sessions.begin() as s:
+                for citizen_id, embedding, quality, source in items:
+                    check_citizen_id(citizen_id)
+                    claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
+                    if claimant is None:
+                        claimant = Claimant(citizen_id=citizen_id)
+                        s.add(claimant)
+                        s.flush()
+                    self._delete_templates(s, claimant.id)
+                    template = Template(
+                        claimant_id=claimant.id,
+                        model=self.model,
+                        model_version=self.model_version,
+                        embedding=_to_blob(embedding),
+                        quality=quality,
+                        source=source,
+                    )
+                    s.add(template)
+                    s.flush()
+                    s.add(IndexChange(op="add", template_id=template.id, model=self.model))
+                    template_ids.append(template.id)
+            self.sync()
+        return template_ids
+
+    def _delete_templates(self, s: Session, claimant_id: int) -> int:
+        old = s.scalars(
+            select(Template.id).where(
+                Template.claimant_id == claimant_id, Template.model == self.model
+            )
+        ).all()
+        for tid in old:
+            s.add(IndexChange(op="remove", template_id=tid, model=self.model))
+        if old:
+            s.execute(delete(Template).where(Template.id.in_(old)))
+        return len(old)
+
+    def _open_case(self, s: Session, claimant_id: int, c: Candidate, origin: str) -> int | None:
+        a, b = sorted((claimant_id, c.claimant_id))
+        existing = s.scalar(
+            select(DuplicateCase).where(
+                ((DuplicateCase.claimant_id == a) & (DuplicateCase.candidate_id == b))
+                | ((DuplicateCase.claimant_id == b) & (DuplicateCase.candidate_id == a))
+            )
+        )
+        if existing is not None:
+            return None
+        case = DuplicateCase(
+            claimant_id=claimant_id,
+            candidate_id=c.claimant_id,
+            score=c.score,
+            threshold=self.duplicate_threshold,
+            origin=origin,
+        )
+        s.add(case)
+        s.flush()
+        return case.id
+
+    def open_cases_for_pairs(self, pairs: list[tuple[int, int, float]], origin: str) -> int:
+        """Open cases for (claimant_a, claimant_b, score) pairs not already cased."""
+        opened = 0
+        with self._sessions.begin() as s:
+            for a, b, score in pairs:
+                cand = Candidate("", b, -1, score)
+                opened += self._open_case(s, a, cand, origin) is not None
+        return opened
+
+    def erase(self, citizen_id: str) -> int:
+        """Right to erasure: claimant, templates and cases are deleted, the index follows.
+        Returns the number of templates removed."""
+        check_citizen_id(citizen_id)
+        with self._lock:
+            with self._sessions.begin() as s:
+                claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
+                if claimant is None:
+                    raise ClaimantNotFound(f"no claimant with citizen id {citizen_id}")
+                rows = s.execute(
+                    select(Template.id, Template.model).where(Template.claimant_id == claimant.id)
+                ).all()
+                for tid, model in rows:
+                    s.add(IndexChange(op="remove", template_id=tid, model=model))
+                s.execute(delete(Template).where(Template.claimant_id == claimant.id))
+                s.execute(
+                    delete(DuplicateCase).where(
+                        (DuplicateCase.claimant_id == claimant.id)
+                        | (DuplicateCase.candidate_id == claimant.id)
+                    )
+                )
+                s.delete(claimant)
+            self.sync()
+        return len(rows)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def enrolled_citizen_ids(self) -> set[str]:
+        with self._sessions() as s:
+            return set(
+                s.scalars(
+                    select(Claimant.citizen_id)
+                    .join(Template, Template.claimant_id == Claimant.id)
+                    .where(Template.model == self.model)
+                ).all()
+            )
+
+    def claimant_ids_of_templates(self, template_ids: list[int]) -> dict[int, tuple[int, str]]:
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Template.id, Claimant.id, Claimant.citizen_id)
+                .join(Claimant, Claimant.id == Template.claimant_id)
+                .where(Template.id.in_(template_ids))
+            ).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def template_count(self) -> int:
+        with self._sessions() as s:
+            return (
+                s.scalar(
+                    select(func.count()).select_from(Template).where(Template.model == self.model)
+                )
+                or 0
+            )
+
+    def self_join(
+        self, k: int, threshold: float, progress: Progress | None = None
+    ) -> list[tuple[int, int, float]]:
+        """Template pairs scoring >= threshold among each template's k nearest neighbours."""
+        with self._lock:
+            self.sync()
+            return list(self._index.self_join(k=k, threshold=threshold, progress=progress))
+
+    # -- review queue ---------------------------------------------------------------------
+
+    def list_cases(
+        self,
+        status: str | None = "open",
+        limit: int = 50,
+        offset: int = 0,
+        citizen_id: str | None = None,
+    ) -> tuple[list[CaseView], int]:
+        from sqlalchemy.orm import aliased
+
+        a, b = aliased(Claimant), aliased(Claimant)
+        query = (
+            select(DuplicateCase, a, b)
+            .join(a, a.id == DuplicateCase.claimant_id)
+            .join(b, b.id == DuplicateCase.candidate_id)
+        )
+        if status:
+            query = query.where(DuplicateCase.status == status)
+        if citizen_id:
+            query = query.where((a.citizen_id == citizen_id) | (b.citizen_id == citizen_id))
+        with self._sessions() as s:
+            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = s.execute(
+                query.order_by(DuplicateCase.score.desc(), DuplicateCase.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [self._view(case, ca, cb) for case, ca, cb in rows], total
+
+    @staticmethod
+    def _view(case: DuplicateCase, a: Claimant, b: Claimant) -> CaseView:
+        return CaseView(
+            case.id,
+            a.citizen_id,
+            b.citizen_id,
+            case.score,
+            case.threshold,
+            case.origin,
+            case.status,
+            case.created_at,
+            a.created_at,
+            b.created_at,
+            case.decided_at,
+            case.reviewer,
+            case.note,
+        )
+
+    def decide_case(
+        self, case_id: int, status: str, reviewer: str, note: str | None = None
+    ) -> CaseView:
+        """Confirm or dismiss a case. A held claimant is released when none of its cases is
+        open or confirmed any more."""
+        if status not in ("confirmed", "dismissed"):
+            raise GalleryError(f"a case is decided as confirmed or dismissed, not {status!r}")
+        with self._sessions.begin() as s:
+            case = s.get(DuplicateCase, case_id)
+            if case is None:
+                raise CaseNotFound(f"no duplicate case {case_id}")
+            case.status, case.reviewer, case.note = status, reviewer, note
+            case.decided_at = datetime.now(UTC)
+            s.flush()
+            claimant = s.get(Claimant, case.claimant_id)
+            pending = s.scalar(
+                select(func.count())
+                .select_from(DuplicateCase)
+                .where(
+                    DuplicateCase.claimant_id == case.claimant_id,
+                    DuplicateCase.status.in_(("open", "confirmed")),
+                )
+            )
+            if claimant is not None and claimant.status == "held" and not pending:
+                claimant.status = "active"
+            candidate = s.get(Claimant, case.candidate_id)
+            return self._view(case, claimant, candidate)  # type: ignore[arg-type]
+
+
+def open_gallery(
+    engine: Engine,
+    pipeline,
+    index_dir: Path | None = None,
+    fmr: float | None = None,
+    policy: DuplicatePolicy = DuplicatePolicy.FLAG,
+    progress: Progress | None = None,
+) -> Gallery:
+    """A gallery for the pipeline's embedder, with the duplicate threshold calibrated for it.
+
+    ``fmr`` is the false-match rate per comparison: a search over N claimants expects about
+    ``fmr * N`` false candidates, and a self-join over N about ``fmr * N * (N - 1) / 2`` false
+    pairs, so large galleries need a lower FMR (see :func:`expected_false_candidates`).
+    """
+    spec = pipeline.embedder.spec
+    entry = pipeline.manifest.get(spec.name)
+    calibrated = entry.threshold_for(fmr or pipeline.manifest.default_fmr)
+    return Gallery(
+        engine,
+        model=spec.name,
+        model_version=entry.sha256[:12],
+        dim=spec.embedding_size,
+        duplicate_threshold=calibrated.threshold,
+        duplicate_fmr=calibrated.fmr,
+        index_path=(index_dir / f"{spec.name}.faiss") if index_dir else None,
+        policy=policy,
+        progress=progress,
+    )
+
+
+def expected_false_candidates(
+    fmr: float, gallery_sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
+) -> dict[int, dict[str, float]]:
+    """Expected impostors above threshold: per 1:N search, and for a full self-join."""
+    return {
+        n: {"per_search": fmr * n, "self_join_pairs": fmr * n * (n - 1) / 2} for n in gallery_sizes
+    }

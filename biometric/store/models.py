@@ -1,0 +1,110 @@
+"""Tables. Times are stored and returned as UTC (aware datetimes in Python)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, Float, Integer, String, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Role(StrEnum):
+    COUNTER = "counter"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps naive text: store it as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiKey(Base):
+    """A client credential. Only a salted SHA-256 of the secret is kept; ``prefix`` (public,
+    part of the token) finds the row without scanning."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('counter', 'reviewer', 'admin')", name="ck_api_keys_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditEvent(Base):
+    """One verification decision (or refusal). Never holds photos or templates."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    key_name: Mapped[str | None] = mapped_column(String(64))
+    counter_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    citizen_id: Mapped[str | None] = mapped_column(String(12), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    fmr: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    model_versions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Quality score (0-100) per image and the liveness result, when they were computed.
+    quality: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
+    liveness: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(),
+            "request_id": self.request_id,
+            "key_name": self.key_name,
+            "counter_id": self.counter_id,
+            "citizen_id": self.citizen_id,
+            "action": self.action,
+            "decision": self.decision,
+            "score": self.score,
+            "threshold": self.threshold,
+            "fmr": self.fmr,
+            "reasons": self.reasons,
+            "model_versions": self.model_versions,
+            "quality": self.quality,
+            "liveness": self.liveness,
+        }

@@ -1,0 +1,449 @@
+"""The HTTP service end to end: a real uvicorn server in a subprocess on a free loopback port,
+over SQLite and PostgreSQL, with real photos."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from biometric import config
+from biometric.store.db import make_engine, migrate, session_factory
+from biometric.store.keys import create_key, revoke_key
+
+PROBLEM = "application/problem+json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    db_url: str
+    counter: str
+    admin: str
+    reviewer: str
+    revoked: str
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory, pg_schema) -> Iterator[Server]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            db_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'api.db'}"
+        else:
+            db_url = stack.enter_context(pg_schema("test_api"))
+        engine = make_engine(db_url)
+        migrate(engine)
+        with session_factory(engine)() as s:
+            tokens = {
+                role: create_key(s, f"test-{role}", role)[1]
+                for role in ("counter", "admin", "reviewer")
+            }
+            tokens["revoked"] = create_key(s, "test-revoked", "counter")[1]
+            revoke_key(s, "test-revoked")
+        engine.dispose()
+        port = _free_port()
+        env = {
+            **os.environ,
+            "BIOMETRIC_DATABASE_URL": db_url,
+            "BIOMETRIC_THREAD_POOL_SIZE": "2",
+            "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("index")),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=config.REPO_ROOT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, "server exited during start-up"
+                try:
+                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server not ready in 90 s"
+                time.sleep(0.2)
+            yield Server(
+                url,
+                db_url,
+                tokens["counter"],
+                tokens["admin"],
+                tokens["reviewer"],
+                tokens["revoked"],
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+# -- photos -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ids(fr_dir: Path) -> Path:
+    return fr_dir / "identities"
+
+
+@pytest.fixture(scope="module")
+def no_face_jpeg(ids: Path) -> bytes:
+    buf = io.BytesIO()
+    Image.open(ids / "biden/biden.jpg").convert("RGB").crop((0, 0, 150, 150)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _verify(client: httpx.Client, live: bytes, chip: bytes, **fields: str) -> httpx.Response:
+    return client.post(
+        "/v1/verify",
+        files={"live": ("live.jpg", live, "image/jpeg"), "chip": ("chip.jpg", chip, "image/jpeg")},
+        data=fields,
+    )
+
+
+def _assert_problem(r: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://biometric.example/problems/")
+    assert body["title"] and body["detail"] and body["request_id"]
+    assert "Traceback" not in r.text
+    if code:
+        assert body["type"].endswith("/" + code), body
+    return body
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+
+def test_ops_endpoints(server: Server) -> None:
+    with server.client() as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        ready = c.get("/readyz").json()
+        assert ready["status"] == "ready" and "mobilefacenet" in ready["models"]
+        _assert_problem(c.get("/nope"), 404, "not_found")
+        _assert_problem(c.delete("/healthz"), 405, "method_not_allowed")
+        assert c.get("/openapi.json").json()["paths"]["/v1/verify"]["post"]["requestBody"]
+
+
+def test_auth(server: Server, ids: Path) -> None:
+    photo = (ids / "obama/obama.jpg").read_bytes()
+    with server.client() as c:
+        _assert_problem(_verify(c, photo, photo), 401, "unauthorized")
+    for key in ("bmk_000000000000_nope", "garbage", server.revoked):
+        with server.client(key) as c:
+            _assert_problem(_verify(c, photo, photo), 401, "unauthorized")
+    with server.client(server.reviewer) as c:
+        _assert_problem(_verify(c, photo, photo), 403, "forbidden")
+    with server.client(server.counter) as c:
+        _assert_problem(c.get("/v1/audit"), 403, "forbidden")
+
+
+def test_genuine_pair_matches(server: Server, ids: Path) -> None:
+    live = (ids / "kit_harington/john1.jpeg").read_bytes()
+    chip = (ids / "kit_harington/john2.jpeg").read_bytes()
+    with server.client(server.counter) as c:
+        r = _verify(c, live, chip, citizen_id="012345678901", counter_id="desk-1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["decision"] == "match" and body["score"] >= body["threshold"]
+    assert body["reasons"] == [] and body["fmr"] > 0
+    assert body["faces"]["live"]["subject"] is not None and body["faces"]["chip"]["faces"]
+    assert {"queue", "decode", "detect", "embed", "total"} <= body["timings_ms"].keys()
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert "mobilefacenet" in body["models"]
+
+
+def test_impostor_pair_json(server: Server, ids: Path) -> None:
+    payload = {
+        "live": base64.b64encode((ids / "obama/obama.jpg").read_bytes()).decode(),
+        "chip": base64.b64encode((ids / "biden/biden.jpg").read_bytes()).decode(),
+        "citizen_id": "987654321098",
+        "counter_id": "desk-2",
+    }
+    with server.client(server.admin) as c:
+        r = c.post("/v1/verify", json=payload)
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] == "no_match"
+
+
+def test_no_face_asks_for_retake(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
+    with server.client(server.counter) as c:
+        r = _verify(c, no_face_jpeg, (ids / "biden/biden.jpg").read_bytes(), counter_id="desk-1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["decision"] == "retake" and body["score"] is None
+    assert {k: body["reasons"][0][k] for k in ("code", "image")} == {
+        "code": "no_face",
+        "image": "live",
+    }
+
+
+def test_audit_trail(server: Server) -> None:
+    with server.client(server.admin) as c:
+        page = c.get("/v1/audit", params={"citizen_id": "012345678901"}).json()
+        assert [e["decision"] for e in page["items"]] == ["match"]
+        event = page["items"][0]
+        assert event["key_name"] == "test-counter" and event["counter_id"] == "desk-1"
+        assert event["score"] is not None and event["model_versions"]
+        assert set(event["quality"]) == {"live", "chip"} and event["quality"]["live"] > 50
+        assert (
+            c.get("/v1/audit", params={"decision": "no_match"}).json()["items"][0]["citizen_id"]
+            == "987654321098"
+        )
+        first = c.get("/v1/audit", params={"limit": 1}).json()
+        second = c.get("/v1/audit", params={"limit": 1, "cursor": first["next_cursor"]}).json()
+        assert second["items"][0]["id"] < first["items"][0]["id"]
+        assert c.get("/v1/audit", params={"since": "2100-01-01T00:00:00Z"}).json()["items"] == []
+        _assert_problem(c.get("/v1/audit", params={"citizen_id": "12"}), 422, "validation_error")
+
+
+@pytest.fixture(scope="module")
+def malformed(ids: Path) -> dict[str, tuple[dict, int, str]]:
+    jpeg = (ids / "obama/obama.jpg").read_bytes()
+
+    def parts(live: bytes, name: str = "live.jpg", **fields: str) -> dict:
+        return {"files": {"live": (name, live), "chip": ("chip.jpg", jpeg)}, "data": fields}
+
+    return {
+        "bad_base64": (
+            {"json": {"live": "%%%not base64%%%", "chip": "aGk="}},
+            422,
+            "invalid_base64",
+        ),
+        "truncated_jpeg": (parts(jpeg[: len(jpeg) // 2]), 422, "image_decode_error"),
+        "png_bomb": (parts(_png_bomb(), "bomb.png"), 413, "image_too_large"),
+        "text_file": (
+            parts(b"hello, this is not an image\n" * 20, "a.txt"),
+            415,
+            "unsupported_image_type",
+        ),
+        "empty_part": (parts(b""), 422, "image_decode_error"),
+        "missing_part": ({"files": {"live": ("l.jpg", jpeg)}}, 422, "missing_image"),
+        "bad_citizen_id": (parts(jpeg, citizen_id="12345"), 422, "invalid_citizen_id"),
+        "bad_json": (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+            "validation_error",
+        ),
+        "wrong_media_type": (
+            {"content": b"x", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad_base64",
+        "truncated_jpeg",
+        "png_bomb",
+        "text_file",
+        "empty_part",
+        "missing_part",
+        "bad_citizen_id",
+        "bad_json",
+        "wrong_media_type",
+    ],
+)
+def test_malformed_input(server: Server, malformed: dict, case: str) -> None:
+    kwargs, status, code = malformed[case]
+    with server.client(server.counter) as c:
+        _assert_problem(c.post("/v1/verify", **kwargs), status, code)
+        assert c.get("/healthz").status_code == 200
+
+
+def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
+    """Stream a body of ``total`` bytes until the server answers; return (status, body)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = [
+        "POST /v1/verify HTTP/1.1",
+        f"Host: {host}",
+        f"X-API-Key: {server.counter}",
+        "Content-Type: application/json",
+        "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}",
+        "",
+        "",
+    ]
+    block = b"a" * 65536
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall("\r\n".join(head).encode())
+        sent = 0
+        try:
+            while sent < total:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered
+                sock.sendall(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+                sent += len(block)
+            if chunked and sent >= total:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        try:
+            while True:
+                head_end = data.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    headers = data[:head_end].decode("latin-1").lower().split("\r\n")
+                    length = next(
+                        int(h.split(":", 1)[1]) for h in headers if h.startswith("content-length:")
+                    )
+                    if len(data) >= head_end + 4 + length:
+                        break
+                more = sock.recv(65536)
+                if not more:
+                    break
+                data += more
+        except ConnectionResetError:
+            pass
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content_length", "chunked"])
+def test_body_too_large(server: Server, chunked: bool) -> None:
+    status, body = _raw_post(server, 50 * 1024 * 1024, chunked)
+    assert status == 413 and b"body_too_large" in body
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200
+
+
+def test_still_verifies_and_counts(server: Server, ids: Path) -> None:
+    live = (ids / "kit_harington/john1.jpeg").read_bytes()
+    with server.client(server.counter) as c:
+        assert (
+            _verify(c, live, (ids / "kit_harington/john2.jpeg").read_bytes()).json()["decision"]
+            == "match"
+        )
+        text = c.get("/metrics").text
+    assert 'biometric_decisions_total{decision="match"}' in text
+    assert "biometric_pipeline_stage_duration_seconds_bucket" in text
+    assert 'biometric_errors_total{type="unauthorized"}' in text
+    assert 'endpoint="/v1/verify"' in text
+
+
+def test_keys_cli(tmp_path: Path) -> None:
+    from api.cli import app
+
+    db = ["--database-url", f"sqlite:///{tmp_path / 'k.db'}"]
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "desk-9", "--role", "counter", *db])
+    assert created.exit_code == 0, created.output
+    assert created.stdout.startswith("bmk_")
+    assert runner.invoke(app, ["keys", "create", "desk-9", *db]).exit_code == 2
+    assert runner.invoke(app, ["keys", "create", "x", "--role", "king", *db]).exit_code == 2
+    assert runner.invoke(app, ["keys", "revoke", "desk-9", *db]).exit_code == 0
+    listed = runner.invoke(app, ["keys", "list", *db])
+    assert "desk-9\tcounter" in listed.stdout and "revoked" in listed.stdout
+
+
+# -- gallery ----------------------------------------------------------------------------------
+
+
+def _enrol(c: httpx.Client, citizen_id: str, photo: Path) -> httpx.Response:
+    return c.post(
+        "/v1/claimants",
+        data={"citizen_id": citizen_id},
+        files={"photo": (photo.name, photo.read_bytes())},
+    )
+
+
+def test_gallery_enrol_flags_duplicate_and_review_dismisses_it(server: Server, ids: Path) -> None:
+    with server.client(server.reviewer) as c:
+        first = _enrol(c, "111100000001", ids / "kit_harington/john1.jpeg")
+        assert first.status_code == 201, first.text
+        assert _enrol(c, "111100000002", ids / "biden/biden.jpg").json()["candidates"] == []
+        dup = _enrol(c, "111100000003", ids / "kit_harington/john2.jpeg").json()
+        assert [x["citizen_id"] for x in dup["candidates"]] == ["111100000001"]
+        assert dup["case_ids"] and dup["status"] == "active"
+
+        queue = c.get("/v1/cases").json()
+        case = next(x for x in queue["items"] if x["id"] == dup["case_ids"][0])
+        assert {case["citizen_id"], case["candidate_citizen_id"]} == {
+            "111100000001",
+            "111100000003",
+        }
+        decided = c.post(
+            f"/v1/cases/{case['id']}/decision", json={"decision": "dismissed", "note": "brothers"}
+        )
+        assert decided.status_code == 200 and decided.json()["reviewer"] == "test-reviewer"
+        assert all(x["id"] != case["id"] for x in c.get("/v1/cases").json()["items"])
+
+        found = c.post(
+            "/v1/search",
+            files={"photo": ("q.jpg", (ids / "kit_harington/johnsnow_test1.jpg").read_bytes())},
+        )
+        assert found.json()["candidates"][0]["citizen_id"] in {"111100000001", "111100000003"}
+
+
+def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
+    with server.client(server.counter) as c:
+        _assert_problem(_enrol(c, "222200000001", ids / "obama/obama.jpg"), 403, "forbidden")
+    with server.client(server.reviewer) as c:
+        assert _enrol(c, "222200000001", ids / "obama/obama.jpg").status_code == 201
+        _assert_problem(c.delete("/v1/claimants/222200000001"), 403, "forbidden")
+        bad = c.post(
+            "/v1/claimants",
+            data={"citizen_id": "222200000002"},
+            files={"photo": ("x.jpg", no_face_jpeg)},
+        )
+        _assert_problem(bad, 422, "poor_capture")
+        _assert_problem(_enrol(c, "12ab", ids / "obama/obama.jpg"), 422, "validation_error")
+    with server.client(server.admin) as c:
+        gone = c.delete("/v1/claimants/222200000001")
+        assert gone.status_code == 200 and gone.json()["templates_removed"] == 1
+        _assert_problem(c.delete("/v1/claimants/222200000001"), 404, "claimant_not_found")
+        actions = {e["action"] for e in c.get("/v1/audit", params={"limit": 500}).json()["items"]}
+        assert {"enrol", "erase"} <= actions

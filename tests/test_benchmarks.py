@@ -1,0 +1,143 @@
+"""The quick modes of the accuracy, chip and stages benchmarks write sane JSON (no speed checks)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import __main__ as cli
+from benchmarks import common, report
+
+
+def _load(out: Path, name: str) -> dict:
+    files = sorted(out.glob(f"{name}-*-quick.json"))
+    assert len(files) == 1, f"expected one {name} quick result in {out}: {files}"
+    return json.loads(files[0].read_text())
+
+
+def _check_common(doc: dict, name: str) -> None:
+    assert doc["benchmark"] == name
+    assert doc["settings"]["quick"] is True
+    machine = doc["machine"]
+    for key in ("cpu_model", "cpu_count", "platform", "python", "onnxruntime", "numpy"):
+        assert machine[key], key
+    assert doc["model_versions"] and all(doc["model_versions"].values())
+
+
+def _check_figures(fig: dict, fta_key: str = "failure_to_acquire") -> None:
+    assert 0.0 <= fig[fta_key] <= 1.0
+    assert fig["genuine_pairs"] > 0 and fig["impostor_pairs"] > fig["genuine_pairs"]
+    for fmr in ("0.01", "0.001", "0.0001"):
+        point = fig["at_fmr"][fmr]
+        assert point["impostor_pairs"] == fig["impostor_pairs"]
+        assert point["supported"] == (fig["impostor_pairs"] >= 10 / float(fmr))
+        assert 0.0 <= point["fnmr"] <= 1.0
+        assert math.isclose(point["tar"] + point["fnmr"], 1.0)
+        assert point["measured_fmr"] <= float(fmr) + 1e-12
+    # quick subsets have < 100k impostor pairs: 1e-4 cannot be supported
+    assert fig["at_fmr"]["0.0001"]["supported"] is False
+    assert 0.0 <= fig["eer"] <= 0.5
+    assert fig["genuine_mean"] > fig["impostor_mean"]
+    hist = fig["histogram"]
+    assert len(hist["genuine"]) == len(hist["bin_edges"]) - 1
+    assert sum(hist["genuine"]) == fig["genuine_pairs"]
+    assert sum(hist["impostor"]) == fig["impostor_pairs"]
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench")
+
+
+def test_accuracy_quick(out_dir: Path) -> None:
+    assert cli.main(["accuracy", "--quick", "--out", str(out_dir)]) == 0
+    doc = _load(out_dir, "accuracy")
+    _check_common(doc, "accuracy")
+    assert "yaleb_moderate" in doc["sets"]
+    yale = doc["sets"]["yaleb_moderate"]
+    assert yale["images"] == 60
+    for fig in [*doc["sets"].values(), doc["pooled"]]:
+        _check_figures(fig)
+    pooled = doc["pooled"]
+    assert pooled["genuine_pairs"] == sum(s["genuine_pairs"] for s in doc["sets"].values())
+    assert pooled["at_fmr"]["0.001"]["tar"] > 0.8  # sanity, not a target
+    for png in doc["plots"]:
+        assert (out_dir / png).stat().st_size > 1000
+
+
+def test_chip_quick(out_dir: Path) -> None:
+    assert cli.main(["chip", "--quick", "--out", str(out_dir)]) == 0
+    doc = _load(out_dir, "chip")
+    _check_common(doc, "chip")
+    _check_figures(doc["plain"]["pooled"])
+    assert set(doc["conditions"]) >= {"chip240"}
+    for cond in doc["conditions"].values():
+        pooled = cond["pooled"]
+        _check_figures(pooled, "chip_failure_to_acquire")
+        assert pooled["chip_failure_to_acquire"] < 0.5
+        size = pooled["jp2_size"]
+        assert 0 < size["min_bytes"] <= size["median_bytes"] <= size["max_bytes"] <= 20_000
+    chip240 = doc["conditions"]["chip240"]["pooled"]["jp2_size"]
+    assert chip240["fraction_in_10_20_kb"] > 0.9
+    assert (out_dir / doc["plots"][0]).is_file()
+
+
+def test_stages_quick(out_dir: Path) -> None:
+    assert cli.main(["stages", "--quick", "--out", str(out_dir)]) == 0
+    doc = _load(out_dir, "stages")
+    _check_common(doc, "stages")
+    assert set(doc["results"]) == {"1", "2"}
+    expected = {
+        "decode_jpeg_640x480",
+        "decode_chip_jp2_240x320",
+        "detect_live_640x480",
+        "detect_chip_240x320",
+        "align",
+        "embed_batch1",
+        "embed_batch8",
+        "compare",
+        "verify",
+    }
+    for res in doc["results"].values():
+        assert set(res["stages"]) == expected
+        for st in res["stages"].values():
+            assert st["runs"] == doc["settings"]["runs_per_stage"]
+            assert 0 < st["min_ms"] <= st["median_ms"] <= st["p99_ms"] <= st["max_ms"]
+        assert res["throughput"]["live_faces_per_second_per_core"] > 0
+        assert res["verify_decisions_on_inputs"]
+
+
+def test_report_renders(out_dir: Path, tmp_path: Path) -> None:
+    # runs after the three above (file order): renders whatever quick results are there
+    md = tmp_path / "BENCHMARKS.md"
+    report.run(out_dir, md)
+    text = md.read_text()
+    assert text.startswith("<!-- GENERATED FILE")
+    assert "# Benchmarks" in text
+    if list(out_dir.glob("accuracy-*.json")):
+        assert "## Accuracy" in text
+    if list(out_dir.glob("stages-*.json")):
+        assert "## Stage latency" in text
+
+
+def test_missing_external_benchmark_is_reported(tmp_path: Path, monkeypatch) -> None:
+    def absent(module: str):
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    monkeypatch.setattr(cli.importlib, "import_module", absent)
+    assert cli.main(["index", "--quick", "--out", str(tmp_path)]) == 1
+    assert cli.main(["api", "--quick", "--out", str(tmp_path)]) == 1
+
+
+def test_error_figures_support_rule() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    fig = common.error_figures(rng.normal(0.7, 0.1, 500), rng.normal(0.0, 0.1, 20_000))
+    assert fig["at_fmr"]["0.001"]["supported"] is True
+    assert fig["at_fmr"]["0.0001"]["supported"] is False
+    assert fig["at_fmr"]["0.0001"]["impostor_pairs_needed"] == 100_000
+    assert fig["eer"] < 0.01
