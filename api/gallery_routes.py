@@ -1,7 +1,9 @@
 """Gallery endpoints: enrol with screening, 1:N search, erasure, the duplicate review queue.
 
 Thin: validate, authenticate, run the library call in the pipeline thread pool, audit, shape.
-Enrolment and search need a ``reviewer`` or ``admin`` key, erasure an ``admin`` key.
+Enrolment and search need a ``reviewer`` or ``admin`` key, erasure an ``admin`` key. With
+``BIOMETRIC_STORE_FACE_THUMBNAILS`` on, enrolment keeps a small face crop per template, served to
+reviewers by ``GET /v1/claimants/{citizen_id}/face``.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
-from api.problems import Problem
+from api.problems import Problem, problem_example
 from biometric.gallery.service import DuplicatePolicy, Gallery
+from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
 from biometric.store import audit as audit_store
 from biometric.store.models import Role
@@ -105,8 +109,8 @@ async def _audit(
     await anyio.to_thread.run_sync(write)
 
 
-def _template(pipeline: Pipeline, data: bytes, role: str):
-    analysis = pipeline.template(pipeline.decode(data).rgb, role)
+def _template(pipeline: Pipeline, rgb: Any, role: str):
+    analysis = pipeline.template(rgb, role)
     if analysis.reasons:
         raise Problem(
             422,
@@ -136,9 +140,15 @@ async def enrol(
     gallery: Gallery = request.app.state.gallery
     data = await photo.read()
 
+    keep_face = request.app.state.settings.store_face_thumbnails
+
     def work():
-        analysis = _template(pipeline, data, CHIP if source == "chip" else LIVE)
+        rgb = pipeline.decode(data).rgb
+        analysis = _template(pipeline, rgb, CHIP if source == "chip" else LIVE)
         quality = analysis.quality.score if analysis.quality else None
+        thumbnail = None
+        if keep_face and analysis.subject is not None:
+            thumbnail = thumbnail_jpeg(rgb, analysis.subject.box)
         result = gallery.enrol(
             citizen_id,
             analysis.embedding,
@@ -146,6 +156,7 @@ async def enrol(
             quality=quality,
             display_name=display_name,
             policy=policy,
+            thumbnail=thumbnail,
         )
         return result, quality
 
@@ -188,7 +199,7 @@ async def search(
     data = await photo.read()
 
     def work():
-        return gallery.search(_template(pipeline, data, CHIP).embedding, k)
+        return gallery.search(_template(pipeline, pipeline.decode(data).rgb, CHIP).embedding, k)
 
     candidates = await _in_pool(request, work)
     await _audit(
@@ -216,6 +227,34 @@ async def erase(
     removed = await _in_pool(request, lambda: gallery.erase(citizen_id))
     await _audit(request, caller, citizen_id, "erase", "erased")
     return {"citizen_id": citizen_id, "templates_removed": removed}
+
+
+@router.get(
+    "/claimants/{citizen_id}/face",
+    summary="The claimant's stored face thumbnail (JPEG)",
+    description=(
+        "Only stored when the deployment opts in (`BIOMETRIC_STORE_FACE_THUMBNAILS`); otherwise, "
+        "or for a claimant enrolled before, a 404 `face_not_stored` problem. Needs a `reviewer` "
+        "or `admin` key."
+    ),
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "a JPEG face crop, at most 160 px"},
+        404: problem_example(404, "face_not_stored", "no face thumbnail is stored"),
+    },
+)
+async def claimant_face(
+    request: Request,
+    _caller: Annotated[Caller, Depends(STAFF)],
+    citizen_id: Annotated[str, Path(pattern=CITIZEN_ID_PATTERN)],
+) -> Response:
+    gallery: Gallery = request.app.state.gallery
+    jpeg = await anyio.to_thread.run_sync(lambda: gallery.face_thumbnail(citizen_id))
+    if jpeg is None:
+        raise Problem(
+            404, "face_not_stored", f"no face thumbnail is stored for claimant {citizen_id}"
+        )
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 
 @router.get("/cases", response_model=CasePage, summary="The duplicate review queue")

@@ -82,3 +82,17 @@ class DuplicateCase(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     reviewer: Mapped[str | None] = mapped_column(String(64), default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class FaceThumbnail(Base):
+    """A small JPEG face crop for a template, kept only when the deployment opts in
+    (``BIOMETRIC_STORE_FACE_THUMBNAILS``) so reviewers can see who a case is about. Deleted with
+    its template (foreign key cascade, and explicitly by the gallery)."""
+
+    __tablename__ = "face_thumbnails"
+
+    template_id: Mapped[int] = mapped_column(
+        ForeignKey("templates.id", ondelete="CASCADE"), primary_key=True
+    )
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -2,7 +2,8 @@
 
 The HTML page embeds small face thumbnails (data URIs) read from the source photos at report
 time, so it can be opened offline and mailed within the benefit unit; the store itself keeps no
-photos.
+photos (only small face thumbnails, where ``BIOMETRIC_STORE_FACE_THUMBNAILS`` opts in). The page
+inlines the staff pages' style sheet (:mod:`biometric.gallery.style`), so both look alike.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 from biometric.gallery.screening import ScreeningResult
-from biometric.pipeline import Pipeline
+from biometric.gallery.style import CSS
+from biometric.gallery.thumbnails import THUMB_PX, thumbnail_jpeg
+from biometric.pipeline import CHIP, Pipeline
 
 HTML_MAX_PAIRS = 300
-THUMB_PX = 160
 
 
 def _thumbnail(path: str, pipeline: Pipeline | None) -> str:
@@ -32,24 +31,16 @@ def _thumbnail(path: str, pipeline: Pipeline | None) -> str:
         rgb = read_image(path).rgb
     except BiometricError:
         return ""
-    crop = rgb
+    box = None
     if pipeline is not None:
-        faces = pipeline.detect(rgb)
+        faces = pipeline.detect(rgb, CHIP)
         if faces:
-            x1, y1, x2, y2 = faces[0].box
-            m = 0.35 * max(x2 - x1, y2 - y1)
-            h, w = rgb.shape[:2]
-            crop = rgb[
-                max(0, int(y1 - m)) : min(h, int(y2 + m)), max(0, int(x1 - m)) : min(w, int(x2 + m))
-            ]
-    scale = THUMB_PX / max(crop.shape[:2])
-    small = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(
-        ".jpg",
-        cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR),
-        [cv2.IMWRITE_JPEG_QUALITY, 85],
-    )
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
+            box = faces[0].box
+    try:
+        jpeg = thumbnail_jpeg(rgb, box, THUMB_PX, quality=85)
+    except ValueError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
 
 
 PAGE = """<!doctype html>
@@ -57,20 +48,11 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Duplicate screening report</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}}
-header{{background:#1d3557;color:#fff;padding:1rem 1.5rem}}
-main{{padding:1rem 1.5rem;max-width:1100px}}
-table.summary td{{padding:.2rem .8rem .2rem 0}}
-.pair{{display:flex;gap:1rem;align-items:center;background:#fff;border-radius:8px;
-padding:.8rem;margin:.6rem 0;box-shadow:0 1px 3px #0002}}
-.pair figure{{margin:0;text-align:center}}
-.pair img{{width:{px}px;height:{px}px;object-fit:cover;border-radius:6px;background:#ddd}}
-.score{{font-size:1.4rem;font-weight:700;min-width:7rem;text-align:center}}
-.note{{color:#555;font-size:.9rem}}
+{css}
 </style></head><body>
-<header><h1>Duplicate screening report</h1><div>{when}</div></header>
+<header class="bar"><h1>Duplicate screening report</h1><div>{when}</div></header>
 <main>
-<table class="summary">{summary}</table>
+<div class="card"><table class="summary">{summary}</table></div>
 <p class="note">A pair is listed when its similarity is at or above the duplicate threshold
 {threshold:.4f}, calibrated for a false-match rate of {fmr:g} per comparison. Over a gallery of
 {n} claimants that rate alone predicts about {expected:.1f} false pairs: every pair needs a
@@ -146,7 +128,7 @@ def write_report(
     ]
     paths["html"].write_text(
         PAGE.format(
-            px=THUMB_PX,
+            css=CSS,
             when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             summary="".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in rows),
             threshold=result.threshold,

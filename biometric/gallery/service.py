@@ -23,7 +23,13 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from biometric.errors import BiometricError
-from biometric.gallery.models import Claimant, DuplicateCase, IndexChange, Template
+from biometric.gallery.models import (
+    Claimant,
+    DuplicateCase,
+    FaceThumbnail,
+    IndexChange,
+    Template,
+)
 from biometric.index import FaceIndex, IndexSpec, default_kind_for
 from biometric.store.db import session_factory
 
@@ -260,9 +266,12 @@ class Gallery:
         display_name: str | None = None,
         screen: bool = True,
         policy: DuplicatePolicy | None = None,
+        thumbnail: bytes | None = None,
     ) -> EnrolResult:
         """Store a template for the claimant (replacing earlier ones of this model), and with
-        ``screen`` open a case for every other claimant scoring above the duplicate threshold."""
+        ``screen`` open a case for every other claimant scoring above the duplicate threshold.
+        ``thumbnail`` (a small JPEG face crop, only where the deployment opts in) is stored with
+        the template in the same transaction."""
         check_citizen_id(citizen_id)
         policy = policy or self.policy
         with self._lock:
@@ -292,6 +301,8 @@ class Gallery:
                 )
                 s.add(template)
                 s.flush()
+                if thumbnail:
+                    s.add(FaceThumbnail(template_id=template.id, jpeg=thumbnail))
                 s.add(IndexChange(op="add", template_id=template.id, model=self.model))
                 case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
                 if candidates and policy is DuplicatePolicy.HOLD:
@@ -346,6 +357,7 @@ class Gallery:
         for tid in old:
             s.add(IndexChange(op="remove", template_id=tid, model=self.model))
         if old:
+            s.execute(delete(FaceThumbnail).where(FaceThumbnail.template_id.in_(old)))
             s.execute(delete(Template).where(Template.id.in_(old)))
         return len(old)
 
@@ -393,6 +405,13 @@ class Gallery:
                 ).all()
                 for tid, model in rows:
                     s.add(IndexChange(op="remove", template_id=tid, model=model))
+                if rows:
+                    # The foreign key cascades too; explicit so no backend can keep a face.
+                    s.execute(
+                        delete(FaceThumbnail).where(
+                            FaceThumbnail.template_id.in_([tid for tid, _ in rows])
+                        )
+                    )
                 s.execute(delete(Template).where(Template.claimant_id == claimant.id))
                 s.execute(
                     delete(DuplicateCase).where(
@@ -424,6 +443,22 @@ class Gallery:
                 .where(Template.id.in_(template_ids))
             ).all()
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    def face_thumbnail(self, citizen_id: str) -> bytes | None:
+        """The stored face thumbnail of the claimant's current template, or None when none is
+        stored (thumbnails are opt-in). Raises :class:`ClaimantNotFound` for an unknown id."""
+        check_citizen_id(citizen_id)
+        with self._sessions() as s:
+            claimant_id = s.scalar(select(Claimant.id).where(Claimant.citizen_id == citizen_id))
+            if claimant_id is None:
+                raise ClaimantNotFound(f"no claimant with citizen id {citizen_id}")
+            return s.scalar(
+                select(FaceThumbnail.jpeg)
+                .join(Template, Template.id == FaceThumbnail.template_id)
+                .where(Template.claimant_id == claimant_id, Template.model == self.model)
+                .order_by(Template.id.desc())
+                .limit(1)
+            )
 
     def template_count(self) -> int:
         with self._sessions() as s:

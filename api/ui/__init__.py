@@ -1,0 +1,1 @@
+"""Staff web pages: the counter verification page and the reviewers' duplicate queue."""

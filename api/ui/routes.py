@@ -1,0 +1,59 @@
+"""The staff pages, served by the app itself (no CDN, works offline): ``/ui/counter`` and
+``/ui/review`` are plain HTML files that call the JSON API from the browser with the API key the
+user signs in with (kept in ``sessionStorage``). Static files are under ``api/ui/static``; the
+style sheet is :mod:`biometric.gallery.style`, shared with the HTML screening report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from biometric.gallery.style import CSS
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The pages load nothing from elsewhere; the camera needs a secure context (https or localhost).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+        "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC_DIR / name, media_type="text/html", headers=SECURITY_HEADERS)
+
+
+@router.get("")
+@router.get("/")
+async def ui_index() -> RedirectResponse:
+    return RedirectResponse("/ui/counter")
+
+
+@router.get("/counter")
+async def counter_page() -> FileResponse:
+    return _page("counter.html")
+
+
+@router.get("/review")
+async def review_page() -> FileResponse:
+    return _page("review.html")
+
+
+@router.get("/static/style.css")
+async def style_css() -> Response:
+    return Response(CSS, media_type="text/css", headers={"Cache-Control": "no-cache"})
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages and their static files (scripts) to the app."""
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")

@@ -1,0 +1,209 @@
+// The reviewers' page: the duplicate-case queue (GET /v1/cases), both claimants' faces
+// (GET /v1/claimants/{id}/face, when thumbnails are stored) and the decision
+// (POST /v1/cases/{id}/decision).
+"use strict";
+
+(() => {
+  const PAGE = "review";
+  const $ = (id) => document.getElementById(id);
+  const el = Api.el;
+  const state = { key: null, offset: 0, total: 0, urls: [] };
+  const STATUS_TEXT = { open: "open", confirmed: "confirmed duplicate", dismissed: "dismissed" };
+
+  function showSignedIn(key) {
+    state.key = key;
+    $("sign-in").classList.add("hidden");
+    $("queue").classList.remove("hidden");
+    $("who").classList.remove("hidden");
+    state.offset = 0;
+    load().then(() => $("status").focus());
+  }
+
+  function showSignedOut() {
+    state.key = null;
+    releaseImages();
+    $("cases").replaceChildren();
+    $("queue").classList.add("hidden");
+    $("who").classList.add("hidden");
+    $("sign-in").classList.remove("hidden");
+    $("api-key").focus();
+  }
+
+  $("sign-out").addEventListener("click", () => {
+    Api.clearKey(PAGE);
+    showSignedOut();
+  });
+
+  function releaseImages() {
+    state.urls.forEach((u) => URL.revokeObjectURL(u));
+    state.urls = [];
+  }
+
+  function filters() {
+    return {
+      status: $("status").value,
+      citizen: $("citizen").value.trim(),
+      limit: Number($("page-size").value),
+    };
+  }
+
+  async function load(message = "") {
+    const f = filters();
+    const status = $("queue-status");
+    status.classList.remove("error");
+    if (f.citizen && !/^\d{12}$/.test(f.citizen)) {
+      status.textContent = "The citizen ID must be exactly 12 digits (or left empty).";
+      status.classList.add("error");
+      return;
+    }
+    const params = new URLSearchParams({ status: f.status, limit: f.limit, offset: state.offset });
+    if (f.citizen) params.set("citizen_id", f.citizen);
+    status.textContent = "Loading…";
+    let page;
+    try {
+      page = await Api.json(state.key, "/v1/cases?" + params);
+    } catch (err) {
+      status.textContent = err.message;
+      status.classList.add("error");
+      if (err.status === 401 || err.status === 403) {
+        Api.clearKey(PAGE);
+        showSignedOut();
+        $("sign-in-error").textContent = err.message;
+      }
+      return;
+    }
+    if (!page.items.length && state.offset > 0 && page.total > 0) {
+      state.offset = Math.max(0, state.offset - f.limit);
+      return load(message);
+    }
+    state.total = page.total;
+    releaseImages();
+    $("cases").replaceChildren(...page.items.map(caseCard));
+    $("count").textContent = "(" + page.total + ")";
+    const from = page.total ? page.offset + 1 : 0;
+    const to = page.offset + page.items.length;
+    $("page-info").textContent = from + "–" + to + " of " + page.total;
+    $("prev").disabled = page.offset === 0;
+    $("next").disabled = to >= page.total;
+    status.textContent = message || (page.total ? "" : "No cases to show.");
+  }
+
+  function face(citizenId, enrolledAt, role) {
+    const figure = el("figure", { class: "face", "data-citizen": citizenId });
+    const holder = el("div", { class: "no-photo", role: "img", "aria-label": "photo loading" }, "…");
+    figure.append(
+      holder,
+      el("figcaption", {}, el("b", { text: citizenId }), el("br"), role + ", enrolled " + Api.date(enrolledAt))
+    );
+    Api.call(state.key, "/v1/claimants/" + citizenId + "/face")
+      .then((r) => r.blob())
+      .then((blob) => {
+        const url = URL.createObjectURL(blob);
+        state.urls.push(url);
+        const img = el("img", { src: url, alt: "face of claimant " + citizenId });
+        holder.replaceWith(img);
+      })
+      .catch(() => {
+        holder.textContent = "photo not stored";
+        holder.setAttribute("aria-label", "photo not stored for claimant " + citizenId);
+      });
+    return figure;
+  }
+
+  function caseCard(c) {
+    const noteId = "note-" + c.id;
+    const card = el(
+      "article",
+      { class: "pair case", "data-case-id": c.id, "data-status": c.status, "aria-label": "case " + c.id },
+      face(c.citizen_id, c.claimant_enrolled_at, "Newer claimant"),
+      el(
+        "div",
+        { class: "score" },
+        Api.fmt(c.score, 3),
+        el("small", { text: "similarity" }),
+        el("small", { text: "threshold " + Api.fmt(c.threshold, 3) })
+      ),
+      face(c.candidate_citizen_id, c.candidate_enrolled_at, "Already enrolled")
+    );
+    const side = el(
+      "div",
+      { class: "case-actions" },
+      el("div", {}, el("b", { text: "Case " + c.id + " " }),
+        el("span", { class: "pill " + c.status, text: STATUS_TEXT[c.status] || c.status })),
+      el("div", { class: "note", text: "Opened " + Api.date(c.created_at) + " (" + c.origin + ")" })
+    );
+    if (c.status === "open") {
+      const form = el("form", { class: "decide" });
+      form.append(
+        el("label", { for: noteId, text: "Note" }),
+        el("textarea", { id: noteId, name: "note", maxlength: "2000", rows: "2" }),
+        el(
+          "div",
+          { class: "row" },
+          el("button", { type: "submit", class: "danger", value: "confirmed", "data-decision": "confirmed",
+            text: "Confirm duplicate" }),
+          el("button", { type: "submit", value: "dismissed", "data-decision": "dismissed",
+            text: "Dismiss (different people)" })
+        ),
+        el("p", { class: "status-line error", role: "alert" })
+      );
+      form.addEventListener("submit", (event) => decide(event, c, form));
+      side.append(form);
+    } else {
+      side.append(
+        el("div", { class: "note", text: "Decided " + Api.date(c.decided_at) + " by " + (c.reviewer || "–") }),
+        c.note ? el("div", { text: "Note: " + c.note }) : null
+      );
+    }
+    card.append(side);
+    return card;
+  }
+
+  async function decide(event, c, form) {
+    event.preventDefault();
+    // Enter in the note field submits no decision: the reviewer must press a button.
+    const button = event.submitter;
+    if (!button || !button.dataset.decision) return;
+    const decision = button.dataset.decision;
+    const note = form.elements.note.value.trim() || null;
+    const error = form.querySelector(".error");
+    form.querySelectorAll("button").forEach((b) => (b.disabled = true));
+    try {
+      await Api.json(state.key, "/v1/cases/" + c.id + "/decision", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ decision, note }),
+      });
+    } catch (err) {
+      error.textContent = err.message;
+      form.querySelectorAll("button").forEach((b) => (b.disabled = false));
+      return;
+    }
+    await load("Case " + c.id + " " + (decision === "confirmed" ? "confirmed as a duplicate" : "dismissed") + ".");
+    $("queue-status").focus();
+  }
+
+  $("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.offset = 0;
+    load();
+  });
+  $("prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - filters().limit);
+    load();
+  });
+  $("next").addEventListener("click", () => {
+    state.offset += filters().limit;
+    load();
+  });
+
+  Api.signIn({
+    page: PAGE,
+    form: $("sign-in-form"),
+    input: $("api-key"),
+    errorEl: $("sign-in-error"),
+    check: (key) => Api.call(key, "/v1/cases?limit=1"),
+    onSignedIn: showSignedIn,
+    onSignedOut: showSignedOut,
+  });
+})();

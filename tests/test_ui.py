@@ -1,0 +1,414 @@
+"""The staff pages end to end in headless Chromium (Selenium): a real uvicorn server on SQLite
+with face thumbnails on, a fake camera fed with a real photo, real verification and review.
+
+Needs the Debian packages ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``,
+``/usr/bin/chromedriver``); Selenium Manager is never asked to download a browser. Screenshots of
+every page state go to ``test-artifacts/ui/``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+from sqlalchemy import text
+
+from biometric import config
+from biometric.store.db import make_engine, migrate, session_factory
+from biometric.store.keys import create_key
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = config.REPO_ROOT / "test-artifacts" / "ui"
+WAIT_S = 30
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class UiServer:
+    url: str
+    db_url: str
+    counter: str
+    reviewer: str
+    admin: str
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": key}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory) -> Iterator[UiServer]:
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('uidb') / 'ui.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    with session_factory(engine)() as s:
+        tokens = {r: create_key(s, f"ui-{r}", r)[1] for r in ("counter", "reviewer", "admin")}
+    engine.dispose()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BIOMETRIC_DATABASE_URL": db_url,
+        "BIOMETRIC_THREAD_POOL_SIZE": "2",
+        "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("uiindex")),
+        "BIOMETRIC_STORE_FACE_THUMBNAILS": "true",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=config.REPO_ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, "server exited during start-up"
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server not ready in 90 s"
+            time.sleep(0.2)
+        yield UiServer(url, db_url, tokens["counter"], tokens["reviewer"], tokens["admin"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def ids(fr_dir: Path) -> Path:
+    return fr_dir / "identities"
+
+
+def _write_y4m(bgr: np.ndarray, box: list[float], out: Path, frames: int = 5) -> Path:
+    """A 640x480 4:2:0 Y4M clip for Chromium's fake camera: a 4:3 cut of the photo around the
+    face ``box`` (the face about half the frame's height, as at a counter)."""
+    w, h = 640, 480
+    x1, y1, x2, y2 = box[:4]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half_h = max(y2 - y1, (x2 - x1) * 3 / 4)  # frame height = 2 face heights
+    src = np.float32(
+        [
+            [cx - half_h * 4 / 3, cy - half_h],
+            [cx + half_h * 4 / 3, cy - half_h],
+            [cx - half_h * 4 / 3, cy + half_h],
+        ]
+    )
+    dst = np.float32([[0, 0], [w, 0], [0, h]])
+    frame = cv2.warpAffine(
+        bgr, cv2.getAffineTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE
+    )
+    i420 = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with out.open("wb") as fh:
+        fh.write(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            fh.write(b"FRAME\n" + i420)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, ids: Path, pipeline) -> Iterator[WebDriver]:
+    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
+        "install the Debian packages chromium and chromium-driver"
+    )
+    tmp = tmp_path_factory.mktemp("chromium")
+    photo = ids / "kit_harington/john1.jpeg"
+    bgr = cv2.imread(str(photo))
+    faces = pipeline.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    assert faces, photo
+    camera = _write_y4m(bgr, list(faces[0].box), tmp / "camera.y4m")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1100,1300",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _shot(driver: WebDriver, name: str) -> None:
+    """A full-page screenshot (the window grown to the page's height)."""
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    width = driver.get_window_size()["width"]
+    driver.set_window_size(width, max(600, min(int(height) + 120, 4000)))
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _wait(driver: WebDriver, condition, timeout: float = WAIT_S):
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def _sign_in(driver: WebDriver, url: str, key: str) -> None:
+    driver.get(url)
+    field = _wait(driver, ec.visibility_of_element_located((By.ID, "api-key")))
+    field.send_keys(key)
+    field.submit()
+    _wait(driver, ec.invisibility_of_element_located((By.ID, "sign-in")))
+    assert key not in driver.current_url
+    stored = driver.execute_script("return Object.values(sessionStorage)")
+    assert key in stored
+
+
+def _verify_once(driver: WebDriver, chip: Path, citizen_id: str | None = None) -> str:
+    driver.execute_script("document.getElementById('result').classList.add('hidden')")
+    driver.find_element(By.ID, "chip-file").send_keys(str(chip))
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "chip-status"), chip.name))
+    if citizen_id:  # keyboard: Enter in the form verifies
+        field = driver.find_element(By.ID, "citizen-id")
+        field.clear()
+        field.send_keys(citizen_id, Keys.ENTER)
+    else:
+        driver.find_element(By.ID, "verify").click()
+    result = _wait(driver, ec.visibility_of_element_located((By.ID, "result")), 60)
+    return result.find_element(By.ID, "decision").get_attribute("data-decision")
+
+
+def test_counter_page_verifies_camera_capture(
+    ui_server: UiServer, browser: WebDriver, ids: Path
+) -> None:
+    driver = browser
+    driver.set_window_size(1100, 900)
+    driver.get(ui_server.url + "/ui/counter")
+    _wait(driver, ec.visibility_of_element_located((By.ID, "api-key")))
+    _shot(driver, "counter-1-sign-in")
+    _sign_in(driver, ui_server.url + "/ui/counter", ui_server.counter)
+
+    driver.find_element(By.ID, "camera-start").click()
+    capture = _wait(driver, ec.element_to_be_clickable((By.ID, "capture")))
+    _wait(driver, lambda d: d.execute_script("return document.getElementById('video').videoWidth"))
+    time.sleep(0.5)  # a few frames in
+    capture.click()
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "live-status"), "captured"))
+
+    assert _verify_once(driver, ids / "kit_harington/john2.jpeg") == "match"
+    decision = driver.find_element(By.ID, "decision")
+    assert "MATCH" in decision.text and "NO MATCH" not in decision.text
+    assert float(driver.find_element(By.ID, "score").text) >= float(
+        driver.find_element(By.ID, "threshold").text.split()[0]
+    )
+    assert driver.find_element(By.ID, "live-quality").text  # quality shown
+    _shot(driver, "counter-2-match")
+
+    assert _verify_once(driver, ids / "biden/biden.jpg", citizen_id="555500000001") == "no_match"
+    assert "NO MATCH" in driver.find_element(By.ID, "decision").text
+    _shot(driver, "counter-3-no-match")
+    with ui_server.client(ui_server.admin) as c:
+        audit = c.get("/v1/audit", params={"citizen_id": "555500000001"}).json()["items"]
+        assert [e["decision"] for e in audit] == ["no_match"]
+
+    # Small screen: the same page stays usable (no horizontal scrolling).
+    driver.set_window_size(390, 844)
+    time.sleep(0.3)
+    assert driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1"
+    )
+    _shot(driver, "counter-4-phone")
+    driver.set_window_size(1100, 900)
+
+
+def test_review_page_dismisses_case(ui_server: UiServer, browser: WebDriver, ids: Path) -> None:
+    driver = browser
+    with ui_server.client(ui_server.reviewer) as c:
+        for citizen, photo in (("333300000001", "john1.jpeg"), ("333300000002", "john2.jpeg")):
+            r = c.post(
+                "/v1/claimants",
+                data={"citizen_id": citizen},
+                files={"photo": (photo, (ids / "kit_harington" / photo).read_bytes())},
+            )
+            assert r.status_code == 201, r.text
+        case_id = r.json()["case_ids"][0]
+        face = c.get("/v1/claimants/333300000001/face")
+        assert face.status_code == 200 and face.headers["content-type"] == "image/jpeg"
+
+    driver.set_window_size(1100, 900)
+    driver.get(ui_server.url + "/ui/review")
+    _wait(driver, ec.visibility_of_element_located((By.ID, "api-key")))
+    _sign_in(driver, ui_server.url + "/ui/review", ui_server.reviewer)
+    selector = f"article.case[data-case-id='{case_id}']"
+    card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    _wait(
+        driver,
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, selector + " img")) == 2
+            and all(
+                d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
+                for img in d.find_elements(By.CSS_SELECTOR, selector + " img")
+            )
+        ),
+    )
+    text = card.text
+    assert "333300000001" in text and "333300000002" in text and "threshold" in text
+    _shot(driver, "review-1-queue")
+
+    card.find_element(By.TAG_NAME, "textarea").send_keys("same person, enrolled twice by mistake")
+    card.find_element(By.CSS_SELECTOR, "button[data-decision='dismissed']").click()
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "queue-status"), "dismissed"))
+    assert not driver.find_elements(By.CSS_SELECTOR, selector)
+    _shot(driver, "review-2-after-dismiss")
+
+    Select(driver.find_element(By.ID, "status")).select_by_value("dismissed")
+    driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    _shot(driver, "review-3-dismissed")
+
+    with ui_server.client(ui_server.reviewer) as c:
+        assert all(x["id"] != case_id for x in c.get("/v1/cases").json()["items"])
+        done = c.get("/v1/cases", params={"status": "dismissed"}).json()["items"]
+        decided = next(x for x in done if x["id"] == case_id)
+        assert decided["note"] == "same person, enrolled twice by mistake"
+        assert decided["reviewer"] == "ui-reviewer"
+
+
+def test_face_thumbnail_endpoint_and_erasure(ui_server: UiServer, ids: Path) -> None:
+    with ui_server.client(ui_server.reviewer) as c:
+        r = c.post(
+            "/v1/claimants",
+            data={"citizen_id": "444400000001"},
+            files={"photo": ("obama.jpg", (ids / "obama/obama.jpg").read_bytes())},
+        )
+        assert r.status_code == 201, r.text
+        jpeg = c.get("/v1/claimants/444400000001/face")
+        assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
+        img = cv2.imdecode(np.frombuffer(jpeg.content, np.uint8), cv2.IMREAD_COLOR)
+        assert max(img.shape[:2]) <= 160
+        # Re-enrolment replaces the template and its face.
+        again = c.post(
+            "/v1/claimants",
+            data={"citizen_id": "444400000001"},
+            files={"photo": ("biden.jpg", (ids / "biden/biden.jpg").read_bytes())},
+        )
+        assert again.status_code == 201 and again.json()["replaced_templates"] == 1
+        replaced = c.get("/v1/claimants/444400000001/face")
+        assert replaced.status_code == 200 and replaced.content != jpeg.content
+        missing = c.get("/v1/claimants/444400000009/face")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+    with ui_server.client(ui_server.counter) as c:
+        assert c.get("/v1/claimants/444400000001/face").status_code == 403
+    with ui_server.client(ui_server.admin) as c:
+        assert c.delete("/v1/claimants/444400000001").status_code == 200
+        assert c.get("/v1/claimants/444400000001/face").status_code == 404
+    engine = make_engine(ui_server.db_url)
+    with engine.connect() as conn:
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM face_thumbnails f "
+                "LEFT JOIN templates t ON t.id = f.template_id WHERE t.id IS NULL"
+            )
+        ).scalar()
+        owners = conn.execute(
+            text(
+                "SELECT count(*) FROM face_thumbnails f JOIN templates t ON t.id = f.template_id "
+                "JOIN claimants c ON c.id = t.claimant_id WHERE c.citizen_id = '444400000001'"
+            )
+        ).scalar()
+    engine.dispose()
+    assert orphans == 0 and owners == 0
+
+
+def test_pages_are_served_locally(ui_server: UiServer) -> None:
+    for path in ("/ui/counter", "/ui/review"):
+        r = httpx.get(ui_server.url + path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert "http://" not in r.text and "https://" not in r.text  # no CDN
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+    for asset in ("style.css", "common.js", "counter.js", "review.js"):
+        assert httpx.get(f"{ui_server.url}/ui/static/{asset}").status_code == 200
+
+
+def test_review_page_placeholder_without_stored_face(
+    ui_server: UiServer, browser: WebDriver, ids: Path, pipeline
+) -> None:
+    """A claimant enrolled without a thumbnail (before the opt-in, or by bulk screening) shows
+    a neutral placeholder; the other side of the case still shows its face."""
+    from biometric.decode import read_image
+    from biometric.gallery.service import open_gallery
+
+    engine = make_engine(ui_server.db_url)
+    try:
+        gallery = open_gallery(engine, pipeline, None)
+        rgb = read_image(ids / "obama/obama.jpg").rgb
+        gallery.enrol("777700000001", pipeline.template(rgb, "chip").embedding, screen=False)
+    finally:
+        engine.dispose()
+    with ui_server.client(ui_server.reviewer) as c:
+        r = c.post(
+            "/v1/claimants",
+            data={"citizen_id": "777700000002"},
+            files={"photo": ("obama.jpg", (ids / "obama/obama.jpg").read_bytes())},
+        )
+        assert r.status_code == 201, r.text
+        case_id = r.json()["case_ids"][0]
+        missing = c.get("/v1/claimants/777700000001/face")
+        assert missing.status_code == 404 and missing.json()["type"].endswith("/face_not_stored")
+
+    driver = browser
+    driver.set_window_size(1100, 900)
+    driver.get(ui_server.url + "/ui/review")  # still signed in: the key is in sessionStorage
+    selector = f"article.case[data-case-id='{case_id}']"
+    card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    placeholder = _wait(
+        driver,
+        lambda d: [
+            p
+            for p in d.find_elements(By.CSS_SELECTOR, selector + " .no-photo")
+            if "photo not stored" in p.text
+        ],
+    )
+    assert len(placeholder) == 1
+    assert len(card.find_elements(By.TAG_NAME, "img")) == 1
+    _shot(driver, "review-4-photo-not-stored")
