@@ -10,8 +10,10 @@ Kinds (:class:`IndexKind`):
 * ``hnsw``: HNSW graph over uncompressed vectors. Fast and accurate; about 1 kB per template;
   slow to build on few cores.
 * ``ivf_sq8``: inverted file (k-means lists) + 8-bit scalar quantiser, about 200 B per template.
-* ``ivf_pq``: inverted file + product quantiser (``dim/4`` bytes per template), optionally
-  re-ranked from a 4- or 8-bit scalar-quantised copy ("refine"); the compressed kind.
+* ``ivf_pq``: inverted file + product quantiser, ``dim/2`` bytes of code per template (about
+  140 B in all); the compressed kind. It ranks the near-tied impostor neighbours less exactly
+  (recall@10 ~0.9 against exact search) but finds genuine-level matches. An optional re-rank
+  from a scalar-quantised copy ("refine") brings recall near ``ivf_sq8``'s at ~280 B.
 
 Ids and deletion. The faiss index never sees the store's ids: vectors are appended under
 consecutive internal *slots* (faiss labels ``0..n-1``), and this module keeps the
@@ -151,10 +153,10 @@ class IndexSpec:
     ef_construction: int = 80
     ef_search: int = 128
     # IVF-PQ
-    pq_m: int = 48  # sub-quantisers = code bytes per template (pq_nbits = 8)
+    pq_m: int = 96  # sub-quantisers = code bytes per template (pq_nbits = 8)
     pq_nbits: int = 8
-    refine: str = "sq8"  # re-rank store for ivf_pq: "none", "sq4", "sq6", "sq8"
-    k_factor: int = 4  # candidates re-ranked per result with a refine store
+    refine: str = "none"  # re-rank store for ivf_pq: "none", "sq4", "sq6", "sq8"
+    k_factor: int = 8  # candidates re-ranked per result with a refine store
     # Tombstones: compact automatically once this fraction of slots is dead; None = never.
     compact_dead_fraction: float | None = 0.2
 
@@ -186,7 +188,7 @@ class IndexSpec:
 
         IVF: ``nlist`` ~ 4 sqrt(n) (a power of two, at least 39 training points per list).
         HNSW: M=32 and efSearch large enough for recall@10 >= 0.99 at 1M on clustered data.
-        IVF-PQ: ``dim/4`` sub-quantisers of 8 bits, re-ranked from an 8-bit copy.
+        IVF-PQ: ``dim/2`` sub-quantisers of 8 bits (2 dimensions each), no refine.
         """
         kind = IndexKind(kind)
         n = max(1, int(n_templates))
@@ -204,8 +206,8 @@ class IndexSpec:
             ef_search=64 if n <= 200_000 else 128,
             pq_m=pq_m,
             pq_nbits=8,
-            refine="sq8",
-            k_factor=4,
+            refine="none",
+            k_factor=8,
             compact_dead_fraction=None if kind is IndexKind.HNSW else 0.2,
         )
 
@@ -221,7 +223,7 @@ class IndexSpec:
 
 
 def _pq_m_for(dim: int) -> int:
-    target = max(1, dim // 4)
+    target = max(1, dim // 2)
     for m in range(target, 0, -1):
         if dim % m == 0:
             return m
@@ -243,7 +245,11 @@ def _make_faiss_index(spec: IndexSpec) -> faiss.Index:
         return faiss.index_factory(d, f"IVF{spec.nlist},SQ8", ip)
     # "np": no polysemous training (slow, and only useful for Hamming pre-filtering).
     factory = f"IVF{spec.nlist},PQ{spec.pq_m}x{spec.pq_nbits}np{_REFINE_FACTORY[spec.refine]}"
-    return faiss.index_factory(d, factory, ip)
+    index = faiss.index_factory(d, factory, ip)
+    # Sub-quantiser codebooks from at most 64 points per centroid (faiss: 256): 4x less k-means
+    # work, recall@10 unchanged on the benchmark data (0.900 vs 0.903 at 100k).
+    faiss.downcast_index(faiss.extract_index_ivf(index)).pq.cp.max_points_per_centroid = 64
+    return index
 
 
 def _ivf_of(index: faiss.Index) -> faiss.IndexIVF:
@@ -280,11 +286,13 @@ class _IdMap:
             hit = self._keys[pos] == ids
             out[hit] = self._vals[pos[hit]]
         if self._recent:
-            get = self._recent.get
-            for i, key in enumerate(ids.tolist()):
-                v = get(key)
-                if v is not None:
-                    out[i] = v
+            rk = np.fromiter(self._recent.keys(), np.int64, len(self._recent))
+            rv = np.fromiter(self._recent.values(), np.int64, len(self._recent))
+            order = np.argsort(rk)
+            rk, rv = rk[order], rv[order]
+            pos = np.minimum(np.searchsorted(rk, ids), len(rk) - 1)
+            hit = rk[pos] == ids
+            out[hit] = rv[pos[hit]]
         return out
 
     def assign(self, ids: np.ndarray, slots: np.ndarray) -> None:
@@ -599,13 +607,12 @@ class FaceIndex:
         kind = self.spec.kind
         if kind is IndexKind.HNSW:
             fresh = _make_faiss_index(self.spec)
-            live_slots = np.flatnonzero(live)
             chunk = 65536
-            for start in range(0, len(live_slots), chunk):
-                part = live_slots[start : start + chunk]
+            for start in range(0, n, chunk):  # slot ranges: bounded memory however sparse
+                part = start + np.flatnonzero(live[start : start + chunk])
                 fresh.add(self._reconstruct_slots(part))
                 if progress:
-                    progress("compact", min(start + chunk, len(live_slots)), len(live_slots))
+                    progress("compact", min(start + chunk, n), n)
             self._index = fresh
         else:
             sel = faiss.IDSelectorBatch(dead)
@@ -671,6 +678,10 @@ class FaceIndex:
             index = faiss.downcast_index(index.refine_index)  # finer than the PQ codes
         elif isinstance(index, faiss.IndexHNSW):
             index = faiss.downcast_index(index.storage)
+        if hi - lo > 2 * len(slots) and not isinstance(index, faiss.IndexIVF):
+            # Sparse (many dead slots between): one by one, in C++. IVF kinds cannot (no
+            # direct map) but are compacted before they get that sparse.
+            return index.reconstruct_batch(slots)
         block = index.reconstruct_n(lo, hi - lo)
         return np.ascontiguousarray(block[slots - lo])
 

@@ -48,9 +48,9 @@ def gallery() -> tuple[np.ndarray, np.ndarray]:
 
 
 def spec_for(kind: IndexKind, dim: int = DIM, n: int = N) -> IndexSpec:
-    """The default spec for ``n``, made cheaper to build: 6-bit PQ codebooks and a lighter HNSW
-    construction. The code paths under test are the same."""
-    return replace(IndexSpec.for_size(kind, dim, n), pq_nbits=6, ef_construction=40)
+    """The default spec for ``n``, made cheaper to build: fewer, 6-bit PQ codebooks and a lighter
+    HNSW construction. The code paths under test are the same."""
+    return replace(IndexSpec.for_size(kind, dim, n), pq_m=dim // 4, pq_nbits=6, ef_construction=40)
 
 
 _TRAINED: dict[IndexKind, FaceIndex] = {}
@@ -97,10 +97,16 @@ def test_every_kind_finds_planted_duplicates(gallery, built, kind):
     ids, x = gallery
     rng = np.random.default_rng(2)
     rows = rng.choice(N, 300, replace=False)
-    scores, found = built[kind].search(near(rng, x[rows]), 5)
+    q = near(rng, x[rows])
+    scores, found = built[kind].search(q, 5)
     hit_rate = np.mean(found[:, 0] == ids[rows])
     assert hit_rate >= 0.97, f"{kind}: planted duplicate ranked first for {hit_rate:.1%}"
-    assert (scores[:, 0] > 0.8).mean() >= 0.97
+    # Scores are exact for flat/hnsw, estimates from the codes for the quantised kinds (the
+    # test's small 6-bit PQ on isotropic data is coarse).
+    exact = np.sum(q * x[rows], axis=1)
+    error = np.abs(scores[:, 0] - exact)[found[:, 0] == ids[rows]]
+    tolerance = {"flat": 1e-5, "hnsw": 1e-5, "ivf_sq8": 0.01, "ivf_pq": 0.25}[kind.value]
+    assert np.median(error) <= tolerance, f"{kind}: median score error {np.median(error):.4f}"
     assert len(built[kind]) == N
 
 
@@ -148,7 +154,51 @@ def test_re_adding_an_id_replaces_its_vector(gallery, kind):
     assert not (by_old == ids[:10, None]).any(), "old vectors must be gone"
     scores, by_new = index.search(fresh, 1)
     np.testing.assert_array_equal(by_new[:, 0], ids[:10])
-    assert (scores[:, 0] > 0.9).all()
+    assert (scores[:, 0] > (0.6 if kind is IndexKind.IVF_PQ else 0.98)).all()
+
+
+def test_ivf_pq_with_a_refine_store(tmp_path, gallery):
+    """The optional re-rank store (IndexRefine) must follow removal, compaction and files."""
+    ids, x = gallery
+    spec = replace(spec_for(IndexKind.IVF_PQ), refine="sq8", k_factor=4)
+    index = FaceIndex.build(ids, x, spec)
+    rng = np.random.default_rng(7)
+    q = near(rng, x[:300])
+    scores, found = index.search(q, 5)
+    assert (found[:, 0] == ids[:300]).mean() >= 0.97
+    assert np.median(np.abs(scores[:, 0] - np.sum(q * x[:300], axis=1))) < 0.01  # re-ranked
+    index.remove(ids[:100])
+    index.add(ids[100:110], x[:10])  # re-enrol 10 ids with the removed ones' vectors
+    index.compact()
+    assert len(index) == N - 100 and index.dead_count == 0
+    _, found = index.search(x[:10], 3)
+    np.testing.assert_array_equal(found[:, 0], ids[100:110])
+    _, found = index.search(x[110:400], 1)
+    assert (found[:, 0] == ids[110:400]).mean() >= 0.97
+    assert not np.isin(index.search(x[:100], 10)[1], ids[:100]).any()
+    index.save(tmp_path / "r.faissidx", 3)
+    loaded, _ = FaceIndex.load(tmp_path / "r.faissidx")
+    np.testing.assert_array_equal(loaded.search(x[:50], 5)[1], index.search(x[:50], 5)[1])
+    twins = 10**10 + np.arange(5)
+    loaded.add(twins, near(rng, x[200:205], 0.1))
+    pairs = {(a, b) for a, b, _ in loaded.self_join(k=3, threshold=0.9)}
+    assert pairs == {(int(a), int(b)) for a, b in zip(ids[200:205], twins, strict=True)}
+
+
+@pytest.mark.parametrize("kind", [IndexKind.FLAT, IndexKind.HNSW])
+def test_mostly_removed_index_still_joins_and_compacts(gallery, kind):
+    ids, x = gallery
+    index = build(kind, ids, x)
+    index.remove(ids[np.arange(N) % 10 != 0])  # 90 % dead, sparse survivors
+    keep = ids[::10]
+    twins = 10**10 + np.arange(3)
+    index.add(twins, near(np.random.default_rng(8), x[:30:10], 0.1))
+    pairs = {(a, b) for a, b, _ in index.self_join(k=3, threshold=0.9, batch_size=64)}
+    assert pairs == {(int(a), int(b)) for a, b in zip(keep[:3], twins, strict=True)}
+    index.compact()
+    assert len(index) == len(keep) + 3
+    _, found = index.search(x[::10], 1)
+    np.testing.assert_array_equal(found[:, 0], keep)
 
 
 def test_repeated_id_in_one_batch_keeps_the_last(gallery):
@@ -215,17 +265,15 @@ def test_self_join_finds_planted_pairs_once(kind):
     base[1999] = near(rng, base[0:1], 0.2)[0]  # a triple: 0, 1000, 1999
     ids = np.arange(2000, dtype=np.int64)[::-1] * 11  # id order differs from insert order
     index = build(kind, ids, base)
-    pairs = list(index.self_join(k=5, threshold=0.8, batch_size=97))
+    pairs = list(index.self_join(k=5, threshold=0.6, batch_size=97))  # 6-bit PQ: rough scores
     keys = [(a, b) for a, b, _ in pairs]
     assert len(keys) == len(set(keys)), "a pair reported twice"
     assert all(a < b for a, b in keys)
     expected = {tuple(sorted((int(ids[a]), int(ids[b])))) for a, b in planted}
-    expected |= {
-        tuple(sorted((int(ids[a]), int(ids[b])))) for a, b in [(0, 1999), (1000, 1999)]
-    }
+    expected |= {tuple(sorted((int(ids[a]), int(ids[b])))) for a, b in [(0, 1999), (1000, 1999)]}
     found = set(keys)
     assert len(expected - found) <= (0 if kind is IndexKind.FLAT else 1)
-    assert all(s >= 0.8 for *_, s in pairs)
+    assert all(s >= 0.6 for *_, s in pairs)
     if kind is IndexKind.FLAT:  # exact: nothing else is that similar in random data
         assert found == expected
         brute = base @ base.T
@@ -233,7 +281,7 @@ def test_self_join_finds_planted_pairs_once(kind):
             ra, rb = np.flatnonzero(ids == a)[0], np.flatnonzero(ids == b)[0]
             assert s == pytest.approx(brute[ra, rb], abs=1e-5)
     # The batched form gives the same pairs.
-    batches = list(index.iter_self_join(k=5, threshold=0.8, batch_size=1000))
+    batches = list(index.iter_self_join(k=5, threshold=0.6, batch_size=1000))
     batched = {(int(a), int(b)) for ida, idb, _ in batches for a, b in zip(ida, idb, strict=True)}
     assert batched == found
 
@@ -250,10 +298,7 @@ def test_self_join_agrees_with_brute_force_across_batches():
     np.fill_diagonal(sims, -np.inf)
     top = np.argsort(-sims, axis=1)[:, :8]
     want = {
-        (min(i, int(j)), max(i, int(j)))
-        for i in range(600)
-        for j in top[i]
-        if sims[i, j] >= 0.5
+        (min(i, int(j)), max(i, int(j))) for i in range(600) for j in top[i] if sims[i, j] >= 0.5
     }
     assert got == want
 
@@ -334,7 +379,7 @@ def test_second_model_dimension_and_build_progress():
     rng = np.random.default_rng(6)
     x = unit(rng, 2000, 128)
     calls: list[tuple[str, int, int]] = []
-    assert IndexSpec.for_size(IndexKind.IVF_PQ, 128, 2000).pq_m == 32
+    assert IndexSpec.for_size(IndexKind.IVF_PQ, 128, 2000).pq_m == 64
     spec = replace(spec_for(IndexKind.IVF_PQ, 128, 2000), pq_nbits=4)
     index = FaceIndex.build(
         np.arange(2000), x, spec, progress=lambda *a: calls.append(a), chunk_size=512
