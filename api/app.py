@@ -48,6 +48,7 @@ from api.problems import (
     problem_response,
 )
 from api.settings import Settings
+from api.ui.routes import install as install_ui
 from biometric import config
 from biometric.decode import DecodeLimits
 from biometric.errors import (
@@ -441,6 +442,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     threads=settings.onnx_threads,
                     liveness=settings.liveness,
                 ),
+                settings.embedder,
             )
             pipeline.warm_up()
             _ = pipeline.operating_point  # fail at start-up, not on the first request
@@ -483,6 +485,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app, metrics)
     app.include_router(gallery_router)
+    install_ui(app)  # /ui/counter and /ui/review: staff pages, served locally
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:

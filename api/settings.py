@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
+    embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
+    # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
+    # faces of a duplicate case; off, the store keeps templates only (no photos).
+    store_face_thumbnails: bool = False

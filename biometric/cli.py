@@ -104,16 +104,23 @@ def models_calibrate(
     models_dir: ModelsDir = None,
     data_dir: DataDir = None,
     embedder: Annotated[str | None, typer.Option(help="Embedder to calibrate.")] = None,
+    fusion: Annotated[bool, typer.Option(help="Calibrate the two-model score fusion.")] = False,
 ) -> None:
     """Set decision thresholds at FMR 1e-2/1e-3/1e-4 from genuine/impostor pairs of real photos."""
-    from biometric.calibrate import calibrate_and_record
+    from biometric.calibrate import calibrate_and_record, calibrate_fusion
     from biometric.evaluation import discover_sets
 
     data = data_dir or config.data_dir()
-    pipeline = _guard(lambda: _pipeline(models_dir, embedder=embedder))
     total = sum(len(s.images) for s in _guard(lambda: discover_sets(data)))
-    with progress_bar("embedding photos", total) as advance:
-        thresholds = calibrate_and_record(pipeline, data, progress=advance)
+    if fusion:
+        with progress_bar("embedding photos (both models)", 2 * total) as advance:
+            spec = _guard(lambda: calibrate_fusion(models_dir or config.models_dir(), data,
+                                                   progress=advance))
+        thresholds = spec.thresholds
+    else:
+        pipeline = _guard(lambda: _pipeline(models_dir, embedder=embedder))
+        with progress_bar("embedding photos", total) as advance:
+            thresholds = calibrate_and_record(pipeline, data, progress=advance)
     table = Table("FMR", "threshold", "TAR", "genuine pairs", "impostor pairs")
     for t in thresholds:
         table.add_row(
@@ -162,10 +169,12 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
+    embedder: Annotated[str | None, typer.Option(
+        help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with a chip portrait: match, no_match or retake."""
-    pipeline = _guard(lambda: _pipeline(models_dir, fmr, liveness=liveness))
+    pipeline = _guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
     result = _guard(lambda: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)).to_dict()
     if as_json:
         out.print_json(json.dumps(result))

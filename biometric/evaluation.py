@@ -68,7 +68,8 @@ def _cache_key(pipeline: Pipeline, ident: IdentitySet) -> str:
     # Only what changes an embedding: detector and embedder versions, detection settings, files.
     versions = {name: v for name, v in pipeline.model_versions.items()
                 if name.startswith("mtcnn") or name == pipeline.embedder.spec.name}
-    settings = repr(pipeline.settings.detector) + repr(pipeline.settings.pad_ratios)
+    s = pipeline.settings
+    settings = repr((s.detector, s.pad_ratios, s.portrait_thresholds, s.portrait_min_face_fraction))
     stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in ident.images]
     blob = json.dumps([versions, settings, stat])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

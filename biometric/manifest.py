@@ -34,6 +34,19 @@ class CalibratedThreshold(BaseModel):
     datasets: list[str]
 
 
+def _threshold_for(
+    thresholds: list[CalibratedThreshold], fmr: float, name: str
+) -> CalibratedThreshold:
+    for t in thresholds:
+        if abs(t.fmr - fmr) <= fmr * 1e-6:
+            return t
+    known = ", ".join(f"{t.fmr:g}" for t in thresholds) or "none"
+    raise ModelError(
+        f"no threshold calibrated for FMR {fmr:g} on {name} (calibrated: {known}); "
+        "run `biometric models calibrate`"
+    )
+
+
 class ModelEntry(BaseModel):
     name: str
     role: str  # detector.pnet | detector.rnet | detector.onet | embedder | liveness
@@ -46,14 +59,32 @@ class ModelEntry(BaseModel):
     thresholds: list[CalibratedThreshold] = Field(default_factory=list)
 
     def threshold_for(self, fmr: float) -> CalibratedThreshold:
-        for t in self.thresholds:
-            if abs(t.fmr - fmr) <= fmr * 1e-6:
-                return t
-        known = ", ".join(f"{t.fmr:g}" for t in self.thresholds) or "none"
-        raise ModelError(
-            f"no threshold calibrated for FMR {fmr:g} on {self.name} (calibrated: {known}); "
-            "run `biometric models calibrate`"
+        return _threshold_for(self.thresholds, fmr, self.name)
+
+
+class FusionSpec(BaseModel):
+    """Score-level fusion of two embedders: each cosine score is z-normalised with the mean and
+    standard deviation of that embedder's impostor scores on the calibration photos, then the
+    weighted sum is compared with its own calibrated threshold."""
+
+    embedders: list[str]
+    weights: list[float]
+    impostor_mean: list[float]
+    impostor_std: list[float]
+    thresholds: list[CalibratedThreshold] = Field(default_factory=list)
+
+    def fuse(self, scores: list[float]) -> float:
+        return float(
+            sum(
+                w * (s - m) / d
+                for w, s, m, d in zip(
+                    self.weights, scores, self.impostor_mean, self.impostor_std, strict=True
+                )
+            )
         )
+
+    def threshold_for(self, fmr: float) -> CalibratedThreshold:
+        return _threshold_for(self.thresholds, fmr, "fusion")
 
 
 class Manifest(BaseModel):
@@ -61,6 +92,7 @@ class Manifest(BaseModel):
     default_embedder: str = "mobilefacenet"
     default_fmr: float = 1e-3
     models: list[ModelEntry] = Field(default_factory=list)
+    fusion: FusionSpec | None = None
 
     def get(self, name: str) -> ModelEntry:
         for m in self.models:

@@ -21,6 +21,7 @@ from biometric.decide import REASON_TEXT, Decision, OperatingPoint, Reason, Reta
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
+from biometric.errors import ModelError
 from biometric.faces import Face
 from biometric.liveness import LivenessDetector
 from biometric.manifest import Manifest, load_manifest
@@ -29,6 +30,7 @@ from biometric.subject import SubjectPolicy, choose_subject
 
 LIVE = "live"
 CHIP = "chip"
+FUSION = "fusion"  # the embedder name that selects the manifest's score fusion of two models
 
 
 class LivenessPolicy(StrEnum):
@@ -56,6 +58,11 @@ class PipelineConfig:
     pad_ratios: tuple[float, ...] = (0.2, 0.3, 0.15, 0.45)
     # A portrait holds one large face, so false positives are unlikely: looser cascade thresholds.
     portrait_thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
+    # ...and in a chip portrait that face spans a good part of the frame (ICAO: 50-75 % of the
+    # width).
+    # Smaller detections in a portrait are parts of the face (an eye, the nose): on yaleb they
+    # were accepted as faces and caused most failed genuine comparisons.
+    portrait_min_face_fraction: float = 0.45
     fmr: float | None = None  # None: the manifest's default operating point
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     threads: int = 1
@@ -90,6 +97,9 @@ class FaceAnalysis:
     crop: np.ndarray | None = None  # the subject aligned for the embedder
     quality: QualityReport | None = None
     embedding: np.ndarray | None = None
+    # With fusion: the same face aligned for and embedded by the second model.
+    secondary_crop: np.ndarray | None = None
+    secondary_embedding: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -148,7 +158,19 @@ class Pipeline:
             self.settings.detector,
             threads=t,
         )
-        self.embedder = Embedder(self.manifest.embedder_spec(embedder), self.models_dir, t)
+        name = embedder or self.manifest.default_embedder
+        self.fusion = None
+        self.secondary: Embedder | None = None
+        if name == FUSION:
+            if self.manifest.fusion is None:
+                raise ModelError(
+                    "no fusion in the manifest; run `biometric models calibrate --fusion`"
+                )
+            self.fusion = self.manifest.fusion
+            first, second = self.fusion.embedders
+            self.secondary = Embedder(self.manifest.embedder_spec(second), self.models_dir, t)
+            name = first
+        self.embedder = Embedder(self.manifest.embedder_spec(name), self.models_dir, t)
         self.liveness: LivenessDetector | None = None
         if self.settings.liveness is not LivenessPolicy.OFF:
             entry = self.manifest.by_role("liveness")
@@ -164,8 +186,11 @@ class Pipeline:
     @cached_property
     def operating_point(self) -> OperatingPoint:
         """The calibrated threshold; looked up lazily so calibration can run before it exists."""
-        entry = self.manifest.get(self.embedder.spec.name)
-        calibrated = entry.threshold_for(self.settings.fmr or self.manifest.default_fmr)
+        fmr = self.settings.fmr or self.manifest.default_fmr
+        if self.fusion is not None:
+            calibrated = self.fusion.threshold_for(fmr)
+        else:
+            calibrated = self.manifest.get(self.embedder.spec.name).threshold_for(fmr)
         return OperatingPoint(threshold=calibrated.threshold, fmr=calibrated.fmr)
 
     # -- stages -----------------------------------------------------------------------------
@@ -173,10 +198,14 @@ class Pipeline:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.settings.limits)
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, role: str = LIVE) -> list[Face]:
+        """All faces. Small images are padded and retried; in a small chip portrait, only faces
+        spanning a good part of the frame count (``portrait_min_face_fraction``)."""
         height, width = rgb.shape[:2]
         if max(height, width) > self.settings.pad_below_px:
             return self.detector.detect(rgb)
+        fraction = self.settings.portrait_min_face_fraction if role == CHIP else 0.0
+        min_side = fraction * min(height, width)
         faces: list[Face] = []
         for ratio in self.settings.pad_ratios:
             pad = round(ratio * max(height, width))
@@ -185,7 +214,8 @@ class Pipeline:
             for f in self.detector.detect(padded, self.settings.portrait_thresholds):
                 x1, y1, x2, y2 = (v - pad for v in f.box)
                 box = (max(x1, 0.0), max(y1, 0.0), min(x2, width - 1.0), min(y2, height - 1.0))
-                faces.append(Face(box=box, score=f.score, landmarks=f.landmarks - pad))
+                if box[2] - box[0] >= min_side:
+                    faces.append(Face(box=box, score=f.score, landmarks=f.landmarks - pad))
             if any(f.score >= self.settings.subject.min_score for f in faces):
                 break
         return faces
@@ -196,7 +226,7 @@ class Pipeline:
         timer = timer or Timer()
         height, width = rgb.shape[:2]
         with timer.stage("detect"):
-            faces = self.detect(rgb)
+            faces = self.detect(rgb, role)
         choice = choose_subject(faces, width, height, self.settings.subject)
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
         if choice.subject is None:
@@ -206,6 +236,8 @@ class Pipeline:
             analysis.reasons.append(self._reason(RetakeReason.SEVERAL_FACES, role))
         with timer.stage("align"):
             analysis.crop = self.embedder.align(rgb, choice.subject.landmarks)
+            if self.secondary is not None:
+                analysis.secondary_crop = self.secondary.align(rgb, choice.subject.landmarks)
         with timer.stage("quality"):
             analysis.quality = assess(
                 choice.subject, analysis.crop, (width, height), self.settings.quality[role]
@@ -223,8 +255,12 @@ class Pipeline:
             return
         with timer.stage("embed"):
             vectors = self.embedder.embed_crops([a.crop for a in todo])
-        for analysis, vector in zip(todo, vectors, strict=True):
-            analysis.embedding = vector
+            for analysis, vector in zip(todo, vectors, strict=True):
+                analysis.embedding = vector
+            if self.secondary is not None:
+                second = self.secondary.embed_crops([a.secondary_crop for a in todo])
+                for analysis, vector in zip(todo, second, strict=True):
+                    analysis.secondary_embedding = vector
 
     def template(self, rgb: np.ndarray, role: str = LIVE) -> FaceAnalysis:
         """Analyse and embed one image (enrolment, search). The embedding is computed even when
@@ -251,6 +287,9 @@ class Pipeline:
             self.embed([live_a, chip_a], timer)
             with timer.stage("compare"):
                 score = cosine(live_a.embedding, chip_a.embedding)  # type: ignore[arg-type]
+                if self.fusion is not None:
+                    second = cosine(live_a.secondary_embedding, chip_a.secondary_embedding)  # type: ignore[arg-type]
+                    score = self.fusion.fuse([score, second])
         decision = decide(score, point, reasons)
         timer.ms["total"] = sum(timer.ms.values())
         return VerifyResult(

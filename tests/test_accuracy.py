@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from biometric.decode import read_image
-from biometric.evaluation import EmbeddedSet, pair_scores, rate_at_or_above
+from biometric.evaluation import (
+    EmbeddedSet,
+    discover_sets,
+    embed_set,
+    pair_scores,
+    rate_at_or_above,
+)
 from biometric.pipeline import Pipeline
 
 
+@pytest.fixture(scope="module", params=["mobilefacenet", "dlib_resnet"])
+def single_model(request, pipeline: Pipeline, data_dir, tmp_path_factory):
+    """Each single embedder with its own embedded sets (the default one reuses the session's)."""
+    if request.param == pipeline.embedder.spec.name:
+        return pipeline, None
+    other = Pipeline(embedder=request.param)
+    cache = tmp_path_factory.mktemp(f"emb-{request.param}")
+    return other, [embed_set(other, s, cache) for s in discover_sets(data_dir)]
+
+
 def test_calibrated_threshold_gives_the_fmr_it_claims(
-    pipeline: Pipeline, embedded_sets: list[EmbeddedSet]
+    single_model, embedded_sets: list[EmbeddedSet]
 ) -> None:
-    scores = pair_scores(embedded_sets)
+    pipeline, own_sets = single_model
+    scores = pair_scores(own_sets or embedded_sets)
     point = pipeline.operating_point
     fmr = rate_at_or_above(scores.impostor, point.threshold)
     tar = rate_at_or_above(scores.genuine, point.threshold)
@@ -49,3 +68,19 @@ def test_impostor_pairs_do_not_match(pipeline: Pipeline, fr_dir) -> None:
         for b in firsts[i + 1 :]:
             result = pipeline.verify(read_image(a).rgb, read_image(b).rgb)
             assert result.decision.value == "no_match", (a.name, b.name, result.score)
+
+
+def test_fusion_scores_and_decides_with_its_own_threshold(fr_dir) -> None:
+    fused = Pipeline(embedder="fusion")
+    assert fused.fusion is not None and fused.secondary is not None
+    spec = fused.fusion.threshold_for(fused.operating_point.fmr)
+    assert spec.impostor_pairs > 10_000 and spec.tar >= 0.98
+    ids = fr_dir / "identities"
+    same = fused.verify(
+        read_image(ids / "obama/obama.jpg").rgb, read_image(ids / "obama/obama2.jpg").rgb
+    )
+    other = fused.verify(
+        read_image(ids / "obama/obama.jpg").rgb, read_image(ids / "biden/biden.jpg").rgb
+    )
+    assert same.decision.value == "match" and other.decision.value == "no_match"
+    assert same.threshold == fused.operating_point.threshold

