@@ -147,11 +147,116 @@ TABLE_COLUMNS = [
 ]
 
 
+SINGLE_EMBEDDERS = ("mobilefacenet", "dlib_resnet")
+OPTION_COLUMNS = [
+    "option",
+    "set",
+    "FTA",
+    "genuine",
+    "impostor",
+    "TAR@1e-2",
+    "TAR@1e-3",
+    "TAR@1e-4",
+    "EER",
+]
+
+
+def fusion_scores(per_model: dict[str, list[EmbeddedSet]], fusion) -> dict[str, tuple]:
+    """Fused genuine/impostor scores per set and pooled, on images every model acquired."""
+    names = fusion.embedders
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    pooled: list[list[np.ndarray]] = [[], []]
+    for i, first in enumerate(per_model[names[0]]):
+        keep = np.logical_and.reduce([per_model[n][i].acquired for n in names])
+        parts = [
+            pair_scores(
+                [
+                    dataclasses.replace(
+                        per_model[n][i],
+                        embeddings=np.where(keep[:, None], per_model[n][i].embeddings, np.nan),
+                    )
+                ]
+            )
+            for n in names
+        ]
+        genuine = fusion.fuse([p.genuine for p in parts])
+        impostor = fusion.fuse([p.impostor for p in parts])
+        out[first.name] = (genuine, impostor)
+        pooled[0].append(genuine)
+        pooled[1].append(impostor)
+    out["pooled"] = (np.concatenate(pooled[0]), np.concatenate(pooled[1]))
+    return out
+
+
+def option_rows(option: str, scores: dict[str, tuple], fta: dict[str, float]) -> list[list]:
+    rows = []
+    for name, (genuine, impostor) in scores.items():
+        f = common.error_figures(genuine, impostor)
+        tar = {
+            k: (v.get("tar") if v.get("supported", True) else "unsupported")
+            for k, v in f["at_fmr"].items()
+        }
+        rows.append(
+            [
+                option,
+                name,
+                fta.get(name),
+                f["genuine_pairs"],
+                f["impostor_pairs"],
+                tar.get("0.01"),
+                tar.get("0.001"),
+                tar.get("0.0001"),
+                f["eer"],
+            ]
+        )
+    return rows
+
+
+def compare_options(
+    sets: list[IdentitySet],
+    cache_dir: Path | None,
+    default: str,
+    default_embedded: list[EmbeddedSet],
+) -> tuple[list[list], dict]:
+    """MobileFaceNet, dlib ResNet and their fusion on the same images (issue: choose the
+    default by measurement)."""
+    per_model = {default: default_embedded}
+    pipelines = {}
+    for name in SINGLE_EMBEDDERS:
+        if name not in per_model:
+            pipelines[name] = common.make_pipeline(threads=1, embedder=name)
+            per_model[name] = embed_all(pipelines[name], sets, cache_dir)
+    rows, curves = [], {}
+    for name in SINGLE_EMBEDDERS:
+        embedded = per_model[name]
+        fta = {e.name: e.failure_to_acquire for e in embedded}
+        fta["pooled"] = float(1 - np.concatenate([e.acquired for e in embedded]).mean())
+        scores = {e.name: tuple(vars(pair_scores([e])).values()) for e in embedded}
+        scores["pooled"] = tuple(vars(pair_scores(embedded)).values())
+        rows += option_rows(name, scores, fta)
+        curves[name] = scores["pooled"]
+    fusion = (pipelines.get(SINGLE_EMBEDDERS[0]) or common.make_pipeline()).manifest.fusion
+    if fusion is not None:
+        fused = fusion_scores(per_model, fusion)
+        keep = [
+            np.logical_and.reduce([per_model[n][i].acquired for n in fusion.embedders])
+            for i in range(len(sets))
+        ]
+        fta = {s.name: float(1 - k.mean()) for s, k in zip(sets, keep, strict=True)}
+        fta["pooled"] = float(1 - np.concatenate(keep).mean())
+        rows += option_rows("fusion", fused, fta)
+        curves["fusion"] = fused["pooled"]
+    return rows, curves
+
+
 def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:
     pipeline = common.make_pipeline(threads=1)
     sets = load_sets(quick)
     embedded = embed_all(pipeline, sets, cache_dir)
     figures, scores = evaluate(embedded, "plain")
+    option_table, option_curves = compare_options(
+        sets, cache_dir, pipeline.embedder.spec.name, embedded
+    )
     suffix = "-quick" if quick else ""
     det = common.plot_det(
         scores,
@@ -160,6 +265,11 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
     )
     hist = common.plot_histograms(
         scores, "Score distributions", out_dir / f"accuracy-hist{suffix}.png"
+    )
+    options_det = common.plot_det(
+        option_curves,
+        "DET: embedders and fusion (pooled)",
+        out_dir / f"accuracy-options-det{suffix}.png",
     )
     payload = {
         "settings": {
@@ -177,8 +287,15 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
         "model_versions": pipeline.model_versions,
         "embedder": pipeline.embedder.spec.name,
         **figures,
-        "plots": [det.name, hist.name],
+        "options": {
+            "columns": OPTION_COLUMNS,
+            "rows": option_table,
+            "note": "fusion parameters (impostor mean/std per model) were fitted on these "
+            "same photos: its figures are in-sample",
+        },
+        "plots": [det.name, hist.name, options_det.name],
     }
     common.print_table("Accuracy (plain images)", TABLE_COLUMNS, summary_rows(figures, ""))
+    common.print_table("Embedders and fusion", OPTION_COLUMNS, option_table)
     common.write_result(out_dir, "accuracy", payload)
     return payload

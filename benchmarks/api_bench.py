@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,15 +25,10 @@ import httpx
 import numpy as np
 from PIL import Image, ImageOps
 
+from api.launcher import running_server
 from benchmarks import common
 
 CLIENT_FLAG = "--client"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _jpeg(img: Image.Image) -> bytes:
@@ -129,45 +123,6 @@ def client_main(url: str, key: str, concurrency: int, duration_s: float, pairs_j
 # -- driver -------------------------------------------------------------------------------------
 
 
-def _start_server(db_url: str, port: int, pool: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "BIOMETRIC_DATABASE_URL": db_url,
-        "BIOMETRIC_THREAD_POOL_SIZE": str(pool),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=common.REPO_ROOT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("API server exited during start-up")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.terminate()
-            raise RuntimeError("API server not ready in 120 s")
-        time.sleep(0.25)
-
-
 def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -229,10 +184,8 @@ def run(
             _, key = create_key(s, "bench", "counter")
         engine.dispose()
 
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = _start_server(db_url, port, pool)
-        try:
+        env = {"BIOMETRIC_DATABASE_URL": db_url, "BIOMETRIC_THREAD_POOL_SIZE": str(pool)}
+        with running_server(env) as url:
             # one untimed request per pair: first-call costs do not belong in the figures
             with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as c:
                 for a, b in pairs:
@@ -241,9 +194,6 @@ def run(
             for c in concurrency:
                 levels.append(_level(url, key, c, duration_s, pairs))
                 common.console.print(f"c={c}: {levels[-1]['throughput_rps']:.2f} req/s")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
     payload = {
         "settings": {

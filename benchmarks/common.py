@@ -156,10 +156,10 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def make_pipeline(threads: int = 1):
+def make_pipeline(threads: int = 1, embedder: str | None = None):
     from biometric.pipeline import Pipeline, PipelineConfig
 
-    pipeline = Pipeline(settings=PipelineConfig(threads=threads))
+    pipeline = Pipeline(settings=PipelineConfig(threads=threads), embedder=embedder)
     pipeline.warm_up()
     return pipeline
 

@@ -99,12 +99,7 @@ def calibrate_fusion(
     )
 
     def fused(kind: str) -> np.ndarray:
-        return sum(
-            w * (getattr(s, kind) - m) / d
-            for w, s, m, d in zip(
-                spec.weights, scores, spec.impostor_mean, spec.impostor_std, strict=True
-            )
-        )
+        return spec.fuse([getattr(s, kind) for s in scores])
 
     spec.thresholds = _thresholds(
         PairScores(fused("genuine"), fused("impostor")), fmrs, [s.name for s in sets]

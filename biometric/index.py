@@ -203,7 +203,7 @@ class IndexSpec:
             nprobe=nprobe,
             hnsw_m=32,
             ef_construction=80,
-            ef_search=64 if n <= 200_000 else 128,
+            ef_search=128,
             pq_m=pq_m,
             pq_nbits=8,
             refine="none",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -73,15 +74,10 @@ class FusionSpec(BaseModel):
     impostor_std: list[float]
     thresholds: list[CalibratedThreshold] = Field(default_factory=list)
 
-    def fuse(self, scores: list[float]) -> float:
-        return float(
-            sum(
-                w * (s - m) / d
-                for w, s, m, d in zip(
-                    self.weights, scores, self.impostor_mean, self.impostor_std, strict=True
-                )
-            )
-        )
+    def fuse(self, scores: list) -> Any:
+        """Fused score; each element of ``scores`` may be a float or an array of scores."""
+        parts = zip(self.weights, scores, self.impostor_mean, self.impostor_std, strict=True)
+        return sum(w * (s - m) / d for w, s, m, d in parts)
 
     def threshold_for(self, fmr: float) -> CalibratedThreshold:
         return _threshold_for(self.thresholds, fmr, "fusion")

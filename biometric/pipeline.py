@@ -289,7 +289,7 @@ class Pipeline:
                 score = cosine(live_a.embedding, chip_a.embedding)  # type: ignore[arg-type]
                 if self.fusion is not None:
                     second = cosine(live_a.secondary_embedding, chip_a.secondary_embedding)  # type: ignore[arg-type]
-                    score = self.fusion.fuse([score, second])
+                    score = float(self.fusion.fuse([score, second]))
         decision = decide(score, point, reasons)
         timer.ms["total"] = sum(timer.ms.values())
         return VerifyResult(

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import select
 import socket
 import struct
-import subprocess
-import sys
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,17 +19,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from biometric import config
+from api.launcher import running_server
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key, revoke_key
 
 PROBLEM = "application/problem+json"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -67,53 +57,15 @@ def server(request, tmp_path_factory, pg_schema) -> Iterator[Server]:
             tokens["revoked"] = create_key(s, "test-revoked", "counter")[1]
             revoke_key(s, "test-revoked")
         engine.dispose()
-        port = _free_port()
         env = {
-            **os.environ,
             "BIOMETRIC_DATABASE_URL": db_url,
             "BIOMETRIC_THREAD_POOL_SIZE": "2",
             "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("index")),
         }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=config.REPO_ROOT,
+        url = stack.enter_context(running_server(env))
+        yield Server(
+            url, db_url, tokens["counter"], tokens["admin"], tokens["reviewer"], tokens["revoked"]
         )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert proc.poll() is None, "server exited during start-up"
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server not ready in 90 s"
-                time.sleep(0.2)
-            yield Server(
-                url,
-                db_url,
-                tokens["counter"],
-                tokens["admin"],
-                tokens["reviewer"],
-                tokens["revoked"],
-            )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
 
 
 # -- photos -----------------------------------------------------------------------------------

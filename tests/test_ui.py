@@ -7,9 +7,6 @@ every page state go to ``test-artifacts/ui/``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import text
 
+from api.launcher import running_server
 from biometric import config
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key
@@ -37,14 +35,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = config.REPO_ROOT / "test-artifacts" / "ui"
 WAIT_S = 30
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -67,47 +57,14 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
     with session_factory(engine)() as s:
         tokens = {r: create_key(s, f"ui-{r}", r)[1] for r in ("counter", "reviewer", "admin")}
     engine.dispose()
-    port = _free_port()
     env = {
-        **os.environ,
         "BIOMETRIC_DATABASE_URL": db_url,
         "BIOMETRIC_THREAD_POOL_SIZE": "2",
         "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("uiindex")),
         "BIOMETRIC_STORE_FACE_THUMBNAILS": "true",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=config.REPO_ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, "server exited during start-up"
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server not ready in 90 s"
-            time.sleep(0.2)
+    with running_server(env) as url:
         yield UiServer(url, db_url, tokens["counter"], tokens["reviewer"], tokens["admin"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -283,27 +283,11 @@ class Gallery:
                     if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
                 ]
             with self._sessions.begin() as s:
-                claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
-                if claimant is None:
-                    claimant = Claimant(citizen_id=citizen_id, display_name=display_name)
-                    s.add(claimant)
-                    s.flush()
-                elif display_name:
-                    claimant.display_name = display_name
-                replaced = self._delete_templates(s, claimant.id)
-                template = Template(
-                    claimant_id=claimant.id,
-                    model=self.model,
-                    model_version=self.model_version,
-                    embedding=_to_blob(embedding),
-                    quality=quality,
-                    source=source,
+                claimant, template, replaced = self._store_template(
+                    s, citizen_id, embedding, quality, source, display_name
                 )
-                s.add(template)
-                s.flush()
                 if thumbnail:
                     s.add(FaceThumbnail(template_id=template.id, jpeg=thumbnail))
-                s.add(IndexChange(op="add", template_id=template.id, model=self.model))
                 case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
                 if candidates and policy is DuplicatePolicy.HOLD:
                     claimant.status = "held"
@@ -327,26 +311,42 @@ class Gallery:
             with self._sessions.begin() as s:
                 for citizen_id, embedding, quality, source in items:
                     check_citizen_id(citizen_id)
-                    claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
-                    if claimant is None:
-                        claimant = Claimant(citizen_id=citizen_id)
-                        s.add(claimant)
-                        s.flush()
-                    self._delete_templates(s, claimant.id)
-                    template = Template(
-                        claimant_id=claimant.id,
-                        model=self.model,
-                        model_version=self.model_version,
-                        embedding=_to_blob(embedding),
-                        quality=quality,
-                        source=source,
-                    )
-                    s.add(template)
-                    s.flush()
-                    s.add(IndexChange(op="add", template_id=template.id, model=self.model))
+                    _, template, _ = self._store_template(s, citizen_id, embedding, quality, source)
                     template_ids.append(template.id)
             self.sync()
         return template_ids
+
+    def _store_template(
+        self,
+        s: Session,
+        citizen_id: str,
+        embedding: np.ndarray,
+        quality: float | None,
+        source: str,
+        display_name: str | None = None,
+    ) -> tuple[Claimant, Template, int]:
+        """Create the claimant if new, replace its templates of this model, log the change.
+        Returns the claimant, the new template and how many templates it replaced."""
+        claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
+        if claimant is None:
+            claimant = Claimant(citizen_id=citizen_id, display_name=display_name)
+            s.add(claimant)
+            s.flush()
+        elif display_name:
+            claimant.display_name = display_name
+        replaced = self._delete_templates(s, claimant.id)
+        template = Template(
+            claimant_id=claimant.id,
+            model=self.model,
+            model_version=self.model_version,
+            embedding=_to_blob(embedding),
+            quality=quality,
+            source=source,
+        )
+        s.add(template)
+        s.flush()
+        s.add(IndexChange(op="add", template_id=template.id, model=self.model))
+        return claimant, template, replaced
 
     def _delete_templates(self, s: Session, claimant_id: int) -> int:
         old = s.scalars(
