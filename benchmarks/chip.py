@@ -19,9 +19,7 @@ run; they are not independent.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from PIL import Image
 from benchmarks import accuracy, common
 from biometric.decode import decode_image, read_image
 from biometric.errors import ImageDecodeError
-from biometric.evaluation import EmbeddedSet, IdentitySet
+from biometric.evaluation import EmbeddedSet, IdentitySet, embedding_cache_key
 from biometric.pipeline import CHIP
 
 RENDER_VERSION = "chip-render-1"
@@ -102,12 +100,7 @@ def encode_chip(portrait: np.ndarray, grey: bool) -> tuple[bytes, float]:
 
 
 def _cache_file(cache_dir: Path, pipeline, ident: IdentitySet, conds) -> Path:
-    stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in ident.images]
-    settings = repr(pipeline.settings.detector) + repr(pipeline.settings.pad_ratios)
-    blob = json.dumps(
-        [RENDER_VERSION, pipeline.model_versions, settings, [repr(c) for c in conds], stat]
-    )
-    key = hashlib.sha256(blob.encode()).hexdigest()[:20]
+    key = embedding_cache_key(pipeline, ident.images, RENDER_VERSION, *conds)
     return cache_dir / f"chip-{ident.name}-{key}.npz"
 
 

@@ -64,14 +64,18 @@ class EmbeddedSet:
         return float(1.0 - self.acquired.mean()) if len(self.images) else 0.0
 
 
-def _cache_key(pipeline: Pipeline, ident: IdentitySet) -> str:
-    # Only what changes an embedding: detector and embedder versions, detection settings, files.
+def embedding_cache_key(pipeline: Pipeline, images: list[Path], *extra: object) -> str:
+    """A key for cached embeddings: changes whenever an embedding could change (detector and
+    active embedder versions, detection settings, the files), plus the caller's ``extra``."""
+    active = {pipeline.embedder.spec.name}
+    if pipeline.secondary is not None:
+        active.add(pipeline.secondary.spec.name)
     versions = {name: v for name, v in pipeline.model_versions.items()
-                if name.startswith("mtcnn") or name == pipeline.embedder.spec.name}
+                if name.startswith("mtcnn") or name in active}
     s = pipeline.settings
     settings = repr((s.detector, s.pad_ratios, s.portrait_thresholds, s.portrait_min_face_fraction))
-    stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in ident.images]
-    blob = json.dumps([versions, settings, stat])
+    stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in images]
+    blob = json.dumps([versions, sorted(active), settings, stat, [repr(e) for e in extra]])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -84,7 +88,7 @@ def embed_set(
     """Embed every image of a set as a chip-like portrait (lenient size bounds)."""
     cache = None
     if cache_dir is not None:
-        cache = cache_dir / f"{ident.name}-{_cache_key(pipeline, ident)}.npy"
+        cache = cache_dir / f"{ident.name}-{embedding_cache_key(pipeline, ident.images)}.npy"
         if cache.is_file():
             return EmbeddedSet(ident.name, ident.images, np.asarray(ident.labels), np.load(cache))
     dim = pipeline.embedder.spec.embedding_size

@@ -80,7 +80,7 @@ _NORM_TOLERANCE = 1e-2
 _IO_CHUNK = 16 << 20
 
 # Sizes where the default kind changes (see default_kind_for and benchmarks/index_bench.py).
-FLAT_MAX_TEMPLATES = 50_000
+FLAT_MAX_TEMPLATES = 20_000
 
 
 class IndexNotTrained(BiometricError):
@@ -107,11 +107,14 @@ class IndexKind(enum.StrEnum):
 
 
 def default_kind_for(n_templates: int) -> IndexKind:
-    """The kind to use for a gallery of ``n_templates``, from benchmarks/index_bench.py.
+    """The kind to use for a gallery of ``n_templates`` (measured in benchmarks/index_bench.py).
 
-    Exact search is the simplest and needs no tuning, and on 2 cores answers one query over
-    50k templates in about 5 ms; above that single-query latency grows past the 5 ms target
-    (about 12 ms at 100k). HNSW then keeps p99 well under 5 ms with recall@10 >= 0.99 at 1M.
+    Up to 20k templates: ``flat``: exact, nothing to tune or compact, and on 2 cores one query
+    costs ~0.08 ms per 1k templates (p50 0.4 ms at 10k, 1.9 ms at 25k, 8 ms at 100k), so the
+    5 ms p99 target is lost between 25k and 50k. Above: ``hnsw`` (p99 < 1 ms at 100k with
+    recall@10 > 0.99). ``ivf_sq8`` is the lean alternative (~230 B instead of ~1.1 kB per
+    template, faster to build) at recall@10 ~0.987: its 8-bit codes cannot order the near-tied
+    impostor neighbours exactly, though it finds the genuine-level ones.
     """
     if n_templates < 0:
         raise ValueError("n_templates must be >= 0")
@@ -147,7 +150,7 @@ class IndexSpec:
     # IVF
     nlist: int = 1024
     nprobe: int = 32
-    max_train: int = 0  # training sample cap; 0 = 64 * nlist
+    max_train: int = 0  # training sample cap; 0 = 64 per list (and per PQ centroid)
     # HNSW
     hnsw_m: int = 32
     ef_construction: int = 80
@@ -542,9 +545,10 @@ class FaceIndex:
                 f"templates (ideally 39 per list or more), got {len(x)}; use a smaller nlist "
                 "(IndexSpec.for_size) or the flat kind"
             )
-        cap = spec.max_train or 64 * spec.nlist
-        if spec.kind is IndexKind.IVF_PQ:
-            cap = max(cap, 64 << spec.pq_nbits)
+        if spec.max_train:
+            cap = max(spec.max_train, need)
+        else:  # 64 points per list, and per PQ centroid (see _make_faiss_index)
+            cap = 64 * max(spec.nlist, 1 << spec.pq_nbits if spec.kind is IndexKind.IVF_PQ else 0)
         if len(x) > cap:
             rows = np.sort(np.random.default_rng(seed).choice(len(x), cap, replace=False))
             x = x[rows]

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from biometric import config
+from biometric.manifest import load_manifest
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -50,7 +53,8 @@ def test_embed_folder_to_npy(tmp_path: Path, fr_dir: Path) -> None:
     proc = _cli("embed", str(fr_dir / "identities" / "obama"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     vectors = np.load(out)
-    assert vectors.shape == (4, 192)
+    dim = load_manifest(config.models_dir()).embedder_spec().embedding_size
+    assert vectors.shape == (4, dim)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     index = [json.loads(line) for line in out.with_suffix(".index.jsonl").read_text().splitlines()]
     assert {r["identity"] for r in index} == {"obama"}

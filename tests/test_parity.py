@@ -9,6 +9,7 @@ import pytest
 
 from biometric import config
 from biometric.decode import read_image
+from biometric.embed import Embedder
 from biometric.manifest import load_manifest
 from biometric.modelbuild import sources
 from biometric.modelbuild.fetch import extract_file, sha256_of
@@ -16,7 +17,7 @@ from biometric.onnx_session import open_session
 from biometric.pipeline import CHIP, Pipeline
 
 
-def _real_face_crops(pipeline: Pipeline, data_dir: Path) -> np.ndarray:
+def _real_face_crops(pipeline: Pipeline, embedder: Embedder, data_dir: Path) -> np.ndarray:
     paths = sorted((data_dir / "fr_examples" / "identities").glob("*/*"))
     paths += sorted((data_dir / "yaleb_moderate").glob("*/*.pgm"))[::40]
     crops = []
@@ -24,7 +25,7 @@ def _real_face_crops(pipeline: Pipeline, data_dir: Path) -> np.ndarray:
         rgb = read_image(p).rgb
         analysis = pipeline.analyse(rgb, CHIP)
         if analysis.subject is not None:
-            crops.append(pipeline.embedder.align(rgb, analysis.subject.landmarks))
+            crops.append(embedder.align(rgb, analysis.subject.landmarks))
     assert len(crops) >= 20
     return np.asarray(crops)
 
@@ -38,10 +39,10 @@ def test_mobilefacenet_onnx_matches_tflite(pipeline: Pipeline, data_dir: Path) -
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     batch = int(inp["shape"][0])  # the source graph is fixed at batch 2
 
-    crops = _real_face_crops(pipeline, data_dir)
+    spec = pipeline.manifest.embedder_spec("mobilefacenet")
+    crops = _real_face_crops(pipeline, Embedder(spec, pipeline.models_dir), data_dir)
     crops = crops[: len(crops) // batch * batch]
     x = (crops.astype(np.float32) - 127.5) / 128.0
-    spec = pipeline.embedder.spec
     session = open_session(pipeline.models_dir / spec.file)
     ours = session.run([spec.output_name], {spec.input_name: x.transpose(0, 3, 1, 2).copy()})[0]
     ref = []
