@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks import common
 
-KINDS = ("accuracy", "chip", "stages", "peer", "index", "api")
+KINDS = ("accuracy", "chip", "stages", "peer", "quality", "index", "api")
 NAME_RE = re.compile(r"^(?P<kind>[a-z_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
 
 
@@ -118,7 +118,54 @@ def accuracy_section(path: Path, doc: dict) -> list[str]:
         ],
         rows,
     )
+    options = doc.get("options")
+    if options:
+        out += [
+            "",
+            "### Embedders and fusion on the same images",
+            "",
+            f"Fusion note: {options['note']}.",
+            "",
+        ]
+        out += table(options["columns"], options["rows"])
     out += _plots(doc)
+    return out
+
+
+def quality_section(path: Path, doc: dict) -> list[str]:
+    out = ["## Capture quality and liveness", "", source_line(path, doc), ""]
+    rows = [
+        [
+            name,
+            s["measured"],
+            s["distribution"]["score"]["5"],
+            s["distribution"]["score"]["50"],
+            s["genuine_pairs"],
+            s["spearman_min_quality_vs_genuine_score"],
+            *s["genuine_score_by_quality_quartile"],
+        ]
+        for name, s in doc["sets"].items()
+    ]
+    out += table(
+        [
+            "set",
+            "images",
+            "quality p5",
+            "quality p50",
+            "genuine pairs",
+            "Spearman(min quality, genuine score)",
+            "genuine score Q1",
+            "Q2",
+            "Q3",
+            "Q4",
+        ],
+        rows,
+    )
+    live = doc["liveness"]
+    out += ["", f"Liveness (threshold {live['threshold']}; {live['note']}):", ""]
+    lrows = [["bona fide: BPCER", live["bpcer"]["samples"], live["bpcer"]["rate"]]]
+    lrows += [[f"{k}: APCER", v["samples"], v["rate"]] for k, v in live["apcer"].items()]
+    out += table(["presentation", "samples", "error rate"], lrows)
     return out
 
 
@@ -394,6 +441,7 @@ SECTIONS = {
     "chip": chip_section,
     "stages": stages_section,
     "peer": peer_section,
+    "quality": quality_section,
 }
 
 

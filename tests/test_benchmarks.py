@@ -110,6 +110,20 @@ def test_stages_quick(out_dir: Path) -> None:
         assert res["verify_decisions_on_inputs"]
 
 
+def test_quality_quick(out_dir: Path) -> None:
+    assert cli.main(["quality", "--quick", "--out", str(out_dir)]) == 0
+    doc = _load(out_dir, "quality")
+    _check_common(doc, "quality")
+    yale = doc["sets"]["yaleb_moderate"]
+    assert yale["measured"] > 0.9 * yale["images"]
+    assert 0 <= yale["distribution"]["score"][50] <= 100
+    assert -1 <= yale["spearman_min_quality_vs_genuine_score"] <= 1
+    live = doc["liveness"]
+    assert live["bpcer"]["samples"] > 0
+    assert set(live["apcer"]) == {"print_halftone", "screen_moire_glare", "photo_of_photo"}
+    assert all(v["samples"] == live["bpcer"]["samples"] for v in live["apcer"].values())
+
+
 def test_report_renders(out_dir: Path, tmp_path: Path) -> None:
     # runs after the three above (file order): renders whatever quick results are there
     md = tmp_path / "BENCHMARKS.md"
