@@ -143,7 +143,7 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
             "images": len(images),
             "measured": int(ok.sum()),
             "distribution": {
-                f: {p: float(np.nanpercentile(quality[:, j], p)) for p in (5, 25, 50, 75, 95)}
+                f: {str(p): float(np.nanpercentile(quality[:, j], p)) for p in (5, 25, 50, 75, 95)}
                 for j, f in enumerate(QUALITY_FIELDS)
             },
             "genuine_pairs": len(gq),
@@ -176,8 +176,8 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
         [
             name,
             s["measured"],
-            s["distribution"]["score"][5],
-            s["distribution"]["score"][50],
+            s["distribution"]["score"]["5"],
+            s["distribution"]["score"]["50"],
             s["spearman_min_quality_vs_genuine_score"],
             *s["genuine_score_by_quality_quartile"],
         ]

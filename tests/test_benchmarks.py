@@ -116,7 +116,7 @@ def test_quality_quick(out_dir: Path) -> None:
     _check_common(doc, "quality")
     yale = doc["sets"]["yaleb_moderate"]
     assert yale["measured"] > 0.9 * yale["images"]
-    assert 0 <= yale["distribution"]["score"][50] <= 100
+    assert 0 <= yale["distribution"]["score"]["50"] <= 100
     assert -1 <= yale["spearman_min_quality_vs_genuine_score"] <= 1
     live = doc["liveness"]
     assert live["bpcer"]["samples"] > 0
