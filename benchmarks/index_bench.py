@@ -405,14 +405,21 @@ def run(
     seed: int = 0,
     log: Callable[[str], None] = print,
     spec_overrides: dict[str, dict[str, Any]] | None = None,
+    append: bool = False,
 ) -> dict:
-    """Benchmark every kind at every size; write JSON + PNG into ``out_dir``; return the dict."""
+    """Benchmark every kind at every size; write JSON + PNG into ``out_dir``; return the dict.
+
+    With ``append``, results are merged into the day's JSON file if there is one (same size and
+    kind: replaced), so a long benchmark can be run in parts; earlier runs' settings are kept
+    under ``previous_runs``."""
     kinds = list(kinds or IndexKind)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat()
     suffix = ("-quick" if quick else "") + ("" if data == "clustered" else f"-{data}")
     json_path = out_dir / f"index-{stamp}{suffix}.json"
+    previous = json.loads(json_path.read_text()) if append and json_path.exists() else None
+    started = dt.datetime.now().isoformat(timespec="seconds")
     png_path = out_dir / f"index-{stamp}{suffix}.png"
     threads_before = get_num_threads()
     report: dict[str, Any] = {
@@ -440,8 +447,13 @@ def run(
             "default_kind_for": {str(n): default_kind_for(n).value for n in sizes},
             "spec_overrides": spec_overrides or {},
         },
+        "started": started,
         "results": [],
     }
+
+    def save() -> None:
+        json_path.write_text(json.dumps(_merged(previous, report), indent=2))
+
     try:
         for n in sizes:
             log(f"size {n:,}: generating data")
@@ -483,16 +495,37 @@ def run(
                     log=log,
                     spec_overrides=(spec_overrides or {}).get(kind.value),
                 )
-                json_path.write_text(json.dumps(report, indent=2))
+                entry["kinds"][kind.value]["run_started"] = started
+                save()
             del x, queries
             release_memory()
     finally:
         set_num_threads(threads_before)
     report["machine"]["load_average_at_end"] = load_average()
-    json_path.write_text(json.dumps(report, indent=2))
+    save()
+    report = _merged(previous, report)
     plot(report, png_path)
     report["files"] = {"json": str(json_path), "png": str(png_path)}
     return report
+
+
+def _merged(previous: dict | None, report: dict) -> dict:
+    """``report`` with the results of ``previous`` it does not replace (see ``run(append=)``)."""
+    if not previous:
+        return report
+    merged = dict(report)
+    merged["previous_runs"] = [
+        *previous.get("previous_runs", []),
+        {k: previous.get(k) for k in ("started", "machine", "settings")},
+    ]
+    by_n = {e["n"]: {**e, "kinds": dict(e["kinds"])} for e in previous.get("results", [])}
+    for entry in report["results"]:
+        if entry["n"] in by_n:
+            by_n[entry["n"]]["kinds"].update(entry["kinds"])
+        else:
+            by_n[entry["n"]] = entry
+    merged["results"] = [by_n[n] for n in sorted(by_n)]
+    return merged
 
 
 # --------------------------------------------------------------------------------------- output
@@ -590,6 +623,11 @@ def main(argv: list[str] | None = None) -> int:
         default=900.0,
         help="seconds; a longer self-join is measured on its first batches and extrapolated",
     )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="merge into today's JSON (replacing the same size and kind) instead of overwriting",
+    )
     args = parser.parse_args(argv)
     if args.sizes:
         sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
@@ -605,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data,
         self_join_budget_s=args.self_join_budget,
         spec_overrides=QUICK_OVERRIDES if args.quick else None,
+        append=args.append,
     )
     print_table(report)
     print(f"wrote {report['files']['json']} and {report['files']['png']}")
