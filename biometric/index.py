@@ -81,6 +81,8 @@ _IO_CHUNK = 16 << 20
 
 # Sizes where the default kind changes (see default_kind_for and benchmarks/index_bench.py).
 FLAT_MAX_TEMPLATES = 20_000
+# HNSW efSearch 128 keeps recall@10 >= 0.99 up to here; larger galleries need 256.
+HNSW_EF128_MAX_TEMPLATES = 300_000
 
 
 class IndexNotTrained(BiometricError):
@@ -190,7 +192,9 @@ class IndexSpec:
         """Defaults for a gallery of about ``n_templates`` (tuned in benchmarks/index_bench.py).
 
         IVF: ``nlist`` ~ 4 sqrt(n) (a power of two, at least 39 training points per list).
-        HNSW: M=32 and efSearch large enough for recall@10 >= 0.99 at 1M on clustered data.
+        HNSW: M=32; efSearch 128 up to 300k templates, 256 above. Measured on clustered 192-d
+        data: 100k at efSearch 128 gives recall@10 0.9986, 1M at 128 only 0.983, and 1M at 256
+        0.991 with a p99 of 3.5 ms per query.
         IVF-PQ: ``dim/2`` sub-quantisers of 8 bits (2 dimensions each), no refine.
         """
         kind = IndexKind(kind)
@@ -206,7 +210,7 @@ class IndexSpec:
             nprobe=nprobe,
             hnsw_m=32,
             ef_construction=80,
-            ef_search=128,
+            ef_search=128 if n <= HNSW_EF128_MAX_TEMPLATES else 256,
             pq_m=pq_m,
             pq_nbits=8,
             refine="none",
