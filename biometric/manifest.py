@@ -87,6 +87,8 @@ class Manifest(BaseModel):
     schema_version: int = 1
     default_embedder: str = "mobilefacenet"
     default_fmr: float = 1e-3
+    # The liveness model a pipeline uses unless told otherwise (chosen by measurement, README).
+    default_liveness: str = "minifasnet"
     models: list[ModelEntry] = Field(default_factory=list)
     fusion: FusionSpec | None = None
 

@@ -23,7 +23,7 @@ from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
 from biometric.errors import ModelError
 from biometric.faces import Face
-from biometric.liveness import LivenessDetector
+from biometric.liveness import LivenessModel, open_liveness
 from biometric.manifest import Manifest, load_manifest
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
@@ -67,6 +67,7 @@ class PipelineConfig:
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     threads: int = 1
     liveness: LivenessPolicy = LivenessPolicy.OFF
+    liveness_model: str | None = None  # None: the manifest's default_liveness
 
 
 class Timer:
@@ -171,10 +172,13 @@ class Pipeline:
             self.secondary = Embedder(self.manifest.embedder_spec(second), self.models_dir, t)
             name = first
         self.embedder = Embedder(self.manifest.embedder_spec(name), self.models_dir, t)
-        self.liveness: LivenessDetector | None = None
+        self.liveness: LivenessModel | None = None
         if self.settings.liveness is not LivenessPolicy.OFF:
-            entry = self.manifest.by_role("liveness")
-            self.liveness = LivenessDetector(self.models_dir / entry.file, entry.facts, t)
+            entry = self.manifest.get(self.settings.liveness_model or m.default_liveness)
+            if entry.role != "liveness":
+                raise ModelError(f"{entry.name} is not a liveness model")
+            self.liveness = open_liveness(self.models_dir, entry, t)
+            self.liveness_model = entry.name
         self.model_versions = self.manifest.versions()
 
     def warm_up(self) -> None:
@@ -318,6 +322,8 @@ class Pipeline:
             "is_live": result.is_live,
             "sharpness": result.sharpness,
             "threshold": result.threshold,
+            "higher_is_live": result.higher_is_live,
+            "model": self.liveness_model,
             "policy": policy.value,
         }
 

