@@ -17,7 +17,7 @@ import numpy as np
 
 from biometric import config
 from biometric.compare import cosine
-from biometric.decide import REASON_TEXT, Decision, OperatingPoint, Reason, RetakeReason, decide
+from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, decide, reason_message
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
@@ -224,9 +224,15 @@ class Pipeline:
                 break
         return faces
 
-    def analyse(self, rgb: np.ndarray, role: str, timer: Timer | None = None) -> FaceAnalysis:
-        """Detect, choose the subject, align it and assess its quality; ``reasons`` say why
-        the image cannot be used (empty when it can)."""
+    def analyse(
+        self,
+        rgb: np.ndarray,
+        role: str,
+        timer: Timer | None = None,
+        bounds: QualityBounds | None = None,
+    ) -> FaceAnalysis:
+        """Detect, choose the subject, align it and assess its quality (``bounds``: the role's
+        by default); ``reasons`` say why the image cannot be used (empty when it can)."""
         timer = timer or Timer()
         height, width = rgb.shape[:2]
         with timer.stage("detect"):
@@ -242,10 +248,9 @@ class Pipeline:
             analysis.crop = self.embedder.align(rgb, choice.subject.landmarks)
             if self.secondary is not None:
                 analysis.secondary_crop = self.secondary.align(rgb, choice.subject.landmarks)
+        bounds = bounds or self.settings.quality[role]
         with timer.stage("quality"):
-            analysis.quality = assess(
-                choice.subject, analysis.crop, (width, height), self.settings.quality[role]
-            )
+            analysis.quality = assess(choice.subject, analysis.crop, (width, height), bounds)
         analysis.reasons += [
             self._reason(RetakeReason(code), role) for code in analysis.quality.violations
         ]
@@ -329,4 +334,4 @@ class Pipeline:
 
     @staticmethod
     def _reason(code: RetakeReason, role: str) -> Reason:
-        return Reason(code=code.value, image=role, message=REASON_TEXT[code])
+        return Reason(code=code.value, image=role, message=reason_message(code.value))
