@@ -37,7 +37,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Caller, require_roles
+from api.capture_routes import router as capture_router
 from api.gallery_routes import router as gallery_router
+from api.i18n import localise_reasons, request_locale
 from api.metrics import Metrics
 from api.problems import (
     PROBLEM_BASE,
@@ -130,6 +132,7 @@ class RequestContextMiddleware:
                     code,
                     detail,
                     headers={"Connection": "close"},
+                    limit=self.max_body_bytes,
                 )
                 await response(scope, receive, send_wrapper)
                 return
@@ -147,6 +150,7 @@ class RequestContextMiddleware:
                             "body_too_large",
                             f"request body exceeds the limit of {self.max_body_bytes} bytes",
                             headers={"Connection": "close"},
+                            limit=self.max_body_bytes,
                         )
                 return message
 
@@ -361,15 +365,19 @@ async def _parse_multipart(request: Request) -> VerifyInput:
         for name in (LIVE, CHIP):
             value = form.get(name)
             if value is None:
-                raise Problem(422, "missing_image", f"multipart part {name!r} is required")
+                raise Problem(
+                    422, "missing_image", f"multipart part {name!r} is required", image=name
+                )
             if not isinstance(value, UploadFile):
-                raise Problem(422, "invalid_part", f"part {name!r} must be a file upload")
+                raise Problem(
+                    422, "invalid_part", f"part {name!r} must be a file upload", part=name
+                )
             parts[name] = await value.read()
         ids = {}
         for name in ("citizen_id", "counter_id"):
             value = form.get(name)
             if isinstance(value, UploadFile):
-                raise Problem(422, "invalid_part", f"part {name!r} must be a text field")
+                raise Problem(422, "invalid_part", f"part {name!r} must be a text field", part=name)
             ids[name] = value or None
     _check_ids(ids["citizen_id"], ids["counter_id"])
     return VerifyInput(parts[LIVE], parts[CHIP], ids["citizen_id"], ids["counter_id"])
@@ -485,6 +493,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app, metrics)
     app.include_router(gallery_router)
+    app.include_router(capture_router)
     install_ui(app)  # /ui/counter and /ui/review: staff pages, served locally
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
@@ -567,6 +576,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "timeout",
                 f"verification took longer than {settings.request_timeout_s:g} s; try again",
                 headers={"Retry-After": "5"},
+                seconds=f"{settings.request_timeout_s:g}",
             ) from None
         except Problem as problem:
             await _audit(
@@ -610,13 +620,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
             liveness=body["liveness"],
         )
+        locale = request_locale(request)  # the audit keeps the service's language
+        for role in (LIVE, CHIP):
+            body[role]["reasons"] = localise_reasons(body[role]["reasons"], locale)
         return {
             "request_id": rid,
             "decision": body["decision"],
             "score": body["score"],
             "threshold": body["threshold"],
             "fmr": body["fmr"],
-            "reasons": body["reasons"],
+            "reasons": localise_reasons(body["reasons"], locale),
             "faces": {LIVE: body[LIVE], CHIP: body[CHIP]},
             "timings_ms": timings,
             "models": body["models"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,3 +34,5 @@ class Settings(BaseSettings):
     # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
     # faces of a duplicate case; off, the store keeps templates only (no photos).
     store_face_thumbnails: bool = False
+    # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
+    locale: Literal["vi", "en"] = "vi"
