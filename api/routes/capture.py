@@ -17,9 +17,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
+from api.errors import problem_from_error
 from api.i18n import localise_reasons, request_locale
 from api.problems import Problem, problem_example
-from biometric.errors import BiometricError, ImageDecodeError, ImageTooLarge, UnsupportedImageType
+from biometric.errors import BiometricError
 from biometric.guidance import CaptureCheck, check_capture
 from biometric.i18n import translate
 from biometric.pipeline import Pipeline
@@ -49,9 +50,6 @@ class CaptureCheckResponse(BaseModel):
     reasons: list[dict[str, Any]]
     quality: dict[str, Any] | None
     timings_ms: dict[str, float]
-
-
-_STATUS = {ImageTooLarge: 413, UnsupportedImageType: 415, ImageDecodeError: 422}
 
 
 @router.post(
@@ -87,8 +85,7 @@ async def capture_check(
         try:
             rgb = pipeline.decode(data).rgb
         except BiometricError as exc:
-            status = next((_STATUS[t] for t in type(exc).__mro__ if t in _STATUS), 422)
-            raise Problem(status, exc.code, "frame: " + exc.message, image="live") from None
+            raise problem_from_error(exc, "live") from None
         if rgb.shape[0] * rgb.shape[1] > MAX_FRAME_PIXELS:
             raise Problem(
                 413, "frame_too_large", "a preview frame is at most 1280x1280 pixels; send less"
