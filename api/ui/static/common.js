@@ -17,12 +17,21 @@ const I18n = (() => {
     return text;
   }
 
+  // A text that follows the language switch: the key and its values stay on the node.
+  function set(node, key, params = {}) {
+    node.dataset.i18n = key;
+    node.dataset.i18nParams = JSON.stringify(params);
+    node.textContent = t(key, params);
+  }
+
   function has(key) {
     return Object.prototype.hasOwnProperty.call(messages, key);
   }
 
   function apply(root = document) {
-    root.querySelectorAll("[data-i18n]").forEach((node) => (node.textContent = t(node.dataset.i18n)));
+    root.querySelectorAll("[data-i18n]").forEach((node) => {
+      node.textContent = t(node.dataset.i18n, node.dataset.i18nParams ? JSON.parse(node.dataset.i18nParams) : {});
+    });
     root.querySelectorAll("[data-i18n-aria-label]").forEach((node) =>
       node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel))
     );
@@ -56,7 +65,7 @@ const I18n = (() => {
     }
   }
 
-  return { t, has, init, load, apply, onChange: (f) => listeners.push(f), locale: () => locale };
+  return { t, set, has, init, load, apply, onChange: (f) => listeners.push(f), locale: () => locale };
 })();
 
 const Api = (() => {

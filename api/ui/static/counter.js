@@ -51,25 +51,23 @@
     bitmap.close();
   }
 
-  async function setImage(which, blob, description) {
+  async function setImage(which, blob, key, params) {
     state[which] = blob;
     const status = $(which + "-status");
-    delete status.dataset.i18n; // from now on it says what was chosen, in the language of then
+    I18n.set(status, key, params);
     try {
       await drawPreview($(which + "-preview"), blob);
-      status.textContent = description;
     } catch (_) {
       // Formats the browser cannot show (e.g. JPEG 2000) are still sent to the server.
       $(which + "-preview").classList.add("hidden");
-      status.textContent = description + " " + t("ui.counter.no_preview");
+      status.textContent += " " + t("ui.counter.no_preview");
     }
   }
 
   async function startCamera() {
     const status = $("live-status");
-    delete status.dataset.i18n;
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      status.textContent = t("ui.counter.no_camera_api");
+      I18n.set(status, "ui.counter.no_camera_api");
       return;
     }
     try {
@@ -78,7 +76,7 @@
         audio: false,
       });
     } catch (err) {
-      status.textContent = t("ui.counter.camera_failed", { error: err.name });
+      I18n.set(status, "ui.counter.camera_failed", { error: err.name });
       return;
     }
     const video = $("video");
@@ -87,9 +85,8 @@
     $("live-preview").classList.add("hidden");
     await video.play().catch(() => {});
     $("capture").disabled = false;
-    $("camera-start").textContent = t("ui.counter.camera_stop");
-    $("camera-start").dataset.i18n = "ui.counter.camera_stop";
-    status.textContent = t("ui.counter.camera_on");
+    I18n.set($("camera-start"), "ui.counter.camera_stop");
+    I18n.set(status, "ui.counter.camera_on");
     $("capture").focus();
     startGuide();
   }
@@ -101,8 +98,7 @@
     $("video").srcObject = null;
     $("camera").classList.add("hidden");
     $("capture").disabled = true;
-    $("camera-start").textContent = t("ui.counter.camera_start");
-    $("camera-start").dataset.i18n = "ui.counter.camera_start";
+    I18n.set($("camera-start"), "ui.counter.camera_start");
   }
 
   $("camera-start").addEventListener("click", () => (state.stream ? stopCamera() : startCamera()));
@@ -110,7 +106,7 @@
   function capture() {
     const video = $("video");
     if (!video.videoWidth) {
-      $("live-status").textContent = t("ui.counter.camera_not_ready");
+      I18n.set($("live-status"), "ui.counter.camera_not_ready");
       return;
     }
     const canvas = document.createElement("canvas");
@@ -121,7 +117,7 @@
     canvas.toBlob(
       async (blob) => {
         stopCamera();
-        await setImage("live", blob, t("ui.counter.captured", { width: canvas.width, height: canvas.height }));
+        await setImage("live", blob, "ui.counter.captured", { width: canvas.width, height: canvas.height });
         $("chip-file").focus();
       },
       "image/jpeg",
@@ -233,12 +229,12 @@
     const file = e.target.files[0];
     if (!file) return;
     stopCamera();
-    setImage("live", file, t("ui.counter.live_from_file", { name: file.name }));
+    setImage("live", file, "ui.counter.live_from_file", { name: file.name });
   });
 
   $("chip-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
-    if (file) setImage("chip", file, t("ui.counter.chip_from_file", { name: file.name }));
+    if (file) setImage("chip", file, "ui.counter.chip_from_file", { name: file.name });
   });
 
   // -- verify -----------------------------------------------------------------------------
