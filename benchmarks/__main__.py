@@ -1,6 +1,6 @@
 """``python -m benchmarks NAME [--quick] [--out benchmarks/results]``.
 
-NAME: accuracy, chip, stages, peer, quality, index, api, report. Every run writes
+NAME: accuracy, chip, stages, peer, quality, capture, index, api, report. Every run writes
 ``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG plots, and
 prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of each kind.
 """
@@ -15,7 +15,17 @@ from pathlib import Path
 
 from benchmarks import common
 
-NAMES = ("accuracy", "chip", "stages", "peer", "quality", "index", "api", "report")
+NAMES = (
+    "accuracy",
+    "chip",
+    "stages",
+    "peer",
+    "quality",
+    "capture",
+    "index",
+    "api",
+    "report",
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -75,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import quality
 
         quality.run(args.quick, out)
+    elif args.name == "capture":
+        from benchmarks import capture
+
+        capture.run(args.quick, out)
     elif args.name == "index":
         mod = _external("index_bench")
         if mod is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks import common
 
-KINDS = ("accuracy", "chip", "stages", "peer", "quality", "index", "api")
+KINDS = ("accuracy", "chip", "stages", "peer", "quality", "capture", "index", "api")
 NAME_RE = re.compile(r"^(?P<kind>[a-z_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
 
 
@@ -161,11 +161,97 @@ def quality_section(path: Path, doc: dict) -> list[str]:
         ],
         rows,
     )
-    live = doc["liveness"]
-    out += ["", f"Liveness (threshold {live['threshold']}; {live['note']}):", ""]
-    lrows = [["bona fide: BPCER", live["bpcer"]["samples"], live["bpcer"]["rate"]]]
-    lrows += [[f"{k}: APCER", v["samples"], v["rate"]] for k, v in live["apcer"].items()]
-    out += table(["presentation", "samples", "error rate"], lrows)
+    out += ["", *liveness_lines(doc["liveness"], doc.get("settings", {}))]
+    return out
+
+
+def liveness_lines(live: dict, settings: dict) -> list[str]:
+    """Per liveness model and set: BPCER on colour bona fide photos, APCER on proxy attacks."""
+    if "models" not in live:  # results written before per-model liveness
+        return [f"Liveness: {live.get('note', '')} (older result format; rerun the benchmark)", ""]
+    out = [
+        "### Liveness (presentation-attack detection)",
+        "",
+        f"Bona fide: {live['note']}. Attacks ({live['attacks']}) are a **proxy**: they show how "
+        "a model reacts to such renderings, not how it resists a real attacker. Sampling: every "
+        f"n-th image per set {settings.get('liveness_every_nth_image', {})} (other sets: every "
+        f"image), photos reduced to at most {settings.get('liveness_camera_max_side', '?')} px "
+        "(a camera frame). Scores are oriented so that higher is more live.",
+        "",
+    ]
+    rows = []
+    for model, fig in live["models"].items():
+        kinds = sorted({k for r in fig["sets"].values() for k in r.get("apcer", {})})
+        points = [("shipped", fig["threshold"], fig["sets"].items(), fig["pooled"])]
+        for label, threshold, per_set, pooled in points:
+            for set_name, r in [*per_set, ("pooled", pooled)]:
+                apcer = r.get("apcer", {})
+                rows.append(
+                    [
+                        model,
+                        f"{label} {threshold:g}",
+                        set_name,
+                        r["bpcer"]["samples"],
+                        r["bpcer"]["rate"],
+                        *(apcer.get(k, {}).get("rate") for k in kinds),
+                    ]
+                )
+        at = fig.get("pooled_at_bpcer_5pct")
+        if at:
+            rows.append(
+                [
+                    model,
+                    f"BPCER 5 % ({fig['threshold_at_bpcer_5pct']:.4g})",
+                    "pooled",
+                    at["bpcer"]["samples"],
+                    at["bpcer"]["rate"],
+                    *(at.get("apcer", {}).get(k, {}).get("rate") for k in kinds),
+                ]
+            )
+    kinds = sorted(
+        {
+            k
+            for fig in live["models"].values()
+            for r in fig["sets"].values()
+            for k in r.get("apcer", {})
+        }
+    )
+    out += table(
+        ["model", "threshold", "set", "bona fide", "BPCER", *(f"APCER {k} (proxy)" for k in kinds)],
+        rows,
+    )
+    return out
+
+
+def capture_section(path: Path, doc: dict) -> list[str]:
+    s, lib, ep = doc["settings"], doc["library"], doc["endpoint"]
+    out = ["## Guided capture (`POST /v1/capture-check`)", "", source_line(path, doc), ""]
+    out.append(
+        f"{s['frames']} camera views of real faces sent as {s['frame_size'][0]}x"
+        f"{s['frame_size'][1]} JPEG (the page's preview frame), {s['rounds']} round(s); "
+        f"detector {s['detector']}, {s['onnx_threads']} onnxruntime thread. Target: "
+        f"{doc['target_cpu_ms']:g} ms CPU per call. Instructions given: {lib['instructions']}."
+    )
+    out.append("")
+    out += table(
+        ["where", "CPU ms mean", "CPU ms p50", "CPU ms p95", "wall ms mean"],
+        [
+            [
+                "library: decode + check",
+                lib["cpu_ms"]["mean"],
+                lib["cpu_ms"]["p50"],
+                lib["cpu_ms"]["p95"],
+                lib["wall_ms"]["mean"],
+            ],
+            [
+                f"endpoint: server process, {ep['calls']} calls",
+                ep["server_cpu_ms_per_call"],
+                None,
+                None,
+                ep["wall_ms"],
+            ],
+        ],
+    )
     return out
 
 
@@ -442,6 +528,7 @@ SECTIONS = {
     "stages": stages_section,
     "peer": peer_section,
     "quality": quality_section,
+    "capture": capture_section,
 }
 
 
@@ -456,8 +543,8 @@ def render(out_dir: Path) -> str:
         "each kind in `benchmarks/results/`; edit `benchmarks/report.py`, not this file.*",
         "",
         "Run: `.venv/bin/python -m benchmarks NAME [--quick] [--out benchmarks/results]`, NAME in "
-        "accuracy, chip, stages, peer, index, api, report. `--quick` uses small subsets (< 60 s) "
-        "and never runs the peer.",
+        "accuracy, chip, stages, peer, quality, capture, index, api, report. `--quick` uses "
+        "small subsets (< 60 s) and never runs the peer.",
         "",
     ]
     missing = [k for k in KINDS if k not in found]
