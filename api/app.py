@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     limits=limits,
                     threads=settings.onnx_threads,
                     liveness=settings.liveness,
+                    liveness_model=settings.liveness_model,
                 ),
                 settings.embedder,
             )

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
+    liveness_model: str | None = None  # minifasnet | antispoof; None: the manifest's default
     embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default

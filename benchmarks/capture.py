@@ -130,6 +130,7 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
             "onnx_threads": 1,
             "detector": "MTCNN (biometric.detect)",
         },
+        "model_versions": pipeline.model_versions,
         "library": {
             "cpu_ms": _summary(cpu_ms),
             "wall_ms": _summary(wall_ms),

@@ -118,10 +118,25 @@ def test_quality_quick(out_dir: Path) -> None:
     assert yale["measured"] > 0.9 * yale["images"]
     assert 0 <= yale["distribution"]["score"]["50"] <= 100
     assert -1 <= yale["spearman_min_quality_vs_genuine_score"] <= 1
-    live = doc["liveness"]
-    assert live["bpcer"]["samples"] > 0
-    assert set(live["apcer"]) == {"print_halftone", "screen_moire_glare", "photo_of_photo"}
-    assert all(v["samples"] == live["bpcer"]["samples"] for v in live["apcer"].values())
+    models = doc["liveness"]["models"]
+    assert set(models) == {"antispoof", "minifasnet"}
+    for fig in models.values():
+        pooled = fig["pooled"]
+        assert pooled["bpcer"]["samples"] > 0 and set(pooled["apcer"]) == {"print", "screen"}
+        assert all(v["samples"] == pooled["bpcer"]["samples"] for v in pooled["apcer"].values())
+        assert "yaleb_moderate" not in fig["sets"]  # grey crops are not colour bona fide photos
+        assert 0 <= pooled["bpcer"]["rate"] <= 1
+
+
+def test_capture_quick(out_dir: Path) -> None:
+    assert cli.main(["capture", "--quick", "--out", str(out_dir)]) == 0
+    doc = _load(out_dir, "capture")
+    _check_common(doc, "capture")
+    assert 0 < doc["library"]["cpu_ms"]["mean"] <= doc["library"]["wall_ms"]["mean"] * 1.5
+    runs = doc["settings"]["frames"] * doc["settings"]["rounds"]
+    assert doc["endpoint"]["calls"] == runs > 0
+    assert doc["endpoint"]["server_cpu_ms_per_call"] > 0
+    assert sum(doc["library"]["instructions"].values()) == runs
 
 
 def test_report_renders(out_dir: Path, tmp_path: Path) -> None:
