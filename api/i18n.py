@@ -21,8 +21,13 @@ def request_locale(request: Request) -> str:
 
 
 def localise_reasons(reasons: list[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
-    """Reasons with their ``message`` in ``locale`` (the pipeline wrote the default one)."""
-    return [{**r, "message": reason_message(r["code"], locale)} for r in reasons]
+    """Reasons with their ``message`` in ``locale`` (the pipeline wrote the default one); a
+    code the catalogue does not know keeps the message it came with."""
+    out = []
+    for r in reasons:
+        text = reason_message(str(r.get("code")), locale)
+        out.append({**r, "message": text} if text != f"reason.{r.get('code')}" else r)
+    return out
 
 
 def problem_texts(

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from api.i18n import problem_texts, request_locale
+from api.i18n import localise_reasons, problem_texts, request_locale
 
 PROBLEM_BASE = "https://biometric.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -52,6 +52,9 @@ def problem_response(
 ) -> JSONResponse:
     rid = request_id_of(request)
     locale = request_locale(request)
+    if isinstance(extra.get("reasons"), list):  # retake reasons (e.g. poor_capture)
+        extra = {**extra, "reasons": localise_reasons(extra["reasons"], locale)}
+        detail = "; ".join(r["message"] for r in extra["reasons"]) or detail
     local_title, detail = problem_texts(locale, status, code, detail, extra)
     body = {
         "type": PROBLEM_BASE + code,
