@@ -220,6 +220,19 @@ def liveness_lines(live: dict, settings: dict) -> list[str]:
         ["model", "threshold", "set", "bona fide", "BPCER", *(f"APCER {k} (proxy)" for k in kinds)],
         rows,
     )
+    target = live.get("bpcer_target", 0.05)
+    for model, fig in live["models"].items():
+        worst = max(
+            (r["bpcer"]["rate"], name)
+            for name, r in [*fig["sets"].items(), ("pooled", fig["pooled"])]
+        )
+        verdict = "meets" if worst[0] <= target else "misses"
+        out.append(
+            f"- `{model}` at its shipped threshold {verdict} the bar for a `warn` default "
+            f"(BPCER <= {target:.0%} on every colour set and pooled): worst BPCER "
+            f"{worst[0]:.1%} ({worst[1]})."
+        )
+    out.append("")
     return out
 
 

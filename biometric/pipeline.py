@@ -173,6 +173,7 @@ class Pipeline:
             name = first
         self.embedder = Embedder(self.manifest.embedder_spec(name), self.models_dir, t)
         self.liveness: LivenessModel | None = None
+        self.liveness_model: str | None = None
         if self.settings.liveness is not LivenessPolicy.OFF:
             entry = self.manifest.get(self.settings.liveness_model or m.default_liveness)
             if entry.role != "liveness":
