@@ -172,7 +172,8 @@ def liveness_lines(live: dict, settings: dict) -> list[str]:
     out = [
         "### Liveness (presentation-attack detection)",
         "",
-        f"Bona fide: {live['note']}. Attacks ({live['attacks']}) are a **proxy**: they show how "
+        f"{live['note'][0].upper()}{live['note'][1:]}. Attacks ({live['attacks']}) are a "
+        "**proxy**: they show how "
         "a model reacts to such renderings, not how it resists a real attacker. Sampling: every "
         f"n-th image per set {settings.get('liveness_every_nth_image', {})} (other sets: every "
         f"image), photos reduced to at most {settings.get('liveness_camera_max_side', '?')} px "
@@ -197,11 +198,14 @@ def liveness_lines(live: dict, settings: dict) -> list[str]:
                     ]
                 )
         at = fig.get("pooled_at_bpcer_5pct")
-        if at:
+        at_t = fig.get("threshold_at_bpcer_5pct")
+        # None: the 5th percentile is a face the model never calls live (FaceAntiSpoofing's
+        # sharpness gate), so no threshold reaches BPCER 5 %.
+        if at and at_t is not None:
             rows.append(
                 [
                     model,
-                    f"BPCER 5 % ({fig['threshold_at_bpcer_5pct']:.4g})",
+                    f"BPCER 5 % ({at_t:.4g})",
                     "pooled",
                     at["bpcer"]["samples"],
                     at["bpcer"]["rate"],
