@@ -46,7 +46,7 @@ def _copy_onnx(src: Path, dst: Path) -> dict:
 
 
 # Operating threshold on the live-class probability. The package has none (its demo prints the
-# probability); the argmax-like 0.5 rejected 41 % of colour bona fide faces. Chosen by
+# probability); 0.5 rejects 39 % of colour bona fide faces (quality benchmark, 437 faces). Chosen by
 # measurement on a first run over the colour shared sets (lfw_dev every 24th image, asian_celeb
 # and fr_examples every 2nd; 220 faces): the pooled bona fide 5th percentile was 0.0107,
 # rounded down. The quality benchmark re-measures it on a larger sample (BENCHMARKS.md).
