@@ -327,9 +327,11 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
 
 def _register_subcommands() -> None:
     from api.cli import register as register_api
+    from biometric.distributed.cli import register as register_distributed
     from biometric.gallery.cli import register as register_gallery
 
     register_gallery(app)
+    register_distributed(app)
     register_api(app)
 
 

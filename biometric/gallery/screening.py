@@ -163,8 +163,28 @@ def screen(
         if progress:
             progress(len(batch))
     gallery.save_index()
-
     template_pairs = gallery.self_join(k, gallery.duplicate_threshold)
+    return conclude(
+        gallery,
+        items,
+        template_pairs,
+        enrolled_now=enrolled,
+        skipped=len(items) - len(todo),
+        failures=failures,
+    )
+
+
+def conclude(
+    gallery: Gallery,
+    items: list[SourceItem],
+    template_pairs: list[tuple[int, int, float]],
+    *,
+    enrolled_now: int,
+    skipped: int,
+    failures: list[dict],
+) -> ScreeningResult:
+    """From self-join template pairs to claimant pairs, clusters and review cases; shared by
+    the single-process and the distributed (Ray) screening."""
     owners = gallery.claimant_ids_of_templates(
         sorted({t for a, b, _ in template_pairs for t in (a, b)})
     )
@@ -181,8 +201,8 @@ def screen(
     cases = gallery.open_cases_for_pairs(claimant_pairs, "screening")
     named = [(citizen[a], citizen[b], s) for a, b, s in claimant_pairs]
     return ScreeningResult(
-        enrolled_now=enrolled,
-        skipped_already_enrolled=len(items) - len(todo),
+        enrolled_now=enrolled_now,
+        skipped_already_enrolled=skipped,
         failures=failures,
         pairs=[{"citizen_a": a, "citizen_b": b, "score": round(s, 4)} for a, b, s in named],
         clusters=_clusters(named),

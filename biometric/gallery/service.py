@@ -561,8 +561,10 @@ def open_gallery(
     fmr: float | None = None,
     policy: DuplicatePolicy = DuplicatePolicy.FLAG,
     progress: Progress | None = None,
+    gallery_class: type[Gallery] = Gallery,
 ) -> Gallery:
     """A gallery for the pipeline's embedder, with the duplicate threshold calibrated for it.
+    ``gallery_class`` may be a subclass (the distributed path's store-only gallery).
 
     ``fmr`` is the false-match rate per comparison: a search over N claimants expects about
     ``fmr * N`` false candidates, and a self-join over N about ``fmr * N * (N - 1) / 2`` false
@@ -571,7 +573,7 @@ def open_gallery(
     spec = pipeline.embedder.spec
     entry = pipeline.manifest.get(spec.name)
     calibrated = entry.threshold_for(fmr or pipeline.manifest.default_fmr)
-    return Gallery(
+    return gallery_class(
         engine,
         model=spec.name,
         model_version=entry.sha256[:12],
