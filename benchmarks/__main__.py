@@ -1,6 +1,6 @@
 """``python -m benchmarks NAME [--quick] [--out benchmarks/results]``.
 
-NAME: accuracy, chip, stages, peer, quality, index, api, report. Every run writes
+NAME: accuracy, chip, stages, peer, quality, index, api, scale, report. Every run writes
 ``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG plots, and
 prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of each kind.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import common
 
-NAMES = ("accuracy", "chip", "stages", "peer", "quality", "index", "api", "report")
+NAMES = ("accuracy", "chip", "stages", "peer", "quality", "index", "api", "scale", "report")
 
 
 def _ints(text: str) -> list[int]:
@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick, out_dir=out, concurrency=concurrency, duration_s=duration
         )
         _store_external(out, "api", args.quick, result, started)
+    elif args.name == "scale":
+        from benchmarks import scale
+
+        scale.run(args.quick, out, cache)
     elif args.name == "report":
         from benchmarks import report
 

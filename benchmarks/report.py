@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks import common
 
-KINDS = ("accuracy", "chip", "stages", "peer", "quality", "index", "api")
+KINDS = ("accuracy", "chip", "stages", "peer", "quality", "index", "api", "scale")
 NAME_RE = re.compile(r"^(?P<kind>[a-z_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
 
 
@@ -316,6 +316,152 @@ def stages_section(path: Path, doc: dict) -> list[str]:
     return out
 
 
+def scale_section(path: Path, doc: dict) -> list[str]:
+    out = ["## National scale on Ray", "", source_line(path, doc), ""]
+    e = doc["enrolment"]
+    out.append(
+        f"**Bulk enrolment** (`biometric enrol-bulk`, Ray Data actor pool, {e['source']}). "
+        f"Speed-up from 1 to 2 workers: **{f(e['ratio_2_to_1'])}x**. {e['note']}."
+    )
+    out.append("")
+    out += table(
+        [
+            "workers",
+            "photos",
+            "failed",
+            "wall s",
+            "photos/s",
+            "worker CPU s",
+            "CPU ms/photo",
+            "driver CPU s",
+            "load avg before",
+        ],
+        [
+            [
+                w,
+                r["photos"],
+                r["failed"],
+                r["wall_s"],
+                r["photos_per_s"],
+                r["worker_cpu_s"],
+                r["worker_cpu_ms_per_photo"],
+                r["driver_cpu_s"],
+                _load(r["load_average_before"]),
+            ]
+            for w, r in e["runs"].items()
+        ],
+    )
+    t = doc["thresholds"]
+    a = t["assumptions"]
+    out.append(
+        f"**Thresholds at scale**, from the impostor tail measured on {t['set']} (real photos). "
+        "FMR is *measured* while at least 10 impostor pairs score at or above the threshold, "
+        "otherwise *extrapolated* from an exponential fit to the top 0.1 % of impostor scores. "
+        "Expected false candidates: per 1:N search FMR x N (before the top-k cut: a ranked "
+        "list shows at most k), per self-join FMR x N(N-1)/2."
+    )
+    out.append("")
+    rows = []
+    for emb in t["embedders"]:
+        for p in emb["operating_points"]:
+            ef = p["expected_false"]
+            rows.append(
+                [
+                    f"`{emb['embedder']}`" + (" (default)" if emb.get("default") else ""),
+                    p["calibrated_fmr"],
+                    p["threshold"],
+                    p["fmr_on_lfw_dev"],
+                    p["fmr_source"],
+                    p["genuine_accept_rate"],
+                ]
+                + [ef[n]["per_search"] for n in ef]
+                + [ef[n]["per_self_join"] for n in ef]
+            )
+    sizes = list(t["embedders"][0]["operating_points"][0]["expected_false"]) if rows else []
+    label = {"1000000": "1M", "10000000": "10M", "100000000": "100M"}
+    out += table(
+        ["embedder", "manifest FMR", "threshold", "FMR on lfw_dev", "FMR is", "genuine accept"]
+        + [f"per search {label.get(n, n)}" for n in sizes]
+        + [f"per self-join {label.get(n, n)}" for n in sizes],
+        rows,
+    )
+    out.append(
+        f"**Recommended operating points at 100M** for {a['reviewer_cases_per_day']:,} review "
+        f"cases a day ({a['online_share_of_reviewers']:.0%} online, "
+        f"{a['online_searches_per_day']:,} searches a day; the rest for the one-off self-join "
+        f"reviewed over {a['self_join_review_days']} days). {a['note']}."
+    )
+    out.append("")
+    rows = []
+    for emb in t["embedders"]:
+        for use, r in emb["recommended"].items():
+            rows.append(
+                [
+                    f"`{emb['embedder']}`",
+                    use,
+                    r["target_fmr"],
+                    r["false_cases_budget"],
+                    r["threshold"],
+                    r["threshold_source"],
+                    r["genuine_accept_rate"],
+                ]
+            )
+    out += table(
+        [
+            "embedder",
+            "use",
+            "FMR per comparison",
+            "false cases budget",
+            "threshold",
+            "threshold is",
+            "genuine accept (lfw_dev)",
+        ],
+        rows,
+    )
+    s = doc["sharded_search"]
+    out.append(
+        f"**Sharded vs unsharded 1:N search** on {s['unsharded']['templates']:,} {s['data']}; "
+        f"{s['dim']}-d, `{s['kind']}`, k=10, {s['queries']} single queries."
+    )
+    out.append("")
+    u, sh = s["unsharded"], s["sharded"]
+    out += table(
+        ["index", "recall@10", "p50 ms", "p99 ms", "CPU ms/query (batch)", "build s"],
+        [
+            [
+                "unsharded (in process)",
+                u["recall_at_10"],
+                u["latency"]["p50_ms"],
+                u["latency"]["p99_ms"],
+                u["cpu_ms_per_query"],
+                u["build"]["wall_s"],
+            ],
+            [
+                f"{sh['shards']} Ray shard actors",
+                sh["recall_at_10"],
+                sh["latency"]["p50_ms"],
+                sh["latency"]["p99_ms"],
+                sh["cpu_ms_per_query_one_shard"],
+                sh["build_wall_s"],
+            ],
+        ],
+    )
+    c = doc["capacity_100m"]
+    out.append(
+        f"**Capacity model for {c['templates']:,} templates** (assumptions: "
+        + ", ".join(f"{k} {v}" for k, v in c["assumptions"].items())
+        + ")."
+    )
+    out.append("")
+    out += table(
+        ["figure", "value"],
+        [[k.replace("_", " "), v] for k, v in c.items() if not isinstance(v, dict)],
+    )
+    out += [f"- {k}: {v}" for k, v in c["sources"].items()]
+    out.append("")
+    return out + _plots(doc)
+
+
 def _load(v: Any) -> str:
     return "–" if not v else ", ".join(f"{x:.2f}" for x in v)
 
@@ -442,6 +588,7 @@ SECTIONS = {
     "stages": stages_section,
     "peer": peer_section,
     "quality": quality_section,
+    "scale": scale_section,
 }
 
 
@@ -456,8 +603,8 @@ def render(out_dir: Path) -> str:
         "each kind in `benchmarks/results/`; edit `benchmarks/report.py`, not this file.*",
         "",
         "Run: `.venv/bin/python -m benchmarks NAME [--quick] [--out benchmarks/results]`, NAME in "
-        "accuracy, chip, stages, peer, index, api, report. `--quick` uses small subsets (< 60 s) "
-        "and never runs the peer.",
+        "accuracy, chip, stages, peer, index, api, scale, report. `--quick` uses small subsets "
+        "(< 60 s) and never runs the peer.",
         "",
     ]
     missing = [k for k in KINDS if k not in found]

@@ -6,7 +6,8 @@
 - :mod:`.load`: loading those shards into the store (a separate step).
 - :mod:`.shards`: the 1:N index split over Ray actors by a stable hash of the citizen id.
 - :mod:`.screening`: bulk duplicate screening over the sharded index.
-- :mod:`.capacity`: expected false candidates at scale and the capacity model.
+
+Thresholds at scale and the 100M capacity model are measured by ``python -m benchmarks scale``.
 
 Nothing here is imported by the embedded single-machine path; Ray is only started when one of
 these commands is asked for.

@@ -9,8 +9,8 @@ once; the driver collects each shard's rows and writes ``part-NNNNN.parquet`` at
 - idempotent: a citizen id belongs to one shard, and a shard is written once, so a second run
   writes nothing and no id appears twice;
 - fault tolerant: Ray Data restarts a dead actor and retries its batch (its defaults,
-  ``max_restarts=-1`` and ``max_task_retries=-1``); the driver keeps one row per citizen id, so a retried batch cannot
-  duplicate one;
+  ``max_restarts=-1`` and ``max_task_retries=-1``); the driver keeps one row per citizen id,
+  so a retried batch cannot duplicate one;
 - nothing silently dropped: a photo that yields no template is a row with ``status`` failed and
   its reason, counted in ``_summary.json``.
 

@@ -20,6 +20,7 @@ in batches, to every shard and keeps each template's k nearest others, exactly a
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -47,19 +48,27 @@ class IndexShard:
 
     def __init__(
         self,
-        db_url: str,
+        db_url: str | None,
         model: str,
         dim: int,
         shard: int,
         n_shards: int,
         kind: str | None = None,
         threads: int = 1,
+        templates: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """``templates`` (ids, vectors): build from these instead of a store, with nothing to
+        sync (``db_url`` None); for benchmarks on synthetic templates only."""
         set_num_threads(threads)
-        self._sessions = session_factory(make_engine(db_url))
+        self._sessions = session_factory(make_engine(db_url)) if db_url else None
         self.model, self.dim, self.shard, self.n_shards = model, dim, shard, n_shards
         self.kind = IndexKind(kind) if kind else None
-        self._index, self._seq = self._build()
+        if templates is None:
+            self._index, self._seq = self._build()
+        else:
+            ids, vectors = templates
+            spec = IndexSpec.for_size(self.kind or default_kind_for(len(ids)), dim, len(ids))
+            self._index, self._seq = FaceIndex.build(ids, vectors, spec), 0
 
     def _mine(self, citizen_id: str) -> bool:
         return shard_of(citizen_id, self.n_shards) == self.shard
@@ -81,6 +90,8 @@ class IndexShard:
 
     def sync(self) -> int:
         """Replay the store's changes newer than this shard; returns how many were read."""
+        if self._sessions is None:
+            return 0
         with self._sessions() as s:
             changes = s.execute(
                 select(IndexChange.seq, IndexChange.op, IndexChange.template_id)
@@ -111,6 +122,12 @@ class IndexShard:
         if sync:
             self.sync()
         return self._index.search(vectors, k)
+
+    def search_cost(self, vectors: np.ndarray, k: int) -> float:
+        """CPU seconds per query of one batch search here (capacity planning)."""
+        started = time.thread_time()
+        self._index.search(vectors, k)
+        return (time.thread_time() - started) / max(1, len(vectors))
 
     def ids(self) -> np.ndarray:
         return self._index.ids()
@@ -149,13 +166,15 @@ class ShardedIndex:
 
     def __init__(
         self,
-        db_url: str,
+        db_url: str | None,
         model: str,
         dim: int,
         n_shards: int,
         kind: str | None = None,
         shard_cpus: float = SHARD_CPUS,
+        templates: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
+        """``templates``: one (ids, vectors) per shard instead of a store (benchmarks)."""
         import ray
 
         if n_shards < 1:
@@ -167,8 +186,10 @@ class ShardedIndex:
             scheduling_strategy="SPREAD",  # shards on different nodes where there are several
         )
         self.n_shards = n_shards
+        parts = templates or [None] * n_shards
         self.actors = [
-            remote.remote(db_url, model, dim, i, n_shards, kind) for i in range(n_shards)
+            remote.remote(db_url, model, dim, i, n_shards, kind, 1, parts[i])
+            for i in range(n_shards)
         ]
 
     def _all(self, method: str, *args) -> list:
