@@ -88,6 +88,17 @@ def test_source_validation(tmp_path: Path, photos: list[Path]) -> None:
     assert len({shard_of(_cid(i), 8) for i in range(200)}) == 8
 
 
+def test_waves_bound_the_rows_per_ray_data_run(monkeypatch) -> None:
+    from biometric.distributed import enrol_job
+
+    monkeypatch.setattr(enrol_job, "ROWS_PER_WAVE", 5)
+    by_shard = {
+        s: [SourceRow(_cid(10 * s + i), "x") for i in range(n)]
+        for s, n in enumerate([3, 2, 4, 9, 1])
+    }
+    assert enrol_job._waves([0, 1, 2, 3, 4], by_shard) == [[0, 1], [2], [3], [4]]
+
+
 def test_merge_top_k() -> None:
     a = (np.array([[0.9, 0.5]], np.float32), np.array([[1, 2]]))
     b = (np.array([[0.7, -np.inf]], np.float32), np.array([[3, -1]]))
@@ -193,9 +204,10 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
     cfg = EnrolJobConfig(out, workers=2, batch_size=2, rows_per_shard=10, target=TARGET)
     result = run_enrol_job(source, cfg, advance=advance)
     assert killed, "the test did not kill a worker"
-    assert not Path(f"/proc/{killed[0]}").exists() or "EnrolActor" not in Path(
-        f"/proc/{killed[0]}/cmdline"
-    ).read_text()
+    assert (
+        not Path(f"/proc/{killed[0]}").exists()
+        or "EnrolActor" not in Path(f"/proc/{killed[0]}/cmdline").read_text()
+    )
     ids = [r["citizen_id"] for r in _rows(out)]
     assert len(ids) == len(set(ids)) == len(entries)  # nothing lost, nothing twice
     assert result.enrolled + result.failed == len(entries)

@@ -46,6 +46,9 @@ OK, FAILED = "ok", "failed"
 # Rows per shard file: ~10k templates is ~5 MB of Parquet and ~5 CPU-minutes of work at 30 ms
 # a photo, so a crash loses little and a 100M run makes ~10k files (not millions).
 ROWS_PER_SHARD = 10_000
+# Rows per Ray Data run: the driver keeps a wave's rows and results (~0.5 GB at 500k); each wave
+# starts the actor pool again (one model load per actor, seconds against hours of work).
+ROWS_PER_WAVE = 500_000
 
 
 def shard_path(out_dir: Path, shard: int) -> Path:
@@ -249,13 +252,14 @@ def run_enrol_job(
     for row in rows:
         by_shard.setdefault(shard_of(row.citizen_id, n_shards), []).append(row)
     todo = sorted(s for s in by_shard if not shard_path(cfg.out_dir, s).is_file())
-    pending = [r for s in todo for r in by_shard[s]]
     if on_start:
-        on_start(len(pending))
+        on_start(sum(len(by_shard[s]) for s in todo))
     cpu_ms = 0.0
-    if pending:
+    if todo:
         connect(cfg.target)
-        cpu_ms = _stream(cfg, pending, n_shards, by_shard, todo, model[2], advance)
+    for wave in _waves(todo, by_shard):
+        pending = [r for s in wave for r in by_shard[s]]
+        cpu_ms += _stream(cfg, pending, n_shards, by_shard, wave, model[2], advance)
     summary = summarise(cfg.out_dir)
     (cfg.out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return EnrolJobResult(
@@ -270,6 +274,20 @@ def run_enrol_job(
         worker_cpu_s=round(cpu_ms / 1000.0, 3),
         **summary,
     )
+
+
+def _waves(todo: list[int], by_shard: dict[int, list[SourceRow]]) -> list[list[int]]:
+    """Shards grouped into Ray Data runs of at most ``ROWS_PER_WAVE`` rows, so the driver never
+    holds more than one wave's rows and results, whatever the population."""
+    waves: list[list[int]] = [[]]
+    rows = 0
+    for shard in todo:
+        if waves[-1] and rows + len(by_shard[shard]) > ROWS_PER_WAVE:
+            waves.append([])
+            rows = 0
+        waves[-1].append(shard)
+        rows += len(by_shard[shard])
+    return [w for w in waves if w]
 
 
 def _stream(
