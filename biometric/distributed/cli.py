@@ -22,13 +22,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from biometric.console import err, guard, out
 from biometric.distributed.runtime import RayTarget
 
 Address = Annotated[
     str | None,
     typer.Option(
         help="Ray: 'auto' (this machine's cluster), 'ray://host:10001', or 'local' to start "
-        "Ray embedded on this machine [default: local]."
+        "Ray embedded on this machine (the default)."
     ),
 ]
 
@@ -47,8 +48,6 @@ class RateColumn(ProgressColumn):
 @contextmanager
 def rate_bar(description: str) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
     """A progress bar with rate and ETA: yields ``(set_total, advance)``."""
-    from biometric.cli import err
-
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -70,12 +69,10 @@ def enrol_bulk(
     workers: Annotated[int, typer.Option(help="Actors in the pool (one model copy each).")] = 2,
     batch_size: Annotated[int, typer.Option(help="Photos per batch.")] = 16,
     embedder: Annotated[
-        str | None, typer.Option(help="Embedder [default: the manifest's].")
+        str | None, typer.Option(help="Embedder (default: the manifest's).")
     ] = None,
 ) -> None:
     """Embed a national list of photos on Ray into Parquet shards (resumable, idempotent)."""
-    from biometric.cli import _guard
-    from biometric.cli import out as stdout
     from biometric.distributed.enrol_job import EnrolJobConfig, run_enrol_job
     from biometric.distributed.source import read_source
 
@@ -89,7 +86,7 @@ def enrol_bulk(
             result = run_enrol_job(rows, cfg, on_start=set_total, advance=advance)
         return result.to_dict()
 
-    stdout.print_json(json.dumps(_guard(run)))
+    out.print_json(json.dumps(guard(run)))
 
 
 def load_templates(
@@ -101,8 +98,6 @@ def load_templates(
     """Load enrol-bulk shards into the store (skips citizen ids already enrolled)."""
     import pyarrow.parquet as pq
 
-    from biometric.cli import _guard
-    from biometric.cli import out as stdout
     from biometric.distributed.enrol_job import JOB_FILE
     from biometric.distributed.load import load_shards, shard_files
     from biometric.distributed.screening import StoreGallery
@@ -123,7 +118,7 @@ def load_templates(
             result = load_shards(gallery, shards, advance=advance)
         return result.to_dict()
 
-    stdout.print_json(json.dumps(_guard(run)))
+    out.print_json(json.dumps(guard(run)))
 
 
 def register(app: typer.Typer) -> None:

@@ -199,7 +199,6 @@ def _screen_on_ray(
     shards: int,
     workers: int,
 ) -> dict:
-    from biometric.cli import err
     from biometric.distributed.cli import rate_bar, target_of
     from biometric.distributed.screening import (
         DistributedScreening,
