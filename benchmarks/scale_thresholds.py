@@ -26,6 +26,9 @@ REVIEWER_CASES_PER_DAY = 1_000  # e.g. 20 reviewers x 50 cases a day
 ONLINE_SEARCHES_PER_DAY = 20_000  # new claimants screened 1:N against the gallery each day
 ONLINE_SHARE = 0.5  # share of the reviewers' capacity given to online cases
 SELF_JOIN_DAYS = 90  # the one-off national self-join is reviewed over a quarter
+KEEP_GENUINE = 0.9  # the alternative operating point: keep 90 % of true duplicates
+TOP_K = 10  # candidates a ranked 1:N list shows at most (the search's default k)
+MAX_SCORE = 1.0  # cosine similarity of unit templates: a threshold above it accepts nothing
 
 
 @dataclass(frozen=True)
@@ -107,14 +110,29 @@ def analyse_embedder(
         ("self_join", join_fmr, join_budget),
     ):
         t, measured = threshold_at(impostor, fmr, fit)
+        reachable = t < MAX_SCORE
         recommended[use] = {
             "gallery": gallery,
             "target_fmr": fmr,
             "false_cases_budget": budget,
-            "threshold": t,
+            "threshold": t if reachable else None,
             "threshold_source": "measured" if measured else "extrapolated",
-            "genuine_accept_rate": float((genuine >= t).mean()),
+            "reachable": reachable,
+            "genuine_accept_rate": float((genuine >= t).mean()) if reachable else 0.0,
         }
+    # What keeping 90 % of true duplicates would cost the reviewers instead.
+    t90 = float(np.quantile(genuine, 1 - KEEP_GENUINE))
+    fmr90, measured90 = fmr_at(impostor, t90, fit)
+    per_search = fmr90 * gallery
+    recommended["keep_90_percent_of_duplicates"] = {
+        "gallery": gallery,
+        "threshold": t90,
+        "fmr": fmr90,
+        "fmr_source": "measured" if measured90 else "extrapolated",
+        "false_candidates_per_search": per_search,
+        "online_cases_per_day": min(per_search, TOP_K) * ONLINE_SEARCHES_PER_DAY,
+        "self_join_false_pairs": fmr90 * gallery * (gallery - 1) / 2,
+    }
     return {
         "embedder": name,
         "impostor_pairs": len(impostor),
@@ -138,6 +156,10 @@ def assumptions() -> dict:
         "online_searches_per_day": ONLINE_SEARCHES_PER_DAY,
         "online_share_of_reviewers": ONLINE_SHARE,
         "self_join_review_days": SELF_JOIN_DAYS,
+        "keep_genuine": KEEP_GENUINE,
+        "top_k": TOP_K,
         "note": "planning assumptions, not measurements; the recommendation scales with them: "
-        "target FMR = false cases the reviewers can take / comparisons made",
+        "target FMR = false cases the reviewers can take / comparisons made. A target whose "
+        "threshold would exceed the largest possible cosine (1.0) is unreachable by the face "
+        "score alone",
     }

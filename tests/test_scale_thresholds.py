@@ -33,12 +33,21 @@ def test_expected_false_and_recommendation() -> None:
     ef = st.expected_false(1e-6, (1_000_000,))
     assert ef["1000000"]["per_search"] == pytest.approx(1.0)
     assert ef["1000000"]["per_self_join"] == pytest.approx(1e-6 * 1e6 * (1e6 - 1) / 2)
-    impostor = _laplace_scores(500_000)
+    impostor = _laplace_scores(500_000, scale=0.02)
     genuine = np.full(1000, 0.9, np.float32)
-    out = st.analyse_embedder("synthetic", genuine, impostor, [(1e-3, 0.3)])
+    out = st.analyse_embedder("synthetic", genuine, impostor, [(1e-3, 0.1)])
     online = out["recommended"]["online_search"]
     budget = st.REVIEWER_CASES_PER_DAY * st.ONLINE_SHARE
     assert online["target_fmr"] == pytest.approx(budget / (st.ONLINE_SEARCHES_PER_DAY * 1e8))
-    assert online["threshold_source"] == "extrapolated"
+    assert online["threshold_source"] == "extrapolated" and online["reachable"]
+    true_threshold = -0.02 * math.log(2 * online["target_fmr"])  # P(X >= t) = target
+    assert online["threshold"] == pytest.approx(true_threshold, abs=0.03)
     assert out["recommended"]["self_join"]["threshold"] > online["threshold"]
     assert out["operating_points"][0]["fmr_source"] == "measured"
+    keep = out["recommended"]["keep_90_percent_of_duplicates"]
+    assert keep["threshold"] == pytest.approx(0.9)
+    assert keep["online_cases_per_day"] <= st.TOP_K * st.ONLINE_SEARCHES_PER_DAY
+    # A wide impostor tail: no cosine threshold (<= 1) meets the budget.
+    wide = st.analyse_embedder("synthetic", genuine, _laplace_scores(500_000, 0.05), [])
+    assert not wide["recommended"]["online_search"]["reachable"]
+    assert wide["recommended"]["online_search"]["threshold"] is None

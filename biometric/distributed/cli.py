@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from biometric.console import err, guard, out
+from biometric import console
 from biometric.distributed.runtime import RayTarget
 
 Address = Annotated[
@@ -39,10 +39,12 @@ def target_of(address: str | None) -> RayTarget:
 
 
 class RateColumn(ProgressColumn):
-    """Photos per second, averaged by rich over its recent updates."""
+    """Items per second since the start: results arrive a block at a time, so rich's speed over
+    its last few updates would jump between bursts."""
 
     def render(self, task: Task) -> Text:
-        return Text("-- /s" if task.speed is None else f"{task.speed:.1f}/s")
+        elapsed = task.elapsed or 0.0
+        return Text(f"{task.completed / elapsed:.1f}/s" if elapsed > 0 else "-- /s")
 
 
 @contextmanager
@@ -57,7 +59,7 @@ def rate_bar(description: str) -> Iterator[tuple[Callable[[int], None], Callable
         TextColumn("ETA"),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=err) as bar:
+    with Progress(*columns, console=console.err) as bar:
         task = bar.add_task(description, total=None)
         yield (lambda n: bar.update(task, total=n)), (lambda n: bar.advance(task, n))
 
@@ -86,7 +88,7 @@ def enrol_bulk(
             result = run_enrol_job(rows, cfg, on_start=set_total, advance=advance)
         return result.to_dict()
 
-    out.print_json(json.dumps(guard(run)))
+    console.out.print_json(json.dumps(console.guard(run)))
 
 
 def load_templates(
@@ -118,7 +120,7 @@ def load_templates(
             result = load_shards(gallery, shards, advance=advance)
         return result.to_dict()
 
-    out.print_json(json.dumps(guard(run)))
+    console.out.print_json(json.dumps(console.guard(run)))
 
 
 def register(app: typer.Typer) -> None:

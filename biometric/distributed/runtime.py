@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -33,11 +34,13 @@ def connect(target: RayTarget | None = None) -> None:
     target = target or RayTarget()
     # The driver's module path must reach the workers: on a cluster the package is installed on
     # every node (same version), embedded they share this interpreter's environment.
-    kwargs: dict = {"log_to_driver": False, "include_dashboard": False}
+    # Ray's and Ray Data's INFO lines would interleave with the progress bar.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    kwargs: dict = {"log_to_driver": False, "logging_level": logging.WARNING}
     if target.address is None:
-        kwargs["num_cpus"] = target.num_cpus
+        kwargs |= {"num_cpus": target.num_cpus, "include_dashboard": False}
     else:
-        kwargs = {"address": target.address, "log_to_driver": False}
+        kwargs["address"] = target.address
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
