@@ -330,13 +330,15 @@ def plot(report: dict, path: Path) -> Path:
             label=f"{e['embedder']} tail fit (extrapolated past "
             f"FMR {e['smallest_measured_fmr']:.1e})",
         )
-        for use, rec in e["recommended"].items():
-            ax1.scatter([rec["threshold"]], [math.log10(rec["target_fmr"])], marker="x")
-            ax1.annotate(
-                f"{e['embedder']} {use}",
-                (rec["threshold"], math.log10(rec["target_fmr"])),
-                fontsize=7,
-            )
+        keep = e["recommended"]["keep_90_percent_of_duplicates"]
+        points = [("keeps 90% of duplicates", keep["threshold"], keep["fmr"])] + [
+            (use, r["threshold"], r["target_fmr"])
+            for use, r in e["recommended"].items()
+            if r.get("reachable")
+        ]
+        for label, threshold, fmr in points:
+            ax1.scatter([threshold], [math.log10(fmr)], marker="x")
+            ax1.annotate(f"{e['embedder']} {label}", (threshold, math.log10(fmr)), fontsize=7)
     ax1.set_xlabel("threshold (cosine)")
     ax1.set_ylabel("log10 FMR per comparison")
     ax1.set_title("Impostor tail on lfw_dev and operating points at 100M")
@@ -377,6 +379,7 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     png = common.result_path(out_dir, "scale", quick).with_suffix(".png")
+    common.write_result(out_dir, "scale", report)  # the figures are kept even if a plot fails
     report["plots"] = [plot(report, png).name]
     common.write_result(out_dir, "scale", report)
     e = report["enrolment"]
