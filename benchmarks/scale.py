@@ -305,7 +305,8 @@ def capacity_model(enrol: dict, search: dict, n: int = TARGET_N) -> dict:
         "online_p99_ms": round(p99, 2),
         "sources": {
             "enrolment": "worker CPU per photo, 1-worker run on real photos (measured)",
-            "memory": "serialized index bytes per template + id tables, synthetic 1M (measured)",
+            "memory": "serialized index bytes per template + id tables, measured on the "
+            f"{bench_n:,} synthetic templates",
             "self_join": f"CPU per query per shard measured at {bench_n // s_bench:,} templates, "
             f"scaled to {round(per_shard_n):,} by size^{alpha:.2f} (exponent fitted between "
             f"{bench_n // s_bench:,} and {bench_n:,}: EXTRAPOLATION); k={K} neighbours, every "
@@ -339,6 +340,7 @@ def plot(report: dict, path: Path) -> Path:
         for label, threshold, fmr in points:
             ax1.scatter([threshold], [math.log10(fmr)], marker="x")
             ax1.annotate(f"{e['embedder']} {label}", (threshold, math.log10(fmr)), fontsize=7)
+    ax1.axvline(1.0, linestyle=":", color="grey")  # no cosine threshold lies beyond 1.0
     ax1.set_xlabel("threshold (cosine)")
     ax1.set_ylabel("log10 FMR per comparison")
     ax1.set_title("Impostor tail on lfw_dev and operating points at 100M")
