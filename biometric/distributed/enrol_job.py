@@ -43,6 +43,7 @@ from biometric.pipeline import CHIP, FUSION, Pipeline
 JOB_FILE = "_job.json"
 SUMMARY_FILE = "_summary.json"
 OK, FAILED = "ok", "failed"
+PROCESSING_ERROR = "processing_error"
 # Rows per shard file: ~10k templates is ~5 MB of Parquet and ~5 CPU-minutes of work at 30 ms
 # a photo, so a crash loses little and a 100M run makes ~10k files (not millions).
 ROWS_PER_SHARD = 10_000
@@ -104,6 +105,11 @@ class EnrolActor:
                 analysis = self.pipeline.analyse(read_photo(str(ref)).rgb, CHIP)
             except BiometricError as exc:
                 status[i], reasons[i], detail[i] = FAILED, [exc.code], exc.message
+            except Exception as exc:
+                # One odd photo must not fail a national run (cv2/onnxruntime errors on inputs
+                # nobody foresaw): a counted failure with the error's text, to investigate.
+                status[i], reasons[i] = FAILED, [PROCESSING_ERROR]
+                detail[i] = f"{type(exc).__name__}: {exc}"
             else:
                 if analysis.subject is None:
                     status[i], reasons[i], detail[i] = FAILED, ["no_face"], "no face found"

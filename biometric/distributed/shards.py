@@ -210,7 +210,8 @@ class ShardedIndex:
         self, vectors: np.ndarray, k: int, sync: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over all shards, each caught up with the store's change log first."""
-        x = np.ascontiguousarray(np.asarray(vectors, np.float32).reshape(-1, vectors.shape[-1]))
+        x = np.asarray(vectors, np.float32)
+        x = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
         return merge_top_k(self._all("search", x, k, sync), k)
 
     def iter_self_join(
