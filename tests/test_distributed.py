@@ -100,6 +100,26 @@ def test_waves_bound_the_rows_per_ray_data_run(monkeypatch) -> None:
     assert enrol_job._waves([0, 1, 2, 3, 4], by_shard) == [[0, 1], [2], [3], [4]]
 
 
+def test_enrol_actor_counts_every_failure(tmp_path: Path, photos: list[Path]) -> None:
+    """In process (no Ray): an unforeseen error on one photo (here a folder where a photo should
+    be) is a failed row with its reason, and the batch's other photos still get templates."""
+    from biometric.distributed.enrol_job import PROCESSING_ERROR, EnrolActor
+
+    actor = EnrolActor(None, None)
+    refs = [str(photos[0]), str(tmp_path), str(tmp_path / "missing.jpg")]
+    out = actor(
+        {
+            "citizen_id": np.array([_cid(i) for i in range(3)], dtype=object),
+            "photo": np.array(refs, dtype=object),
+            "shard": np.zeros(3, np.int64),
+        }
+    )
+    assert out["status"].tolist() == [OK, FAILED, FAILED]
+    assert out["reasons"][1] == [PROCESSING_ERROR] and "IsADirectoryError" in out["detail"][1]
+    assert out["reasons"][2] == ["image_decode_error"]
+    assert np.isfinite(out["template"][0]).all() and np.isnan(out["template"][1]).all()
+
+
 def test_merge_top_k() -> None:
     a = (np.array([[0.9, 0.5]], np.float32), np.array([[1, 2]]))
     b = (np.array([[0.7, -np.inf]], np.float32), np.array([[3, -1]]))
