@@ -283,8 +283,9 @@ def run_enrol_job(
 
 
 def _waves(todo: list[int], by_shard: dict[int, list[SourceRow]]) -> list[list[int]]:
-    """Shards grouped into Ray Data runs of at most ``ROWS_PER_WAVE`` rows, so the driver never
-    holds more than one wave's rows and results, whatever the population."""
+    """Shards grouped into Ray Data runs of at most ``ROWS_PER_WAVE`` rows, so the driver holds
+    one wave's blocks and results at a time (the source list itself it holds whole: about
+    200 B a row, 20 GB for 100M; split a national list by region beyond that)."""
     waves: list[list[int]] = [[]]
     rows = 0
     for shard in todo:
