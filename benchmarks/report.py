@@ -437,6 +437,7 @@ def scale_section(path: Path, doc: dict) -> list[str]:
                 r["false_candidates_per_search"],
                 r["online_cases_per_day"],
                 r["self_join_false_pairs"],
+                r.get("largest_block_within_budget"),
             ]
         )
     out += table(
@@ -448,6 +449,7 @@ def scale_section(path: Path, doc: dict) -> list[str]:
             "false candidates per search",
             "online cases a day (top-k capped)",
             "self-join false pairs",
+            "largest block within the online budget",
         ],
         rows,
     )

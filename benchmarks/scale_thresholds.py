@@ -132,6 +132,9 @@ def analyse_embedder(
         "false_candidates_per_search": per_search,
         "online_cases_per_day": min(per_search, TOP_K) * ONLINE_SEARCHES_PER_DAY,
         "self_join_false_pairs": fmr90 * gallery * (gallery - 1) / 2,
+        # Blocking (searching only claimants who share, say, birth date and sex) shrinks the N
+        # each search is compared with: the largest block the online budget allows here.
+        "largest_block_within_budget": online_budget / (ONLINE_SEARCHES_PER_DAY * fmr90),
     }
     return {
         "embedder": name,
