@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_ints, default=None, help="index: gallery sizes, e.g. 1e4,1e5")
     p.add_argument("--concurrency", type=_ints, default=None, help="api: e.g. 1,4,16")
     p.add_argument("--duration", type=float, default=None, help="api: seconds per level")
+    p.add_argument("--only", default=None, help="scale: one stage again (e.g. thresholds)")
     p.add_argument(
         "--markdown", type=Path, default=common.REPO_ROOT / "BENCHMARKS.md", help="report: output"
     )
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.name == "scale":
         from benchmarks import scale
 
-        scale.run(args.quick, out, cache)
+        scale.run(args.quick, out, cache, args.only)
     elif args.name == "report":
         from benchmarks import report
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -362,20 +363,39 @@ def plot(report: dict, path: Path) -> Path:
     return path
 
 
-def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:
-    connect(RayTarget(num_cpus=RAY_CPUS))
+STAGES = ("enrolment", "sharded_search", "thresholds")
+
+
+def run(
+    quick: bool,
+    out_dir: Path,
+    cache_dir: Path | None = common.EMBED_CACHE,
+    only: str | None = None,
+) -> dict:
+    """All stages; with ``only``, that stage again on top of today's result (the others kept),
+    e.g. the thresholds after a recalibration without re-timing the 1M search."""
     started, cpu0 = time.perf_counter(), time.process_time()
     report: dict = {"settings": {"quick": quick, "ray_cpus": RAY_CPUS, "k": K}}
-    with common.progress_bar("scale benchmark", 4) as step:
-        report["enrolment"] = enrol_throughput(quick)
-        step(1)
-        report["sharded_search"] = sharded_search(quick)
-        step(1)
-        report["thresholds"] = thresholds(quick, cache_dir)
-        step(1)
-        report["capacity_100m"] = capacity_model(report["enrolment"], report["sharded_search"])
-        step(1)
-    report["run"] = {
+    if only is not None:
+        previous = common.result_path(out_dir, "scale", quick)
+        if only not in STAGES or not previous.is_file():
+            raise SystemExit(f"--only takes one of {STAGES} and needs {previous}")
+        report = json.loads(previous.read_text())
+        report.setdefault("reruns", []).append({"stage": only, "at": common.today()})
+    stages = {
+        "enrolment": lambda: enrol_throughput(quick),
+        "sharded_search": lambda: sharded_search(quick),
+        "thresholds": lambda: thresholds(quick, cache_dir),
+    }
+    if only != "thresholds":
+        connect(RayTarget(num_cpus=RAY_CPUS))
+    todo = [only] if only else list(STAGES)
+    with common.progress_bar("scale benchmark", len(todo)) as step:
+        for stage in todo:
+            report[stage] = stages[stage]()
+            step(1)
+    report["capacity_100m"] = capacity_model(report["enrolment"], report["sharded_search"])
+    report["run" if only is None else f"run_{only}"] = {
         "wall_s": round(time.perf_counter() - started, 1),
         "driver_cpu_s": round(time.process_time() - cpu0, 1),
     }
