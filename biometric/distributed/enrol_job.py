@@ -312,8 +312,9 @@ def _stream(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # shards complete one after another
     ctx.enable_progress_bars = False  # the caller's bar shows rate and ETA
-    # Blocks of a few batches: enough blocks to keep every actor busy, few enough for the driver.
-    block = max(cfg.batch_size, min(4 * cfg.batch_size, math.ceil(len(pending) / cfg.workers)))
+    # Blocks of a few batches: enough to keep every actor busy, few enough for the driver; small
+    # jobs split evenly (a batch larger than a block would merge blocks into one task).
+    block = max(1, min(4 * cfg.batch_size, math.ceil(len(pending) / cfg.workers)))
     tables = [
         pa.table(
             {
@@ -330,7 +331,7 @@ def _stream(
             "models_dir": str(cfg.models_dir) if cfg.models_dir else None,
             "embedder": cfg.embedder,
         },
-        batch_size=cfg.batch_size,
+        batch_size=min(cfg.batch_size, block),
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=cfg.workers),
         num_cpus=1,
