@@ -39,6 +39,7 @@ from biometric.manifest import load_manifest
 
 RAY_CPUS = 2  # this machine's cores
 ENROL_PHOTOS = {False: 240, True: 24}  # real photos per enrolment run
+ENROL_ORDER = (1, 2, 2, 1)
 SYNTHETIC_N = {False: 1_000_000, True: 50_000}
 QUERIES = {False: 1_000, True: 200}
 BENCH_SHARDS = 4
@@ -64,8 +65,9 @@ def enrol_throughput(quick: bool) -> dict:
         # Ray Data's first run in a session starts its worker processes: not part of the figure.
         warm = EnrolJobConfig(Path(tmp), workers=2, target=RayTarget(num_cpus=RAY_CPUS))
         run_enrol_job(rows[:4], warm)
-    runs = {}
-    for workers in (1, 2):
+    runs = []
+    # 1, 2, 2, 1: a drift in the machine's load over the runs weighs on both settings alike.
+    for workers in ENROL_ORDER:
         with tempfile.TemporaryDirectory(prefix="scale-enrol-") as tmp:
             cfg = EnrolJobConfig(
                 Path(tmp), workers=workers, batch_size=8, target=RayTarget(num_cpus=RAY_CPUS)
@@ -73,24 +75,41 @@ def enrol_throughput(quick: bool) -> dict:
             load_before = load_average()
             cpu0 = time.process_time()
             result = run_enrol_job(rows, cfg)
-            runs[str(workers)] = {
-                "photos": len(rows),
-                "enrolled": result.enrolled,
-                "failed": result.failed,
-                "wall_s": result.wall_s,
-                "photos_per_s": round(len(rows) / result.wall_s, 3),
-                "worker_cpu_s": result.worker_cpu_s,
-                "worker_cpu_ms_per_photo": round(1000 * result.worker_cpu_s / len(rows), 2),
-                "driver_cpu_s": round(time.process_time() - cpu0, 3),
-                "load_average_before": load_before,
-            }
+            runs.append(
+                {
+                    "workers": workers,
+                    "photos": len(rows),
+                    "enrolled": result.enrolled,
+                    "failed": result.failed,
+                    "wall_s": result.wall_s,
+                    "photos_per_s": round(len(rows) / result.wall_s, 3),
+                    "worker_cpu_s": result.worker_cpu_s,
+                    "worker_cpu_ms_per_photo": round(1000 * result.worker_cpu_s / len(rows), 2),
+                    "driver_cpu_s": round(time.process_time() - cpu0, 3),
+                    "load_average_before": load_before,
+                }
+            )
+    by_workers = {}
+    for w in sorted(set(ENROL_ORDER)):
+        mine = [r for r in runs if r["workers"] == w]
+        by_workers[str(w)] = {
+            "photos_per_s": round(
+                sum(r["photos"] for r in mine) / sum(r["wall_s"] for r in mine), 3
+            ),
+            "worker_cpu_ms_per_photo": round(
+                float(np.mean([r["worker_cpu_ms_per_photo"] for r in mine])), 2
+            ),
+        }
     return {
         "source": "yaleb_moderate (real photos), evenly spread over the set",
         "runs": runs,
-        "ratio_2_to_1": round(runs["2"]["photos_per_s"] / runs["1"]["photos_per_s"], 3),
-        "note": "wall time includes starting the actors (each loads the ONNX models once); the "
-        "machine has 2 cores shared with other users, so 2 workers cannot reach 2x when it is "
-        "busy (load average recorded)",
+        "by_workers": by_workers,
+        "ratio_2_to_1": round(by_workers["2"]["photos_per_s"] / by_workers["1"]["photos_per_s"], 3),
+        "note": "wall time includes starting the actors (each loads the ONNX models once). The "
+        "machine's 2 cores are shared with other users (load average recorded): there each "
+        "process gets a share of the CPUs, so 2 workers also get a larger share of a busy "
+        "machine and the wall-clock ratio can exceed 2; worker CPU per photo shows the cost of "
+        "a photo is the same with 1 and 2 workers",
     }
 
 
@@ -258,7 +277,7 @@ def sharded_search(quick: bool) -> dict:
 
 def capacity_model(enrol: dict, search: dict, n: int = TARGET_N) -> dict:
     """The 100M plan from the measurements above; the scaling rules are stated with it."""
-    cpu_ms_photo = enrol["runs"]["1"]["worker_cpu_ms_per_photo"]
+    cpu_ms_photo = enrol["by_workers"]["1"]["worker_cpu_ms_per_photo"]
     enrol_cpu_h = n * cpu_ms_photo / 3.6e6
     bytes_t = search["unsharded"]["bytes_per_template"]
     total_gib = n * bytes_t / 2**30
@@ -409,8 +428,14 @@ def run(
         "Bulk enrolment (Ray Data, real photos)",
         ["workers", "photos", "wall s", "photos/s", "worker CPU ms/photo"],
         [
-            [w, r["photos"], r["wall_s"], r["photos_per_s"], r["worker_cpu_ms_per_photo"]]
-            for w, r in e["runs"].items()
+            [
+                r["workers"],
+                r["photos"],
+                r["wall_s"],
+                r["photos_per_s"],
+                r["worker_cpu_ms_per_photo"],
+            ]
+            for r in e["runs"]
         ],
     )
     cap = report["capacity_100m"]
