@@ -110,6 +110,18 @@ def enrol_throughput(quick: bool) -> dict:
             "steady_photos_per_s": round(
                 float(np.mean([r["steady_photos_per_s"] or np.nan for r in mine])), 3
             ),
+            "cores_used_steady": round(
+                float(
+                    np.mean(
+                        [
+                            (r["steady_photos_per_s"] or np.nan) * r["worker_cpu_ms_per_photo"]
+                            for r in mine
+                        ]
+                    )
+                )
+                / 1000,
+                2,
+            ),
         }
     return {
         "source": "yaleb_moderate (real photos), evenly spread over the set",
@@ -120,11 +132,11 @@ def enrol_throughput(quick: bool) -> dict:
             by_workers["2"]["steady_photos_per_s"] / by_workers["1"]["steady_photos_per_s"], 3
         ),
         "note": "wall time includes starting the actors (each loads the ONNX models once); "
-        "'steady' counts from the first result to the last, past that start-up. The "
-        "machine's 2 cores are shared with other users (load average recorded): there each "
-        "process gets a share of the CPUs, so 2 workers also get a larger share of a busy "
-        "machine and the wall-clock ratio can exceed 2; worker CPU per photo shows the cost of "
-        "a photo is the same with 1 and 2 workers",
+        "'steady' counts from the first result to the last, past that start-up. The machine's "
+        "2 cores are shared with other users (load average recorded), so a second worker gets "
+        "only what they leave: 'cores used' (steady photos/s x worker CPU per photo) shows how "
+        "much CPU each setting actually got, and CPU per photo that a photo costs the same with "
+        "1 and 2 workers",
     }
 
 
