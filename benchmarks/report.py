@@ -326,7 +326,8 @@ def scale_section(path: Path, doc: dict) -> list[str]:
         f"("
         + ", ".join(
             f"{w} worker(s) {f(b['photos_per_s'])} photos/s, "
-            f"{f(b['worker_cpu_ms_per_photo'])} CPU ms/photo"
+            f"{f(b['worker_cpu_ms_per_photo'])} CPU ms/photo, "
+            f"{f(b.get('cores_used_steady'))} cores used"
             for w, b in e["by_workers"].items()
         )
         + f"). {e['note']}. Runs in order:"
