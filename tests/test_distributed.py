@@ -120,6 +120,19 @@ def test_enrol_actor_counts_every_failure(tmp_path: Path, photos: list[Path]) ->
     assert np.isfinite(out["template"][0]).all() and np.isnan(out["template"][1]).all()
 
 
+def test_index_vectors_in_the_order_asked() -> None:
+    """FaceIndex.vectors (the self-join's queries across shards); synthetic unit vectors."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(100, 150)
+    index = FaceIndex.build(ids, x, IndexSpec.for_size(IndexKind.FLAT, 16, 50))
+    index.remove([101])
+    np.testing.assert_array_equal(index.vectors([149, 100, 120]), x[[49, 0, 20]])
+    with pytest.raises(KeyError):
+        index.vectors([101])
+
+
 def test_merge_top_k() -> None:
     a = (np.array([[0.9, 0.5]], np.float32), np.array([[1, 2]]))
     b = (np.array([[0.7, -np.inf]], np.float32), np.array([[3, -1]]))
