@@ -6,21 +6,36 @@ together. The in-memory FAISS index only ever *replays* that log (:meth:`Gallery
 crash, the saved index is loaded with the change number it reflects and the newer changes are
 replayed, or, without a saved index, it is rebuilt from the templates. Several processes can
 share one store: each catches up from the log before it searches.
+
+Change numbers follow commit order. Replaying ``seq > last_seen`` is only sound if no
+transaction can commit a change number below one a reader has already seen. PostgreSQL hands out
+``seq`` at insert, not at commit, so every transaction that writes the change log first takes
+one transaction-scoped advisory lock (:func:`_change_log_transaction`): writers of the log are
+serialised from their first insert to their commit, and the numbers become visible in order.
+SQLite has a single writer per database, which gives the same guarantee. The lock covers only
+the short write transaction; screening searches run before it.
+
+Erasure leaves no copy: the erased template's slot is compacted out of the in-memory index and
+the saved index file is rewritten at once, every saved index is compacted first, and on SQLite
+deleted rows are overwritten (``secure_delete``, see :mod:`biometric.store.db`) and the WAL is
+checkpointed and truncated after an erase.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from biometric.errors import BiometricError
 from biometric.gallery.models import (
@@ -31,9 +46,14 @@ from biometric.gallery.models import (
     Template,
 )
 from biometric.index import FaceIndex, IndexSpec, default_kind_for
-from biometric.store.db import session_factory
+from biometric.store.db import checkpoint_sqlite_wal, session_factory
 
-CITIZEN_ID = re.compile(r"^\d{12}$")
+# ASCII digits only: ``\d`` also matches full-width and other Unicode digits, which would make
+# a second claimant for the same person.
+CITIZEN_ID = re.compile(r"^[0-9]{12}$")
+# Key of the PostgreSQL advisory lock that orders change-log writers (any constant, unique
+# within the database; the migration lock uses 748213).
+CHANGE_LOG_LOCK = 748214
 
 
 class GalleryError(BiometricError):
@@ -50,6 +70,16 @@ class ClaimantNotFound(GalleryError):
 
 class CaseNotFound(GalleryError):
     code = "case_not_found"
+
+
+class EnrolmentConflict(GalleryError):
+    """Another enrolment of the same new claimant committed while this one was screening."""
+
+    code = "enrolment_conflict"
+
+
+class CaseAlreadyDecided(GalleryError):
+    code = "case_already_decided"
 
 
 class DuplicatePolicy(StrEnum):
@@ -124,6 +154,16 @@ def check_citizen_id(citizen_id: str) -> str:
     return citizen_id
 
 
+@contextmanager
+def _change_log_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction that may append to ``index_changes``: on PostgreSQL it first takes
+    the change-log advisory lock, so change numbers commit in the order they are handed out."""
+    with sessions.begin() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
+        yield s
+
+
 def _to_blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 
@@ -171,12 +211,22 @@ class Gallery:
             index, seq = FaceIndex.load(self.index_path, expected_dim=self.dim)
             self._index, self._seq = index, seq
             self.sync()
-            return self._index, self._seq
+            if self.index_matches_store():
+                return self._index, self._seq
+            # Saved by a version that could skip changes committed out of order: rebuild.
         return self.rebuild(progress)
+
+    def index_matches_store(self) -> bool:
+        """Whether the index holds exactly the store's templates of this model."""
+        with self._lock, self._sessions() as s:
+            stored = s.scalars(select(Template.id).where(Template.model == self.model)).all()
+            return np.array_equal(np.sort(np.asarray(stored, np.int64)), self.index_ids())
 
     def rebuild(self, progress: Progress | None = None) -> tuple[FaceIndex, int]:
         """Build the index from the store's templates (the store is the source of truth)."""
-        with self._lock, self._sessions() as s:
+        # In a change-log transaction so that no enrolment commits between reading the change
+        # number and the templates (a template would otherwise be added twice, or missed).
+        with self._lock, _change_log_transaction(self._sessions) as s:
             seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
             rows = s.execute(
                 select(Template.id, Template.embedding).where(Template.model == self.model)
@@ -196,9 +246,9 @@ class Gallery:
                 .where(IndexChange.seq > self._seq, IndexChange.model == self.model)
                 .order_by(IndexChange.seq)
             ).all()
+            # No second query for the newest change number here: a change committed between
+            # two statements would be skipped (each statement has its own snapshot).
             if not changes:
-                last = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
-                self._seq = max(self._seq, int(last))
                 return 0
             wanted = [c.template_id for c in changes if c.op == "add"]
             current: dict[int, bytes] = {}
@@ -216,9 +266,11 @@ class Gallery:
             return len(changes)
 
     def save_index(self) -> None:
+        """Write the index file, compacted first so that it holds no removed template."""
         if self.index_path is None:
             return
         with self._lock:
+            self._index.compact()
             self._index.save(self.index_path, self._seq)
 
     @property
@@ -275,6 +327,8 @@ class Gallery:
         check_citizen_id(citizen_id)
         policy = policy or self.policy
         with self._lock:
+            with self._sessions() as s:
+                existed = s.scalar(select(Claimant.id).where(Claimant.citizen_id == citizen_id))
             candidates = []
             if screen:
                 candidates = [
@@ -282,24 +336,28 @@ class Gallery:
                     for c in self.search(embedding)
                     if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
                 ]
-            with self._sessions.begin() as s:
-                claimant, template, replaced = self._store_template(
-                    s, citizen_id, embedding, quality, source, display_name
-                )
-                if thumbnail:
-                    s.add(FaceThumbnail(template_id=template.id, jpeg=thumbnail))
-                case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
-                if candidates and policy is DuplicatePolicy.HOLD:
-                    claimant.status = "held"
-                result = EnrolResult(
-                    citizen_id,
-                    claimant.id,
-                    template.id,
-                    claimant.status,
-                    candidates,
-                    [c for c in case_ids if c is not None],
-                    replaced,
-                )
+            try:
+                with _change_log_transaction(self._sessions) as s:
+                    claimant, template, replaced = self._store_template(
+                        s, citizen_id, embedding, quality, source, display_name, existed is None
+                    )
+                    if thumbnail:
+                        s.add(FaceThumbnail(template_id=template.id, jpeg=thumbnail))
+                    case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
+                    if candidates and policy is DuplicatePolicy.HOLD:
+                        claimant.status = "held"
+                    result = EnrolResult(
+                        citizen_id,
+                        claimant.id,
+                        template.id,
+                        claimant.status,
+                        candidates,
+                        [c for c in case_ids if c is not None],
+                        replaced,
+                    )
+            except IntegrityError:
+                # The unique citizen id caught a concurrent enrolment of the same new claimant.
+                raise self._conflict(citizen_id) from None
             self.sync()
         return result
 
@@ -308,7 +366,7 @@ class Gallery:
         ``(citizen_id, embedding, quality, source)`` items, one transaction for the batch."""
         template_ids = []
         with self._lock:
-            with self._sessions.begin() as s:
+            with _change_log_transaction(self._sessions) as s:
                 for citizen_id, embedding, quality, source in items:
                     check_citizen_id(citizen_id)
                     _, template, _ = self._store_template(s, citizen_id, embedding, quality, source)
@@ -324,10 +382,15 @@ class Gallery:
         quality: float | None,
         source: str,
         display_name: str | None = None,
+        expect_new: bool = False,
     ) -> tuple[Claimant, Template, int]:
         """Create the claimant if new, replace its templates of this model, log the change.
-        Returns the claimant, the new template and how many templates it replaced."""
+        Returns the claimant, the new template and how many templates it replaced.
+        ``expect_new``: the claimant was absent when screening began, so finding it now means a
+        concurrent enrolment committed first (:class:`EnrolmentConflict`)."""
         claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
+        if claimant is not None and expect_new:
+            raise self._conflict(citizen_id)
         if claimant is None:
             claimant = Claimant(citizen_id=citizen_id, display_name=display_name)
             s.add(claimant)
@@ -347,6 +410,15 @@ class Gallery:
         s.flush()
         s.add(IndexChange(op="add", template_id=template.id, model=self.model))
         return claimant, template, replaced
+
+    @staticmethod
+    def _conflict(citizen_id: str) -> EnrolmentConflict:
+        # The other enrolment's screening did not see this one (nor this one's the other), so it
+        # is refused rather than merged; a retry is a re-enrolment, screened afresh.
+        return EnrolmentConflict(
+            f"claimant {citizen_id} was enrolled by a concurrent request; retry to replace "
+            "that enrolment"
+        )
 
     def _delete_templates(self, s: Session, claimant_id: int) -> int:
         old = s.scalars(
@@ -396,7 +468,7 @@ class Gallery:
         Returns the number of templates removed."""
         check_citizen_id(citizen_id)
         with self._lock:
-            with self._sessions.begin() as s:
+            with _change_log_transaction(self._sessions) as s:
                 claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
                 if claimant is None:
                     raise ClaimantNotFound(f"no claimant with citizen id {citizen_id}")
@@ -421,6 +493,11 @@ class Gallery:
                 )
                 s.delete(claimant)
             self.sync()
+            # No copy left behind: drop the dead slots now, rewrite the saved index, and move
+            # SQLite's WAL (which holds the deleted pages) into the overwritten database file.
+            self._index.compact()
+            self.save_index()
+            checkpoint_sqlite_wal(self._sessions)
         return len(rows)
 
     # -- queries --------------------------------------------------------------------------
