@@ -48,20 +48,20 @@ class RequestContextMiddleware:
 
         try:
             declared = headers.get("content-length")
-            if declared is not None and (
-                not declared.isdigit() or int(declared) > self.max_body_bytes
-            ):
+            # isascii: str.isdigit() accepts digits such as "²" that int() refuses
+            numeric = declared is not None and declared.isascii() and declared.isdigit()
+            if declared is not None and (not numeric or int(declared) > self.max_body_bytes):
                 request = Request(scope)
-                code = "body_too_large" if declared.isdigit() else "bad_content_length"
+                code = "body_too_large" if numeric else "bad_content_length"
                 detail = (
                     f"request body is {declared} bytes; the limit is {self.max_body_bytes}"
-                    if declared.isdigit()
+                    if numeric
                     else "Content-Length is not a number"
                 )
                 self.metrics.errors.labels(code).inc()
                 response = problem_response(
                     request,
-                    413 if declared.isdigit() else 400,
+                    413 if numeric else 400,
                     code,
                     detail,
                     headers={"Connection": "close"},

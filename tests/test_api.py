@@ -399,3 +399,40 @@ def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: byte
         _assert_problem(c.delete("/v1/claimants/222200000001"), 404, "claimant_not_found")
         actions = {e["action"] for e in c.get("/v1/audit", params={"limit": 500}).json()["items"]}
         assert {"enrol", "erase"} <= actions
+
+
+# -- limits of every parameter (issue 12) -------------------------------------------------------
+
+FULL_WIDTH_ID = "１２３４５６７８９０１２"  # passes \d; must not make a second claimant
+
+
+def test_overflowing_and_non_ascii_parameters_are_422(server: Server, ids: Path) -> None:
+    bad_queries = [
+        ("/v1/audit", {"cursor": 2**31}),
+        ("/v1/audit", {"cursor": 2**63}),
+        ("/v1/audit", {"since": "9999-12-31T23:59:59-05:00"}),
+        ("/v1/audit", {"until": "0001-01-01T00:00:00+05:00"}),
+        ("/v1/audit", {"citizen_id": FULL_WIDTH_ID}),
+        ("/v1/cases", {"offset": 2**31}),
+        ("/v1/cases", {"offset": 2**63}),
+        ("/v1/cases", {"citizen_id": "١٢٣٤٥٦٧٨٩٠١٢"}),
+    ]
+    with server.client(server.admin) as c:
+        for path, params in bad_queries:
+            _assert_problem(c.get(path, params=params), 422, "validation_error")
+        for case_id in (2**31, 2**63):
+            decided = c.post(f"/v1/cases/{case_id}/decision", json={"decision": "dismissed"})
+            _assert_problem(decided, 422, "validation_error")
+        _assert_problem(c.delete(f"/v1/claimants/{FULL_WIDTH_ID}"), 422, "validation_error")
+        _assert_problem(_enrol(c, FULL_WIDTH_ID, ids / "obama/obama.jpg"), 422, "validation_error")
+        photo = (ids / "obama/obama.jpg").read_bytes()
+        _assert_problem(_verify(c, photo, photo, citizen_id=FULL_WIDTH_ID), 422)
+        # The connection survived every refusal.
+        assert c.get("/healthz").status_code == 200
+
+
+def test_concurrent_enrolment_conflict_is_409() -> None:
+    from api.errors import problem_from_error
+    from biometric.gallery.service import EnrolmentConflict
+
+    assert problem_from_error(EnrolmentConflict("x"), None).status == 409

@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Caller, require_roles
-from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONSES
+from api.validation import (
+    CITIZEN_ID_PATTERN,
+    COUNTER_ID_PATTERN,
+    DB_ID_MAX,
+    ERROR_RESPONSES,
+    QueryTime,
+)
 from biometric.store import audit as audit_store
 from biometric.store.models import Role
 
@@ -54,10 +60,10 @@ async def read_audit(
     citizen_id: Annotated[str | None, Query(pattern=CITIZEN_ID_PATTERN)] = None,
     counter_id: Annotated[str | None, Query(pattern=COUNTER_ID_PATTERN)] = None,
     decision: Literal["match", "no_match", "retake", "refused"] | None = None,
-    since: Annotated[datetime | None, Query(description="inclusive, ISO 8601")] = None,
-    until: Annotated[datetime | None, Query(description="exclusive, ISO 8601")] = None,
+    since: Annotated[QueryTime | None, Query(description="inclusive, ISO 8601, 1970-9998")] = None,
+    until: Annotated[QueryTime | None, Query(description="exclusive, ISO 8601, 1970-9998")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
 ) -> dict[str, Any]:
     q = audit_store.AuditQuery(citizen_id, counter_id, decision, since, until, limit, cursor)
     sessions: sessionmaker[Session] = request.app.state.sessions

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
-from api.validation import CITIZEN_ID_PATTERN
+from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX
 from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
@@ -221,7 +221,7 @@ async def search(
 async def erase(
     request: Request,
     caller: Annotated[Caller, Depends(ADMIN)],
-    citizen_id: str,
+    citizen_id: Annotated[str, Path(pattern=CITIZEN_ID_PATTERN)],
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
     removed = await _in_pool(request, lambda: gallery.erase(citizen_id))
@@ -264,7 +264,7 @@ async def list_cases(
     status: Literal["open", "confirmed", "dismissed", "all"] = "open",
     citizen_id: Annotated[str | None, Query(pattern=CITIZEN_ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_ID_MAX)] = 0,
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
     cases, total = await anyio.to_thread.run_sync(
@@ -281,7 +281,7 @@ async def list_cases(
 async def decide_case(
     request: Request,
     caller: Annotated[Caller, Depends(STAFF)],
-    case_id: int,
+    case_id: Annotated[int, Path(ge=1, le=DB_ID_MAX)],
     body: CaseDecision,
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery

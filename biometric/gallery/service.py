@@ -50,7 +50,8 @@ from biometric.store.db import checkpoint_sqlite_wal, session_factory
 
 # ASCII digits only: ``\d`` also matches full-width and other Unicode digits, which would make
 # a second claimant for the same person.
-CITIZEN_ID = re.compile(r"^[0-9]{12}$")
+CITIZEN_ID_PATTERN = r"^[0-9]{12}$"
+CITIZEN_ID = re.compile(CITIZEN_ID_PATTERN)
 # Key of the PostgreSQL advisory lock that orders change-log writers (any constant, unique
 # within the database; the migration lock uses 748213).
 CHANGE_LOG_LOCK = 748214
@@ -149,7 +150,7 @@ class CaseView:
 
 
 def check_citizen_id(citizen_id: str) -> str:
-    if not CITIZEN_ID.match(citizen_id or ""):
+    if not CITIZEN_ID.fullmatch(citizen_id or ""):
         raise InvalidCitizenId(f"citizen id must be 12 digits, got {citizen_id!r}")
     return citizen_id
 
