@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auditing import audit_refusal
 from api.metrics import Metrics
 from api.problems import Problem, from_problem, problem_response
 from biometric.errors import (
@@ -56,18 +57,21 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         metrics.errors.labels(exc.code).inc()
+        await audit_refusal(request, exc.status, exc.code)
         return from_problem(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         metrics.errors.labels(code).inc()
+        await audit_refusal(request, exc.status_code, code)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return problem_response(request, exc.status_code, code, detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.errors.labels("validation_error").inc()
+        await audit_refusal(request, 422, "validation_error")
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         return problem_response(
             request,
@@ -81,6 +85,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def on_biometric(request: Request, exc: BiometricError) -> JSONResponse:
         problem = problem_from_error(exc, None)
         metrics.errors.labels(problem.code).inc()
+        await audit_refusal(request, problem.status, problem.code)
         return from_problem(request, problem)
 
     @app.exception_handler(Exception)

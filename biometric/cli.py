@@ -293,6 +293,38 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
               f"report: {paths['html']}")
 
 
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL [env BIOMETRIC_DATABASE_URL].")
+    ] = None,
+) -> None:
+    """Check the audit trail's hash chain: exit 0 when intact, 1 at the first row that was
+    changed, removed or reordered."""
+    from biometric.store.audit import verify_chain
+    from biometric.store.db import make_engine, migrate, session_factory
+
+    engine = make_engine(db)
+    migrate(engine)
+    with session_factory(engine)() as s:
+        report = verify_chain(s)
+    engine.dispose()
+    if report.ok:
+        out.print(f"audit trail intact: {report.rows} rows chained")
+        return
+    where = f"at row {report.first_bad_id}" if report.first_bad_id else "at the end"
+    err.print(
+        f"[red]audit trail broken[/red] {where}: {report.problem} "
+        f"({report.rows} rows verified before it)",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
 def _register_subcommands() -> None:
     from api.cli import register as register_api
     from biometric.gallery.cli import register as register_gallery

@@ -436,3 +436,109 @@ def test_concurrent_enrolment_conflict_is_409() -> None:
     from biometric.gallery.service import EnrolmentConflict
 
     assert problem_from_error(EnrolmentConflict("x"), None).status == 409
+
+
+# -- audit of every access and refusal, final case decisions, the hash chain (issue 12) ---------
+
+
+def _audit_since(c: httpx.Client, after_id: int) -> list[dict]:
+    items = c.get("/v1/audit", params={"limit": 500}).json()["items"]
+    return [e for e in items if e["id"] > after_id]
+
+
+def test_refusals_and_reads_are_audited(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
+    photo = (ids / "obama/obama.jpg").read_bytes()
+    with server.client(server.admin) as admin:
+        newest = admin.get("/v1/audit", params={"limit": 1}).json()["items"]
+        start = newest[0]["id"] if newest else 0
+        with server.client() as anonymous:
+            _assert_problem(anonymous.get("/v1/cases"), 401)
+        with server.client(server.reviewer) as reviewer:
+            _assert_problem(reviewer.get("/v1/audit"), 403)
+            poor = reviewer.post(
+                "/v1/claimants",
+                data={"citizen_id": "555500000001"},
+                files={"photo": ("x.jpg", no_face_jpeg)},
+            )
+            _assert_problem(poor, 422, "poor_capture")
+            assert reviewer.get("/v1/cases", params={"citizen_id": "555500000002"}).is_success
+        with server.client(server.counter) as counter:
+            _assert_problem(_verify(counter, photo, photo, citizen_id="12345"), 422)
+        _assert_problem(admin.delete("/v1/claimants/555500000003"), 404, "claimant_not_found")
+        missing = admin.post("/v1/cases/2000000000/decision", json={"decision": "dismissed"})
+        _assert_problem(missing, 404, "case_not_found")
+        events = _audit_since(admin, start)
+    seen = {(e["action"], e["decision"], e["key_name"], e["citizen_id"]) for e in events}
+    status = {e["action"]: e["reasons"][0].get("status") for e in events if e["reasons"]}
+    assert ("list_cases", "refused", None, None) in seen  # 401: no key to name
+    assert ("read_audit", "refused", "test-reviewer", None) in seen  # 403
+    assert ("enrol", "refused", "test-reviewer", "555500000001") in seen  # poor capture
+    assert ("list_cases", "read", "test-reviewer", "555500000002") in seen  # a read
+    assert ("verify", "refused", "test-counter", None) in seen  # bad citizen id
+    assert ("erase", "refused", "test-admin", "555500000003") in seen  # 404
+    assert ("decide_case", "refused", "test-admin", None) in seen  # 404
+    assert ("read_audit", "read", "test-admin", None) in seen  # the read before
+    assert status["erase"] == 404 and status["decide_case"] == 404
+    text = str(events)
+    assert all(key not in text for key in (server.admin, server.reviewer, server.counter))
+
+
+def test_case_decision_is_final_unless_an_admin_reopens(server: Server, ids: Path) -> None:
+    with server.client(server.reviewer) as reviewer, server.client(server.admin) as admin:
+        assert _enrol(reviewer, "666600000001", ids / "biden/biden.jpg").status_code == 201
+        dup = _enrol(reviewer, "666600000002", ids / "biden/biden.jpg").json()
+        case_id = dup["case_ids"][0]
+        decide = f"/v1/cases/{case_id}/decision"
+        assert reviewer.post(decide, json={"decision": "dismissed"}).status_code == 200
+        again = admin.post(decide, json={"decision": "confirmed", "note": "overwrite"})
+        _assert_problem(again, 409, "case_already_decided")
+        _assert_problem(reviewer.post(f"/v1/cases/{case_id}/reopen", json={}), 403)
+        reopened = admin.post(f"/v1/cases/{case_id}/reopen", json={"reason": "new evidence"})
+        assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+        final = admin.post(decide, json={"decision": "confirmed"}).json()
+        assert final["status"] == "confirmed" and final["reviewer"] == "test-admin"
+        events = admin.get("/v1/audit", params={"limit": 20}).json()["items"]
+    history = [
+        (e["action"], e["decision"], e["key_name"])
+        for e in events
+        if e["citizen_id"] == "666600000002"
+        or any(r.get("case_id") == case_id for r in e["reasons"] if isinstance(r, dict))
+    ]
+    assert history[:5] == [
+        ("case_decision", "confirmed", "test-admin"),
+        ("case_reopen", "reopened", "test-admin"),
+        ("reopen_case", "refused", "test-reviewer"),
+        ("decide_case", "refused", "test-admin"),
+        ("case_decision", "dismissed", "test-reviewer"),
+    ]
+
+
+def test_audit_chain_verifies_and_shows_tampering(server: Server) -> None:
+    from sqlalchemy import text
+
+    from biometric.cli import app as cli
+
+    runner = CliRunner()
+    intact = runner.invoke(cli, ["audit", "verify", "--db", server.db_url])
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+    engine = make_engine(server.db_url)
+    with engine.begin() as conn:
+        row_id, decision = conn.execute(
+            text("SELECT id, decision FROM audit_events ORDER BY id LIMIT 1")
+        ).one()
+        conn.execute(
+            text("UPDATE audit_events SET decision = :d WHERE id = :i"),
+            {"d": decision + "!", "i": row_id},
+        )
+    try:
+        broken = runner.invoke(cli, ["audit", "verify", "--db", server.db_url])
+        assert broken.exit_code == 1 and f"at row {row_id}" in broken.output, broken.output
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE audit_events SET decision = :d WHERE id = :i"),
+                {"d": decision, "i": row_id},
+            )
+        engine.dispose()
+    assert runner.invoke(cli, ["audit", "verify", "--db", server.db_url]).exit_code == 0

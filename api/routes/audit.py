@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auditing import audit
 from api.auth import Caller, require_roles
 from api.validation import (
     CITIZEN_ID_PATTERN,
@@ -73,5 +74,15 @@ async def read_audit(
             return [e.to_dict() for e in audit_store.query(s, q)]
 
     items = await anyio.to_thread.run_sync(read)
+    # Recorded after the read, so a page never shows its own access.
+    filters = {"counter_id": counter_id, "decision": decision, "cursor": cursor}
+    filters |= {"since": since and since.isoformat(), "until": until and until.isoformat()}
+    await audit(
+        request,
+        "read_audit",
+        "read",
+        citizen_id=citizen_id,
+        reasons=[{k: v for k, v in filters.items() if v is not None} | {"returned": len(items)}],
+    )
     next_cursor = items[-1]["id"] if len(items) == limit else None
     return {"items": items, "next_cursor": next_cursor}

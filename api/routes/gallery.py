@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX
 from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
-from biometric.store import audit as audit_store
 from biometric.store.models import Role
 
 STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
@@ -85,30 +85,6 @@ async def _in_pool(request: Request, fn: Any) -> Any:
     return await anyio.to_thread.run_sync(fn, limiter=request.app.state.limiter)
 
 
-async def _audit(
-    request: Request,
-    caller: Caller,
-    citizen_id: str | None,
-    action: str,
-    decision: str,
-    **fields: Any,
-) -> None:
-    def write() -> None:
-        with request.app.state.sessions() as s:
-            audit_store.record(
-                s,
-                request_id=request.state.request_id,
-                key_name=caller.key_name,
-                counter_id=None,
-                citizen_id=citizen_id,
-                action=action,
-                decision=decision,
-                **fields,
-            )
-
-    await anyio.to_thread.run_sync(write)
-
-
 def _template(pipeline: Pipeline, rgb: Any, role: str):
     analysis = pipeline.template(rgb, role)
     if analysis.reasons:
@@ -136,6 +112,7 @@ async def enrol(
     source: Annotated[Literal["chip", "live"], Form()] = "chip",
     policy: Annotated[DuplicatePolicy | None, Form()] = None,
 ) -> dict[str, Any]:
+    note_citizen(request, citizen_id)
     pipeline: Pipeline = request.app.state.pipeline
     gallery: Gallery = request.app.state.gallery
     data = await photo.read()
@@ -162,12 +139,11 @@ async def enrol(
 
     result, quality = await _in_pool(request, work)
     best = result.candidates[0].score if result.candidates else None
-    await _audit(
+    await audit(
         request,
-        caller,
-        citizen_id,
         "enrol",
         result.status,
+        citizen_id=citizen_id,
         score=best,
         threshold=gallery.duplicate_threshold,
         fmr=gallery.duplicate_fmr,
@@ -202,10 +178,8 @@ async def search(
         return gallery.search(_template(pipeline, pipeline.decode(data).rgb, CHIP).embedding, k)
 
     candidates = await _in_pool(request, work)
-    await _audit(
+    await audit(
         request,
-        caller,
-        None,
         "search",
         "searched",
         score=candidates[0].score if candidates else None,
@@ -225,7 +199,7 @@ async def erase(
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
     removed = await _in_pool(request, lambda: gallery.erase(citizen_id))
-    await _audit(request, caller, citizen_id, "erase", "erased")
+    await audit(request, "erase", "erased", citizen_id=citizen_id)
     return {"citizen_id": citizen_id, "templates_removed": removed}
 
 
@@ -254,6 +228,7 @@ async def claimant_face(
         raise Problem(
             404, "face_not_stored", f"no face thumbnail is stored for claimant {citizen_id}"
         )
+    await audit(request, "read_face", "read", citizen_id=citizen_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 
@@ -269,6 +244,13 @@ async def list_cases(
     gallery: Gallery = request.app.state.gallery
     cases, total = await anyio.to_thread.run_sync(
         lambda: gallery.list_cases(None if status == "all" else status, limit, offset, citizen_id)
+    )
+    await audit(
+        request,
+        "list_cases",
+        "read",
+        citizen_id=citizen_id,
+        reasons=[{"status": status, "offset": offset, "returned": len(cases)}],
     )
     return {"items": [c.to_dict() for c in cases], "total": total, "limit": limit, "offset": offset}
 
@@ -288,13 +270,40 @@ async def decide_case(
     view = await anyio.to_thread.run_sync(
         lambda: gallery.decide_case(case_id, body.decision, caller.key_name, body.note)
     )
-    await _audit(
+    await audit(
         request,
-        caller,
-        view.citizen_id,
         "case_decision",
         body.decision,
+        citizen_id=view.citizen_id,
         score=view.score,
         reasons=[{"case_id": case_id, "note": body.note}],
+    )
+    return view.to_dict()
+
+
+class CaseReopen(BaseModel):
+    reason: str | None = Field(None, max_length=2000)
+
+
+@router.post(
+    "/cases/{case_id}/reopen",
+    response_model=CaseOut,
+    summary="Reopen a decided case (admin)",
+    description="A case decision is final: only an `admin` key can put it back in the queue.",
+)
+async def reopen_case(
+    request: Request,
+    _caller: Annotated[Caller, Depends(ADMIN)],
+    case_id: Annotated[int, Path(ge=1, le=DB_ID_MAX)],
+    body: CaseReopen,
+) -> dict[str, Any]:
+    gallery: Gallery = request.app.state.gallery
+    view = await anyio.to_thread.run_sync(lambda: gallery.reopen_case(case_id, body.reason))
+    await audit(
+        request,
+        "case_reopen",
+        "reopened",
+        citizen_id=view.citizen_id,
+        reasons=[{"case_id": case_id, "note": body.reason}],
     )
     return view.to_dict()

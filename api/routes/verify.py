@@ -20,9 +20,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import UploadFile
 
+from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.errors import problem_from_error
 from api.metrics import Metrics
@@ -30,7 +30,6 @@ from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONSES, check_ids
 from biometric.errors import BiometricError
 from biometric.pipeline import CHIP, LIVE, Pipeline, VerifyResult
-from biometric.store import audit as audit_store
 from biometric.store.models import Role
 
 log = logging.getLogger("biometric.api")
@@ -266,6 +265,7 @@ async def verify(
         data = await _parse_json(request)
     else:
         raise Problem(415, "unsupported_media_type", "send multipart/form-data or application/json")
+    note_citizen(request, data.citizen_id)
     pipeline: Pipeline = request.app.state.pipeline
     settings = request.app.state.settings
     metrics: Metrics = request.app.state.metrics
@@ -301,9 +301,8 @@ async def verify(
     except Problem as problem:
         await _audit(
             request,
-            caller,
             data,
-            decision="refused",
+            "refused",
             reasons=[
                 {
                     "code": problem.code,
@@ -325,9 +324,8 @@ async def verify(
     metrics.decisions.labels(body["decision"]).inc()
     await _audit(
         request,
-        caller,
         data,
-        decision=body["decision"],
+        body["decision"],
         score=body["score"],
         threshold=body["threshold"],
         fmr=body["fmr"],
@@ -356,26 +354,13 @@ async def verify(
     }
 
 
-async def _audit(request: Request, caller: Caller, data: VerifyInput, **fields: Any) -> None:
-    sessions: sessionmaker[Session] = request.app.state.sessions
+async def _audit(request: Request, data: VerifyInput, decision: str, **fields: Any) -> None:
     fields.setdefault("model_versions", request.app.state.pipeline.model_versions)
-
-    def write() -> None:
-        with sessions() as s:
-            audit_store.record(
-                s,
-                request_id=request.state.request_id,
-                key_name=caller.key_name,
-                counter_id=data.counter_id,
-                citizen_id=data.citizen_id,
-                action="verify",
-                **fields,
-            )
-
-    try:
-        await anyio.to_thread.run_sync(write)
-    except Exception:
-        log.exception("audit write failed (request %s)", request.state.request_id)
-        raise Problem(
-            503, "audit_unavailable", "the decision could not be recorded; try again"
-        ) from None
+    await audit(
+        request,
+        "verify",
+        decision,
+        citizen_id=data.citizen_id,
+        counter_id=data.counter_id,
+        **fields,
+    )

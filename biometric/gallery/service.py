@@ -33,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -614,9 +614,19 @@ class Gallery:
             case = s.get(DuplicateCase, case_id)
             if case is None:
                 raise CaseNotFound(f"no duplicate case {case_id}")
-            case.status, case.reviewer, case.note = status, reviewer, note
-            case.decided_at = datetime.now(UTC)
-            s.flush()
+            # Only an open case is decided, in one conditional update: of two reviewers deciding
+            # at once, one wins and the other is told, on every backend.
+            decided = s.execute(
+                update(DuplicateCase)
+                .where(DuplicateCase.id == case_id, DuplicateCase.status == "open")
+                .values(status=status, reviewer=reviewer, note=note, decided_at=datetime.now(UTC))
+            ).rowcount
+            s.refresh(case)
+            if not decided:
+                raise CaseAlreadyDecided(
+                    f"case {case_id} was already {case.status} by {case.reviewer}; a decision "
+                    "is final unless an admin reopens the case"
+                )
             claimant = s.get(Claimant, case.claimant_id)
             pending = s.scalar(
                 select(func.count())
@@ -628,6 +638,21 @@ class Gallery:
             )
             if claimant is not None and claimant.status == "held" and not pending:
                 claimant.status = "active"
+            candidate = s.get(Claimant, case.candidate_id)
+            return self._view(case, claimant, candidate)  # type: ignore[arg-type]
+
+    def reopen_case(self, case_id: int, reason: str | None = None) -> CaseView:
+        """Put a decided case back in the queue (an admin's call; the API checks the role).
+        The earlier decision stays in the audit trail; the case row starts afresh."""
+        with self._sessions.begin() as s:
+            case = s.get(DuplicateCase, case_id)
+            if case is None:
+                raise CaseNotFound(f"no duplicate case {case_id}")
+            if case.status == "open":
+                raise GalleryError(f"case {case_id} is open already")
+            case.status, case.reviewer, case.decided_at, case.note = "open", None, None, reason
+            s.flush()
+            claimant = s.get(Claimant, case.claimant_id)
             candidate = s.get(Claimant, case.candidate_id)
             return self._view(case, claimant, candidate)  # type: ignore[arg-type]
 
