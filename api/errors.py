@@ -62,6 +62,15 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if getattr(request.state, "body_too_large", False):
+            limit = request.app.state.settings.max_body_bytes
+            too_large = Problem(
+                413,
+                "body_too_large",
+                f"request body exceeds the limit of {limit} bytes",
+                headers={"Connection": "close"},
+            )
+            return await on_problem(request, too_large)
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         metrics.errors.labels(code).inc()
         await audit_refusal(request, exc.status_code, code)

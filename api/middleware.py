@@ -14,6 +14,11 @@ from api.metrics import Metrics
 from api.problems import Problem, problem_response
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Every /v1 answer may carry personal data (citizen ids, scores, faces): no cache may keep it.
+# nosniff everywhere: a browser must never guess a type other than the one declared.
+_ALWAYS = [(b"x-content-type-options", b"nosniff")]
+_PERSONAL = [*_ALWAYS, (b"cache-control", b"no-store")]
+_SET_HERE = {b"x-request-id", b"x-content-type-options", b"cache-control"}
 
 
 class RequestContextMiddleware:
@@ -35,15 +40,15 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         start = time.perf_counter()
         status = 500
+        personal = scope["path"].startswith("/v1/")
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                raw = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                message["headers"] = [*raw, (b"x-request-id", rid.encode())]
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _SET_HERE]
+                extra = _PERSONAL if personal else _ALWAYS
+                message["headers"] = [*raw, (b"x-request-id", rid.encode()), *extra]
             await send(message)
 
         try:
@@ -77,6 +82,9 @@ class RequestContextMiddleware:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
+                        # FastAPI turns errors raised while it parses a form into a 400; the
+                        # error handler reads this flag to answer 413 all the same.
+                        scope["state"]["body_too_large"] = True
                         raise Problem(
                             413,
                             "body_too_large",

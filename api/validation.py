@@ -37,9 +37,17 @@ def _bounded_time(value: datetime) -> datetime:
 
 QueryTime = Annotated[datetime, AfterValidator(_bounded_time)]
 
+# Documented on every /v1 operation (FastAPI's own 422 says application/json; ours is a
+# problem document like every other error).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: problem_example(401, "unauthorized", "missing, unknown or revoked X-API-Key"),
     403: problem_example(403, "forbidden", "role 'reviewer' may not call this endpoint"),
+    422: problem_example(422, "validation_error", "the request is not valid"),
+    503: problem_example(503, "audit_unavailable", "the request could not be recorded"),
+}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: problem_example(413, "body_too_large", "request body exceeds the limit"),
+    415: problem_example(415, "unsupported_image_type", "not a recognised image format"),
 }
 
 

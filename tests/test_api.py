@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import select
 import socket
 import struct
@@ -257,14 +258,22 @@ def test_malformed_input(server: Server, malformed: dict, case: str) -> None:
         assert c.get("/healthz").status_code == 200
 
 
-def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
+_PHOTO_PART = b'--x\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
+
+
+def _raw_post(
+    server: Server, total: int, chunked: bool, path: str = "/v1/verify"
+) -> tuple[int, bytes]:
     """Stream a body of ``total`` bytes until the server answers; return (status, body)."""
     host, port = server.url.removeprefix("http://").split(":")
+    form = path != "/v1/verify"  # the gallery routes: one endless multipart file part
     head = [
-        "POST /v1/verify HTTP/1.1",
+        f"POST {path} HTTP/1.1",
         f"Host: {host}",
-        f"X-API-Key: {server.counter}",
-        "Content-Type: application/json",
+        f"X-API-Key: {server.reviewer if form else server.counter}",
+        "Content-Type: multipart/form-data; boundary=x"
+        if form
+        else "Content-Type: application/json",
         "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}",
         "",
         "",
@@ -272,6 +281,9 @@ def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
     block = b"a" * 65536
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall("\r\n".join(head).encode())
+        if form:
+            prefix = _PHOTO_PART
+            sock.sendall(b"%x\r\n%s\r\n" % (len(prefix), prefix) if chunked else prefix)
         sent = 0
         try:
             while sent < total:
@@ -304,9 +316,10 @@ def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
     return status, data.split(b"\r\n\r\n", 1)[1]
 
 
+@pytest.mark.parametrize("path", ["/v1/verify", "/v1/claimants", "/v1/search"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content_length", "chunked"])
-def test_body_too_large(server: Server, chunked: bool) -> None:
-    status, body = _raw_post(server, 50 * 1024 * 1024, chunked)
+def test_body_too_large(server: Server, chunked: bool, path: str) -> None:
+    status, body = _raw_post(server, 60 * 1024 * 1024, chunked, path)
     assert status == 413 and b"body_too_large" in body
     with server.client() as c:
         assert c.get("/healthz").status_code == 200
@@ -542,3 +555,45 @@ def test_audit_chain_verifies_and_shows_tampering(server: Server) -> None:
             )
         engine.dispose()
     assert runner.invoke(cli, ["audit", "verify", "--db", server.db_url]).exit_code == 0
+
+
+# -- headers, docs and the OpenAPI document (issue 12) ------------------------------------------
+
+
+def test_personal_data_is_not_cached_nor_sniffed(server: Server) -> None:
+    with server.client(server.admin) as c:
+        for r in (c.get("/v1/audit"), c.get("/v1/cases"), c.delete("/v1/claimants/777700000001")):
+            assert r.headers["cache-control"] == "no-store", r.url
+            assert r.headers["x-content-type-options"] == "nosniff"
+        assert c.get("/healthz").headers["x-content-type-options"] == "nosniff"
+
+
+def test_docs_load_nothing_from_elsewhere(server: Server) -> None:
+    with server.client() as c:
+        for page in ("/docs", "/redoc"):
+            html = c.get(page)
+            assert html.status_code == 200
+            links = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+            assert links and all(link.startswith("/docs/assets/") for link in links), links
+            assert "https://" not in html.text
+            for link in links:
+                assert c.get(link).status_code == 200, link
+
+
+def test_openapi_documents_what_the_service_answers(server: Server) -> None:
+    with server.client(server.counter) as c:
+        doc = c.get("/openapi.json").json()
+        for path, item in doc["paths"].items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, op in item.items():
+                for status in ("401", "403", "422"):
+                    assert list(op["responses"][status]["content"]) == [PROBLEM], (path, method)
+        ops = doc["paths"]
+        assert "404" in ops["/v1/claimants/{citizen_id}"]["delete"]["responses"]
+        assert "409" in ops["/v1/claimants"]["post"]["responses"]
+        assert {"404", "409"} <= ops["/v1/cases/{case_id}/decision"]["post"]["responses"].keys()
+        body = ops["/v1/verify"]["post"]["requestBody"]["content"]["application/json"]
+        r = c.post("/v1/verify", json=body["example"])
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] == "retake"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
-from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX
+from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX, ERROR_RESPONSES, UPLOAD_RESPONSES
 from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
@@ -27,7 +27,7 @@ from biometric.store.models import Role
 STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
 ADMIN = require_roles(Role.ADMIN)
 
-router = APIRouter(prefix="/v1", tags=["gallery"])
+router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
 
 
 class CandidateOut(BaseModel):
@@ -81,6 +81,12 @@ class CaseDecision(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
+CASE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: problem_example(404, "case_not_found", "no duplicate case 17"),
+    409: problem_example(409, "case_already_decided", "case 17 was already dismissed"),
+}
+
+
 async def _in_pool(request: Request, fn: Any) -> Any:
     return await anyio.to_thread.run_sync(fn, limiter=request.app.state.limiter)
 
@@ -102,6 +108,10 @@ def _template(pipeline: Pipeline, rgb: Any, role: str):
     status_code=201,
     response_model=EnrolOut,
     summary="Enrol a claimant, screening against everyone enrolled",
+    responses={
+        **UPLOAD_RESPONSES,
+        409: problem_example(409, "enrolment_conflict", "enrolled by a concurrent request"),
+    },
 )
 async def enrol(
     request: Request,
@@ -163,7 +173,12 @@ async def enrol(
     }
 
 
-@router.post("/search", response_model=SearchOut, summary="1:N search for a photo")
+@router.post(
+    "/search",
+    response_model=SearchOut,
+    summary="1:N search for a photo",
+    responses=UPLOAD_RESPONSES,
+)
 async def search(
     request: Request,
     caller: Annotated[Caller, Depends(STAFF)],
@@ -191,7 +206,11 @@ async def search(
     }
 
 
-@router.delete("/claimants/{citizen_id}", summary="Erase a claimant (right to erasure)")
+@router.delete(
+    "/claimants/{citizen_id}",
+    summary="Erase a claimant (right to erasure)",
+    responses={404: problem_example(404, "claimant_not_found", "no claimant 012345678901")},
+)
 async def erase(
     request: Request,
     caller: Annotated[Caller, Depends(ADMIN)],
@@ -259,6 +278,8 @@ async def list_cases(
     "/cases/{case_id}/decision",
     response_model=CaseOut,
     summary="Confirm or dismiss a duplicate case",
+    description="Final: a decided case answers 409 until an `admin` reopens it.",
+    responses=CASE_RESPONSES,
 )
 async def decide_case(
     request: Request,
@@ -290,6 +311,7 @@ class CaseReopen(BaseModel):
     response_model=CaseOut,
     summary="Reopen a decided case (admin)",
     description="A case decision is final: only an `admin` key can put it back in the queue.",
+    responses=CASE_RESPONSES,
 )
 async def reopen_case(
     request: Request,
