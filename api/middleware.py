@@ -18,7 +18,6 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # nosniff everywhere: a browser must never guess a type other than the one declared.
 _ALWAYS = [(b"x-content-type-options", b"nosniff")]
 _PERSONAL = [*_ALWAYS, (b"cache-control", b"no-store")]
-_SET_HERE = {b"x-request-id", b"x-content-type-options", b"cache-control"}
 
 
 class RequestContextMiddleware:
@@ -46,8 +45,9 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _SET_HERE]
                 extra = _PERSONAL if personal else _ALWAYS
+                replaced = {b"x-request-id"} | {k for k, _ in extra}
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() not in replaced]
                 message["headers"] = [*raw, (b"x-request-id", rid.encode()), *extra]
             await send(message)
 

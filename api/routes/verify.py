@@ -140,6 +140,7 @@ VERIFY_EXAMPLE = {
     "counter_id": "office-17-desk-3",
 }
 
+
 def _example_jpeg_b64() -> str:
     """A 16x16 grey JPEG, base64: a request made from the documented example decodes and is
     answered (200, ``retake``: no face), where a truncated string would be ``invalid_base64``."""
