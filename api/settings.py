@@ -33,3 +33,7 @@ class Settings(BaseSettings):
     # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
     # faces of a duplicate case; off, the store keeps templates only (no photos).
     store_face_thumbnails: bool = False
+    # Connection deadlines (api.server): the whole request head must arrive within
+    # header_timeout_s; a request body may not stall for longer than read_timeout_s.
+    header_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)

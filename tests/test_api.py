@@ -9,6 +9,7 @@ import re
 import select
 import socket
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -62,6 +63,9 @@ def server(request, tmp_path_factory, pg_schema) -> Iterator[Server]:
             "BIOMETRIC_DATABASE_URL": db_url,
             "BIOMETRIC_THREAD_POOL_SIZE": "2",
             "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("index")),
+            # short connection deadlines, so that test_stalled_connections_are_closed is quick
+            "BIOMETRIC_HEADER_TIMEOUT_S": "2",
+            "BIOMETRIC_READ_TIMEOUT_S": "2",
         }
         url = stack.enter_context(running_server(env))
         yield Server(
@@ -597,3 +601,35 @@ def test_openapi_documents_what_the_service_answers(server: Server) -> None:
         r = c.post("/v1/verify", json=body["example"])
     assert r.status_code == 200, r.text
     assert r.json()["decision"] == "retake"
+
+
+def test_stalled_connections_are_closed(server: Server) -> None:
+    """Idle, half-sent heads and stalled bodies are closed after the deadlines (2 s here)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    stalls = {
+        "idle": b"",
+        "partial_head": b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        "stalled_body": (
+            f"POST /v1/search HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.reviewer}\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n"
+        ).encode()
+        + _PHOTO_PART,
+    }
+    socks = {}
+    for name, data in stalls.items():
+        socks[name] = socket.create_connection((host, int(port)), timeout=15)
+        socks[name].sendall(data)
+    closed_after = {}
+    start = time.monotonic()
+    for name, sock in socks.items():
+        with sock:
+            try:
+                while sock.recv(65536):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+            closed_after[name] = round(time.monotonic() - start, 1)
+    print(f"\nclosed after (s): {closed_after}")
+    assert all(t < 10 for t in closed_after.values()), closed_after
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200
