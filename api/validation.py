@@ -40,6 +40,7 @@ QueryTime = Annotated[datetime, AfterValidator(_bounded_time)]
 # Documented on every /v1 operation (FastAPI's own 422 says application/json; ours is a
 # problem document like every other error).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_example(400, "bad_request", "There was an error parsing the body"),
     401: problem_example(401, "unauthorized", "missing, unknown or revoked X-API-Key"),
     403: problem_example(403, "forbidden", "role 'reviewer' may not call this endpoint"),
     422: problem_example(422, "validation_error", "the request is not valid"),
