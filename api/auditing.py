@@ -92,7 +92,8 @@ async def audit_refusal(request: Request, status: int, code: str) -> None:
         reason["case_id"] = int(case_id)
     await audit(
         request,
-        getattr(route, "name", None) or "unmatched",
+        # Refused before routing (an oversized body), or no such route.
+        getattr(route, "name", None) or "http_request",
         "refused",
         citizen_id=citizen,
         required=False,

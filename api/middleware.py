@@ -10,6 +10,7 @@ import uuid
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auditing import audit_refusal
 from api.metrics import Metrics
 from api.problems import Problem, problem_response
 
@@ -64,6 +65,7 @@ class RequestContextMiddleware:
                     else "Content-Length is not a number"
                 )
                 self.metrics.errors.labels(code).inc()
+                await audit_refusal(request, 413 if numeric else 400, code)
                 response = problem_response(
                     request,
                     413 if numeric else 400,

@@ -327,6 +327,9 @@ def test_body_too_large(server: Server, chunked: bool, path: str) -> None:
     assert status == 413 and b"body_too_large" in body
     with server.client() as c:
         assert c.get("/healthz").status_code == 200
+    with server.client(server.admin) as c:
+        newest = c.get("/v1/audit", params={"limit": 1}).json()["items"][0]
+    assert newest["decision"] == "refused" and newest["reasons"][0]["status"] == 413
 
 
 def test_still_verifies_and_counts(server: Server, ids: Path) -> None:

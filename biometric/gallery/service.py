@@ -225,18 +225,23 @@ class Gallery:
 
     def rebuild(self, progress: Progress | None = None) -> tuple[FaceIndex, int]:
         """Build the index from the store's templates (the store is the source of truth)."""
-        # In a change-log transaction so that no enrolment commits between reading the change
-        # number and the templates (a template would otherwise be added twice, or missed).
-        with self._lock, _change_log_transaction(self._sessions) as s:
-            seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
-            rows = s.execute(
-                select(Template.id, Template.embedding).where(Template.model == self.model)
-            ).all()
+        # The change number is read first: a change committed between the two reads is then
+        # replayed over templates that may include it already, which is harmless (an add
+        # replaces the same id, a removal of an absent id is ignored). Nothing is locked while
+        # the index is built.
+        with self._lock:
+            with self._sessions() as s:
+                seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
+                rows = s.execute(
+                    select(Template.id, Template.embedding).where(Template.model == self.model)
+                ).all()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = _from_blobs([r[1] for r in rows], self.dim)
+            del rows
             spec = IndexSpec.for_size(default_kind_for(len(ids)), self.dim, len(ids))
             self._index = FaceIndex.build(ids, vectors, spec, progress=progress)
             self._seq = int(seq)
+            self.sync()
             return self._index, self._seq
 
     def sync(self) -> int:
