@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from biometric.chip.passive_auth import ChipAuthResult, ChipAuthStatus
+from biometric.decide import Decision, Reason
+
+if TYPE_CHECKING:
+    from biometric.chip.reader import ChipReading
+    from biometric.pipeline import VerifyResult
 
 
 class ChipAuthPolicy(StrEnum):
@@ -32,3 +38,19 @@ def refusal(result: ChipAuthResult | None, policy: ChipAuthPolicy) -> tuple[str,
     if result.status is not ChipAuthStatus.VERIFIED:
         return REFUSAL_CODE, REFUSAL_TEXT
     return None
+
+
+def apply(result: VerifyResult, reading: ChipReading, policy: ChipAuthPolicy) -> VerifyResult:
+    """Attach the chip check to a face verification; under ``block`` a chip that did not verify
+    turns the decision into a refusal. The face comparison still ran: its score stays in the
+    result and the audit (a forged chip usually carries the presenter's own face)."""
+    result.chip_auth = None if reading.auth is None else {
+        **reading.auth.to_dict(), "policy": policy.value}
+    for stage, ms in reading.timings_ms.items():
+        result.timings_ms[stage] = ms
+        result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + ms
+    refused = refusal(reading.auth, policy)
+    if refused is not None:
+        result.decision = Decision.REFUSED
+        result.reasons.insert(0, Reason(code=refused[0], image="chip", message=refused[1]))
+    return result
