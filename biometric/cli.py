@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import cv2
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from biometric import config
@@ -27,6 +23,7 @@ from biometric.chip.cli import (
     read_optional,
 )
 from biometric.chip.policy import ChipAuthPolicy
+from biometric.console import err, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 
@@ -38,37 +35,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="Build and calibrate the ONNX models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-
 ModelsDir = Annotated[Path | None, typer.Option(help="Model folder [env BIOMETRIC_MODELS_DIR].")]
 DataDir = Annotated[Path | None, typer.Option(help="Shared photos [env BIOMETRIC_DATA_DIR].")]
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    """Known errors become one clear line on stderr and exit code 2, never a trace."""
-    try:
-        return fn()
-    except BiometricError as exc:
-        err.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False)
-        raise typer.Exit(2) from None
-    except FileNotFoundError as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
 
 
 def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None,
@@ -102,7 +70,7 @@ def models_build(
             err.print(f"  {name}", highlight=False)
             advance(1)
 
-        manifest = _guard(lambda: build_models(target_dir, cache_dir, record, step))
+        manifest = guard(lambda: build_models(target_dir, cache_dir, record, step))
     for m in manifest.models:
         out.print(
             f"{m.name:16} {m.file:22} sha256 {m.sha256[:16]}  {m.source.package}@{m.source.version}"
@@ -121,14 +89,14 @@ def models_calibrate(
     from biometric.evaluation import discover_sets
 
     data = data_dir or config.data_dir()
-    total = sum(len(s.images) for s in _guard(lambda: discover_sets(data)))
+    total = sum(len(s.images) for s in guard(lambda: discover_sets(data)))
     if fusion:
         with progress_bar("embedding photos (both models)", 2 * total) as advance:
-            spec = _guard(lambda: calibrate_fusion(models_dir or config.models_dir(), data,
+            spec = guard(lambda: calibrate_fusion(models_dir or config.models_dir(), data,
                                                    progress=advance))
         thresholds = spec.thresholds
     else:
-        pipeline = _guard(lambda: _pipeline(models_dir, embedder=embedder))
+        pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
         with progress_bar("embedding photos", total) as advance:
             thresholds = calibrate_and_record(pipeline, data, progress=advance)
     table = Table("FMR", "threshold", "TAR", "genuine pairs", "impostor pairs")
@@ -206,12 +174,12 @@ def verify(
         raise typer.Exit(2)
     reading = None
     if dg2 is not None:
-        reading = _guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
+        reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
                                            load_trust(csca), read_optional(dg1), chip_auth))
-    pipeline = _guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
-    chip_rgb = _guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
+    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
+    chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
                       else read_image(chip).rgb)  # type: ignore[arg-type]
-    result = _guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
+    result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
     if reading is not None:
         chip_policy.apply(result, reading, chip_auth)
     if as_json:
@@ -244,7 +212,7 @@ def embed(
     """Compute face templates, one per image (the chosen subject)."""
     from biometric.pipeline import CHIP
 
-    pipeline = _guard(lambda: _pipeline(models_dir))
+    pipeline = guard(lambda: _pipeline(models_dir))
     items = _expand_images(images)
     records, vectors = [], []
     with progress_bar("embedding", len(items)) as advance:
@@ -293,8 +261,8 @@ def detect(
     models_dir: ModelsDir = None,
 ) -> None:
     """List every face with its score, box and five landmarks."""
-    pipeline = _guard(lambda: _pipeline(models_dir))
-    rgb = _guard(lambda: read_image(image).rgb)
+    pipeline = guard(lambda: _pipeline(models_dir))
+    rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
     out.print_json(json.dumps({"faces": [f.to_dict() for f in faces]}))
     if draw is not None:
@@ -333,10 +301,10 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
         ("genuine", data / "obama" / "obama.jpg", data / "obama" / "obama2.jpg"),
         ("impostor", data / "obama" / "obama.jpg", data / "biden" / "biden.jpg"),
     ]
-    pipeline = _guard(lambda: _pipeline(models_dir))
+    pipeline = guard(lambda: _pipeline(models_dir))
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = _guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
+        result = guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
                                                                      read_image(chip).rgb))
         _print_verify(result.to_dict())
 
@@ -354,7 +322,7 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     gallery = open_gallery(engine, pipeline, work / "index")
     out.rule(f"duplicate screening: {len(photos)} photos of {len({p.parent for p in photos})} "
              "people, each enrolled as a different claimant")
-    result = _guard(lambda: screen(gallery, pipeline, source))
+    result = guard(lambda: screen(gallery, pipeline, source))
     paths = write_report(result, work / "report", pipeline)
     names = {str(900000000000 + i): f"{p.parent.name}/{p.name}" for i, p in enumerate(photos)}
     for cluster in result.clusters:
@@ -370,7 +338,7 @@ def _register_subcommands() -> None:
 
     register_gallery(app)
     register_api(app)
-    register_chip(app, _guard, out)
+    register_chip(app)
 
 
 _register_subcommands()
