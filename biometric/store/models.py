@@ -89,6 +89,8 @@ class AuditEvent(Base):
     # Quality score (0-100) per image and the liveness result, when they were computed.
     quality: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
     liveness: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Passive authentication of the chip files (status, issuer, signer, policy), when sent.
+    chip_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,4 +109,5 @@ class AuditEvent(Base):
             "model_versions": self.model_versions,
             "quality": self.quality,
             "liveness": self.liveness,
+            "chip_auth": self.chip_auth,
         }
