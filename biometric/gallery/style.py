@@ -85,6 +85,10 @@ canvas.photo, video.photo { width: 100%; max-width: 480px; height: auto; max-hei
 .pill.confirmed { background: var(--nomatch-bg); color: var(--nomatch); }
 .pill.dismissed { background: var(--match-bg); color: var(--match); }
 /* chip signature (passive authentication) beside the chip photo */
+fieldset { min-width: 0; border: 1px solid #d0d4da; border-radius: 8px; padding: .4rem .8rem;
+  margin: .8rem 0 0; }
+input[type=file] { max-width: 100%; }
+#chip-auth-detail { overflow-wrap: anywhere; }
 .pill.chip-ok { background: var(--match-bg); color: var(--match); }
 .pill.chip-failed { background: var(--nomatch-bg); color: var(--nomatch); }
 .pill.chip-unchecked { background: var(--retake-bg); color: var(--retake); }
