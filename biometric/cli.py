@@ -180,8 +180,7 @@ def verify(
     chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
                       else read_image(chip).rgb)  # type: ignore[arg-type]
     result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
-    if reading is not None:
-        chip_policy.apply(result, reading, chip_auth)
+    chip_policy.apply(result, reading, chip_auth)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
     else:

@@ -28,6 +28,7 @@ class Specimens:
     variants: dict[str, Variant]
     dg2_bytes: bytes
     image_offset: int
+    portrait: bytes  # the JPEG inside the genuine DG2
 
 
 def build(fr_dir: Path, out: Path) -> Specimens:
@@ -71,4 +72,4 @@ def build(fr_dir: Path, out: Path) -> Specimens:
             sod_path = out / f"{name}.sod"
             sod_path.write_bytes(sod_data)
         variants[name] = Variant(name, out / f"{name}.dg2", sod_path, expected)
-    return Specimens(csca_dir, variants, dg2, offset)
+    return Specimens(csca_dir, variants, dg2, offset, image)

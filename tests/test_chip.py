@@ -3,6 +3,7 @@ SYNTHETIC chip files (a test PKI made here) around a real shared photo."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
 from chip_specimens import Specimens, build
 
 from biometric.chip import synthetic
@@ -59,13 +61,24 @@ def test_every_variant_gets_its_code(specimens: Specimens, trust: TrustStore) ->
         assert result.failed == (v.expected not in ("verified", "not_checked"))
 
 
-@pytest.mark.parametrize("kind", ["rsa_pkcs1v15", "rsa_pss"])
-def test_rsa_signatures(kind: str, specimens: Specimens) -> None:
+@pytest.mark.parametrize(
+    ("kind", "oid"),
+    [
+        ("rsa_pkcs1v15", None),
+        ("rsa_pss", None),
+        ("rsa_pkcs1v15", "1.2.840.113549.1.1.1"),  # bare rsaEncryption
+        ("ecdsa", "1.2.840.10045.2.1"),  # bare id-ecPublicKey
+    ],
+)
+def test_signature_algorithms(kind: str, oid: str | None, specimens: Specimens) -> None:
     csca = synthetic.make_party("SYNTHETIC CSCA", kind)
     ds = synthetic.make_party("SYNTHETIC DS", kind, issuer=csca)
     dg2 = specimens.dg2_bytes
-    sod = parse_sod(synthetic.make_sod({2: dg2}, ds, digest="sha384"))
+    sod = parse_sod(synthetic.make_sod({2: dg2}, ds, digest="sha384", signature_oid=oid))
     assert authenticate(dg2, sod, TrustStore([csca.cert])).status is ChipAuthStatus.VERIFIED
+    unknown = parse_sod(synthetic.make_sod({2: dg2}, ds, signature_oid="1.3.6.1.4.1.99999.2"))
+    result = authenticate(dg2, unknown, TrustStore([csca.cert]))
+    assert result.status is ChipAuthStatus.BAD_SIGNATURE and "not supported" in result.message
 
 
 def test_bad_signature_dg1_and_no_trust_store(specimens: Specimens, trust: TrustStore) -> None:
@@ -82,6 +95,20 @@ def test_bad_signature_dg1_and_no_trust_store(specimens: Specimens, trust: Trust
     genuine = parse_sod(sod_bytes)
     assert authenticate(dg2, genuine, None, dg1=dg1).status is ChipAuthStatus.NOT_CHECKED
     assert authenticate(dg2, genuine, None, dg1=dg1 + b"x").status == "hash_mismatch"
+
+
+def test_signer_found_by_subject_key_identifier(specimens: Specimens, trust) -> None:
+    sod = parse_sod(specimens.variants["genuine"].sod.read_bytes())
+    message = sod.message
+    ski = message.asn1_certificates[0].key_identifier
+    info = cms.SignerInfo.load(message.signer_info.dump())
+    info["sid"] = cms.SignerIdentifier({"subject_key_identifier": ski})
+    by_ski = dataclasses.replace(message, signer_info=info)
+    assert by_ski.signer == message.signer is not None
+    info["sid"] = cms.SignerIdentifier({"subject_key_identifier": b"\0" * 20})
+    assert dataclasses.replace(message, signer_info=info).signer is None
+    unsigned = dataclasses.replace(sod, message=dataclasses.replace(message, signer_info=info))
+    assert authenticate(specimens.dg2_bytes, unsigned, trust).status == "bad_signature"
 
 
 def test_master_list_and_crl(specimens: Specimens, tmp_path: Path) -> None:

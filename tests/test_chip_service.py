@@ -4,6 +4,7 @@ SYNTHETIC CSCA as trust store. Every tampered variant must get its result code."
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,11 +113,21 @@ def test_api_every_variant(server: ChipServer, specimens: Specimens, fr_dir: Pat
         assert event["decision"] == ("match" if v.expected == "verified" else "refused")
 
 
-def test_api_rejects_mixed_chip_sources(server: ChipServer, specimens: Specimens,
-                                        fr_dir: Path) -> None:
+def test_api_json_image_only_and_mixed_sources(server: ChipServer, specimens: Specimens,
+                                               fr_dir: Path) -> None:
     live = (fr_dir / LIVE_PHOTO).read_bytes()
     v = specimens.variants["genuine"]
-    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.counter}) as c:
+    b64 = {name: base64.b64encode(data).decode() for name, data in
+           (("live", live), ("dg2", v.dg2.read_bytes()), ("sod", v.sod.read_bytes()))}
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.counter},
+                      timeout=120) as c:
+        body = c.post("/v1/verify", json=b64).json()
+        assert body["decision"] == "match" and body["chip_auth"]["status"] == "verified"
+        # Under block a bare portrait image cannot be trusted: nothing signed came with it.
+        image = c.post("/v1/verify", files={"live": ("l.jpg", live),
+                                            "chip": ("c.jpg", specimens.portrait)}).json()
+        assert image["decision"] == "refused" and image["chip_auth"]["status"] == "not_checked"
+        assert image["reasons"][0]["code"] == "chip_auth_not_checked"
         both = c.post("/v1/verify", files={"live": ("l.jpg", live), "chip": ("c.jpg", live),
                                            "dg2": ("d", v.dg2.read_bytes())})
         assert both.status_code == 422 and both.json()["type"].endswith("/missing_image")

@@ -175,6 +175,17 @@ VERIFY_EXAMPLE = {
         "total": 149.2,
     },
     "models": {"mobilefacenet": "sha256:…", "mtcnn_pnet": "sha256:…"},
+    "chip_auth": {
+        "status": "verified",
+        "message": "EF.SOD is signed by a trusted Document Signer and matches the chip data",
+        "issuer": "CN=CSCA Example,O=Example Ministry,C=VN",
+        "country": "VN",
+        "signer": "CN=Document Signer 7,O=Example Ministry,C=VN",
+        "hash_algorithm": "sha256",
+        "checks": [{"name": "signature", "status": "verified",
+                    "detail": "EF.SOD signature verified"}],
+        "policy": "warn",
+    },
     "citizen_id": "012345678901",
     "counter_id": "office-17-desk-3",
 }
@@ -365,8 +376,7 @@ async def verify(
         result = pipeline.verify(live, chip)
         result.timings_ms["decode"] = decode_ms
         result.timings_ms["total"] += decode_ms
-        if reading is not None:
-            chip_policy.apply(result, reading, policy)
+        chip_policy.apply(result, reading, policy)
         return result, (started - queued) * 1000.0
 
     try:

@@ -40,16 +40,27 @@ def refusal(result: ChipAuthResult | None, policy: ChipAuthPolicy) -> tuple[str,
     return None
 
 
-def apply(result: VerifyResult, reading: ChipReading, policy: ChipAuthPolicy) -> VerifyResult:
-    """Attach the chip check to a face verification; under ``block`` a chip that did not verify
-    turns the decision into a refusal. The face comparison still ran: its score stays in the
-    result and the audit (a forged chip usually carries the presenter's own face)."""
-    result.chip_auth = None if reading.auth is None else {
-        **reading.auth.to_dict(), "policy": policy.value}
-    for stage, ms in reading.timings_ms.items():
+IMAGE_ONLY = ChipAuthResult(
+    ChipAuthStatus.NOT_CHECKED,
+    "a portrait image was sent, not the chip files (EF.DG2 and EF.SOD): the chip's signature "
+    "was not checked",
+)
+
+
+def apply(result: VerifyResult, reading: ChipReading | None,
+          policy: ChipAuthPolicy) -> VerifyResult:
+    """Attach the chip check to a face verification (``reading`` None: only a portrait image was
+    sent). Under ``block`` a chip that did not verify turns the decision into a refusal. The
+    face comparison still ran: its score stays in the result and the audit (a forged chip
+    usually carries the presenter's own face)."""
+    auth = reading.auth if reading is not None else None
+    if reading is None and policy is not ChipAuthPolicy.OFF:
+        auth = IMAGE_ONLY
+    result.chip_auth = None if auth is None else {**auth.to_dict(), "policy": policy.value}
+    for stage, ms in (reading.timings_ms.items() if reading is not None else ()):
         result.timings_ms[stage] = ms
         result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + ms
-    refused = refusal(reading.auth, policy)
+    refused = refusal(auth, policy)
     if refused is not None:
         result.decision = Decision.REFUSED
         result.reasons.insert(0, Reason(code=refused[0], image="chip", message=refused[1]))

@@ -1,6 +1,6 @@
-"""Check one signature with ``cryptography``: RSA PKCS#1 v1.5, RSA-PSS and ECDSA (DER, or the
-plain r||s form of BSI TR-03111 that some countries use). Unknown algorithms are refused, never
-skipped: a check that cannot be done has failed."""
+"""Check one signature with ``cryptography``: RSA PKCS#1 v1.5, RSA-PSS and ECDSA, the algorithms
+ICAO 9303-12 allows for EF.SOD. Unknown algorithms are refused, never skipped: a check that
+cannot be done has failed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from asn1crypto import algos
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
@@ -17,9 +16,8 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
-# BSI TR-03111 ecdsa-plain-signatures 0.4.0.127.0.7.1.1.4.1.{1..5}: r||s, not DER.
-PLAIN_ECDSA = {f"0.4.0.127.0.7.1.1.4.1.{k}": h for k, h in
-               enumerate(("sha1", "sha224", "sha256", "sha384", "sha512"), start=1)}
+
+EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 
 
 class UnsupportedAlgorithm(Exception):
@@ -39,18 +37,9 @@ def verify(public_key, signature: bytes, data: bytes, algorithm: algos.SignedDig
     :class:`UnsupportedAlgorithm` if it cannot be checked. ``digest`` is the signer's digest
     algorithm (used where the signature algorithm names none, as bare rsaEncryption does)."""
     oid = algorithm["algorithm"].dotted
-    if oid in PLAIN_ECDSA:
-        if not isinstance(public_key, ec.EllipticCurvePublicKey):
-            raise InvalidSignature("plain ECDSA signature but the signer's key is not EC")
-        half = len(signature) // 2
-        if len(signature) % 2 or not half:
-            raise InvalidSignature("plain ECDSA signature has an odd length")
-        der = encode_dss_signature(int.from_bytes(signature[:half], "big"),
-                                   int.from_bytes(signature[half:], "big"))
-        public_key.verify(der, data, ec.ECDSA(hash_for(PLAIN_ECDSA[oid])))
-        return
     try:
-        kind = algorithm.signature_algo
+        # Some issuers name the key type (id-ecPublicKey) instead of an ECDSA-with-hash OID.
+        kind = "ecdsa" if oid == EC_PUBLIC_KEY else algorithm.signature_algo
     except ValueError:
         raise UnsupportedAlgorithm(f"signature algorithm {oid} is not supported") from None
     if kind == "rsassa_pss":
@@ -64,8 +53,8 @@ def verify(public_key, signature: bytes, data: bytes, algorithm: algos.SignedDig
         public_key.verify(signature, data, pss, hash_for(hash_name))
         return
     try:
-        hash_name = algorithm.hash_algo
-    except ValueError:  # bare rsaEncryption / ecPublicKey: the digest algorithm says
+        hash_name = digest if oid == EC_PUBLIC_KEY else algorithm.hash_algo
+    except ValueError:  # bare rsaEncryption: the signer's digest algorithm says
         hash_name = digest
     if kind == "rsassa_pkcs1v15":
         if not isinstance(public_key, rsa.RSAPublicKey):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from asn1crypto import cms
+from asn1crypto import cms, core
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
@@ -25,24 +26,21 @@ class SignedMessage:
     content: bytes  # the encapsulated content (DER), exactly as signed
     certificates: list[x509.Certificate]
     signer_info: cms.SignerInfo
+    asn1_certificates: list[asn1_x509.Certificate]  # the same, as asn1crypto parsed them
 
     @property
     def signer(self) -> x509.Certificate | None:
-        """The certificate among ``certificates`` that the signer info names."""
+        """The certificate among ``certificates`` that the signer info names (issuer and serial
+        number, compared with X.520 name matching, or subject key identifier)."""
         sid = self.signer_info["sid"]
-        for cert in self.certificates:
+        for cert, parsed in zip(self.certificates, self.asn1_certificates, strict=True):
             if sid.name == "issuer_and_serial_number":
                 ias = sid.chosen
-                if (cert.serial_number == ias["serial_number"].native
-                        and cert.issuer.public_bytes() == ias["issuer"].dump()):
+                if (parsed.serial_number == ias["serial_number"].native
+                        and parsed.issuer == ias["issuer"]):
                     return cert
-            else:
-                try:
-                    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-                except x509.ExtensionNotFound:
-                    continue
-                if ski.value.digest == sid.chosen.native:
-                    return cert
+            elif parsed.key_identifier == sid.chosen.native:
+                return cert
         return None
 
     def verify(self, cert: x509.Certificate) -> None:
@@ -86,10 +84,12 @@ def parse_signed_data(der: bytes, error: type[ChipDataError], what: str) -> Sign
         signer_infos = signed["signer_infos"]
         if len(signer_infos) != 1:
             raise error(f"{what}: {len(signer_infos)} signers; exactly one expected")
-        certs = [x509.load_der_x509_certificate(c.chosen.dump())
-                 for c in signed["certificates"] if c.name == "certificate"]
+        included = signed["certificates"]  # optional: absent, the signer cannot be found
+        parsed = ([] if isinstance(included, core.Void)
+                  else [c.chosen for c in included if c.name == "certificate"])
+        certs = [x509.load_der_x509_certificate(c.dump()) for c in parsed]
         message = SignedMessage(encap["content_type"].dotted, content.contents, certs,
-                                signer_infos[0])
+                                signer_infos[0], parsed)
         _ = message.signer_info["signature_algorithm"]["algorithm"].dotted  # parse now
     except (ValueError, TypeError, KeyError) as exc:
         raise error(f"{what}: not a valid CMS SignedData structure: {exc}") from None

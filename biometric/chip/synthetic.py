@@ -145,9 +145,10 @@ def make_dg2(image: bytes, width: int, height: int, data_type: str = "jpeg") -> 
 
 
 def make_sod(groups: dict[int, bytes], signer: Party, digest: str = "sha256",
-             hash_oid: str | None = None) -> bytes:
+             hash_oid: str | None = None, signature_oid: str | None = None) -> bytes:
     """EF.SOD over the given data groups, signed by ``signer`` (a Document Signer).
-    ``hash_oid`` labels the LDS hash algorithm with another OID (an unknown-algorithm test)."""
+    ``hash_oid`` labels the LDS hash algorithm with another OID (an unknown-algorithm test);
+    ``signature_oid`` names the signature algorithm by a bare key-type OID, as some issuers do."""
     lds = LdsSecurityObject({
         "version": 0,
         "hash_algorithm": {"algorithm": hash_oid or digest},
@@ -156,7 +157,8 @@ def make_sod(groups: dict[int, bytes], signer: Party, digest: str = "sha256",
             for n, d in sorted(groups.items())
         ],
     })
-    return _element(0x77, _signed_data(LDS_SECURITY_OBJECT_OID, lds.dump(), signer, digest))
+    return _element(0x77, _signed_data(LDS_SECURITY_OBJECT_OID, lds.dump(), signer, digest,
+                                       signature_oid))
 
 
 def make_master_list(cscas: list[x509.Certificate], signer: Party) -> bytes:
@@ -180,7 +182,8 @@ def make_crl(csca: Party, revoked: list[x509.Certificate]) -> bytes:
     return builder.sign(csca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
-def _signed_data(content_type: str, content: bytes, signer: Party, digest: str) -> bytes:
+def _signed_data(content_type: str, content: bytes, signer: Party, digest: str,
+                 signature_oid: str | None = None) -> bytes:
     cert = asn1_x509.Certificate.load(signer.cert.public_bytes(serialization.Encoding.DER))
     attrs = cms.CMSAttributes([
         {"type": "content_type", "values": [content_type]},
@@ -192,7 +195,8 @@ def _signed_data(content_type: str, content: bytes, signer: Party, digest: str) 
                                              "serial_number": cert.serial_number}},
         "digest_algorithm": {"algorithm": digest},
         "signed_attrs": attrs,
-        "signature_algorithm": _signature_algorithm(signer.kind, digest),
+        "signature_algorithm": ({"algorithm": signature_oid} if signature_oid
+                                else _signature_algorithm(signer.kind, digest)),
         "signature": _sign(signer.key, signer.kind, attrs.dump(), digest),
     })
     signed = cms.SignedData({
