@@ -156,13 +156,14 @@ def test_policy() -> None:
         (lambda d: d.replace(b"010\x00", b"030\x00"), "version"),
         (lambda d: d.replace(b"\x02\x01\x01\x7f\x60", b"\x02\x01\x02\x7f\x60"), "tag 02"),
         (lambda d: d.replace(b"\xff\xd8\xff", b"\x00\xd8\xff", 1), "not JPEG"),
-        (lambda d: b"\x76" + d[1:], "tag 75 expected at offset 0"),
+        (lambda d: b"\x76" + d[1:], "tag 76 at offset 0: EF.DG2: expected tag 75"),
     ],
 )
 def test_malformed_dg2_names_tag_and_offset(specimens: Specimens, edit, match: str) -> None:
     with pytest.raises(Dg2FormatError, match=match) as info:
         parse_dg2(edit(specimens.dg2_bytes))
-    assert "offset" in str(info.value)
+    assert info.value.offset is not None and info.value.tag
+    assert f"at offset {info.value.offset}" in str(info.value)
 
 
 def test_random_damage_never_crashes(specimens: Specimens) -> None:

@@ -81,6 +81,7 @@ def test_api_every_variant(server: ChipServer, specimens: Specimens, fr_dir: Pat
             assert r.status_code == 422, r.text
             body = r.json()
             assert body["type"].endswith("/dg2_malformed") and "offset 0" in body["detail"]
+            assert (body["tag"], body["offset"]) == ("75", 0)
             continue
         assert r.status_code == 200, r.text
         body = r.json()

@@ -29,6 +29,7 @@ from api.metrics import Metrics
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONSES, check_ids
 from biometric.chip import policy as chip_policy
+from biometric.chip.errors import ChipDataError
 from biometric.chip.reader import ChipReading, read_chip
 from biometric.errors import BiometricError
 from biometric.pipeline import CHIP, LIVE, Pipeline, VerifyResult
@@ -361,9 +362,11 @@ async def verify(
             try:
                 reading = read_chip(data.dg2, data.sod, request.app.state.trust, data.dg1,
                                     policy)
-            except BiometricError as exc:
+            except ChipDataError as exc:
                 part = "dg2" if exc.code == "dg2_malformed" else "sod"
-                raise problem_from_error(exc, part) from None
+                problem = problem_from_error(exc, part)
+                problem.extra.update(exc.location())  # the tag and byte offset, for tools
+                raise problem from None
         decode_start = time.perf_counter()
         image = LIVE
         try:

@@ -94,13 +94,13 @@ def parse_dg2(data: bytes) -> Dg2:
                      dg2.value_offset)
     children = list(group.children(Dg2FormatError))
     if not children or children[0].tag != COUNT_TAG:
-        raise Dg2FormatError(f"tag 7F61 at offset {group.offset}: the instance count (tag 02) "
-                             "must come first")
+        raise Dg2FormatError("the instance count (tag 02) must come first", group.offset,
+                             "7F61")
     declared = int.from_bytes(children[0].value, "big") if children[0].value else -1
     templates = [c for c in children[1:] if c.tag == TEMPLATE_TAG]
     if declared != len(templates) or declared < 1:
-        raise Dg2FormatError(f"tag 02 at offset {children[0].offset} declares {declared} "
-                             f"instance(s); tag 7F61 holds {len(templates)}")
+        raise Dg2FormatError(f"declares {declared} instance(s); tag 7F61 holds "
+                             f"{len(templates)}", children[0].offset, "02")
     images: list[FaceImage] = []
     for template in templates:
         images += _read_template(template)
@@ -111,20 +111,19 @@ def _read_template(template: tlv.Tlv) -> list[FaceImage]:
     parts = {c.tag: c for c in template.children(Dg2FormatError)}
     header = parts.get(HEADER_TAG)
     if header is None:
-        raise Dg2FormatError(f"tag 7F60 at offset {template.offset}: no biometric header "
-                             "template (tag A1)")
+        raise Dg2FormatError("no biometric header template (tag A1)", template.offset, "7F60")
     _check_header(header)
     block = next((parts[t] for t in DATA_BLOCK_TAGS if t in parts), None)
     if block is None:
-        raise Dg2FormatError(f"tag 7F60 at offset {template.offset}: no biometric data block "
-                             "(tag 5F2E or 7F2E)")
+        raise Dg2FormatError("no biometric data block (tag 5F2E or 7F2E)", template.offset,
+                             "7F60")
     if block.constructed and not block.value.startswith(FORMAT_ID):
         # 7F2E may wrap the record in a 5F2E element (ISO/IEC 7816-11 table 3).
         inner = {c.tag: c for c in block.children(Dg2FormatError)}
         if 0x5F2E not in inner:
-            raise Dg2FormatError(f"tag 7F2E at offset {block.offset}: no facial record inside")
+            raise Dg2FormatError("no facial record inside", block.offset, "7F2E")
         block = inner[0x5F2E]
-    return parse_facial_record(block.value, block.value_offset)
+    return parse_facial_record(block.value, block.value_offset, tlv.hex_tag(block.tag))
 
 
 def _check_header(header: tlv.Tlv) -> None:
@@ -135,59 +134,60 @@ def _check_header(header: tlv.Tlv) -> None:
 
     kind = number(BIOMETRIC_TYPE_TAG)
     if kind is not None and kind != FACE_TYPE:
-        raise Dg2FormatError(f"tag 81 at offset {fields[BIOMETRIC_TYPE_TAG].offset}: "
-                             f"biometric type {kind:#04x} is not a face (0x02)")
+        raise Dg2FormatError(f"biometric type {kind:#04x} is not a face (0x02)",
+                             fields[BIOMETRIC_TYPE_TAG].offset, "81")
     owner, fmt = number(FORMAT_OWNER_TAG), number(FORMAT_TYPE_TAG)
     if (owner, fmt) not in ((None, None), (SC37_OWNER, FACE_FORMAT)):
-        raise Dg2FormatError(f"tag A1 at offset {header.offset}: format owner/type "
-                             f"{owner}/{fmt} is not ISO/IEC 19794-5 (0x0101/0x0008)")
+        raise Dg2FormatError(f"format owner/type {owner}/{fmt} is not ISO/IEC 19794-5 "
+                             "(0x0101/0x0008)", header.offset, "A1")
 
 
-def parse_facial_record(data: bytes, base: int = 0) -> list[FaceImage]:
-    """An ISO/IEC 19794-5:2005 facial record; ``base`` is its offset in the DG2 file."""
+def parse_facial_record(data: bytes, base: int = 0, tag: str | None = None) -> list[FaceImage]:
+    """An ISO/IEC 19794-5:2005 facial record; ``base`` is its offset in the DG2 file, ``tag``
+    the data block holding it (errors name both)."""
 
     def need(pos: int, size: int, what: str) -> None:
         if pos + size > len(data):
-            raise Dg2FormatError(f"facial record: {what} at offset {base + pos} needs {size} "
-                                 f"bytes; only {max(0, len(data) - pos)} remain")
+            raise Dg2FormatError(f"facial record: {what} needs {size} bytes; only "
+                                 f"{max(0, len(data) - pos)} remain", base + pos, tag)
 
     need(0, RECORD_HEADER.size, "record header")
     fmt, version, length, count = RECORD_HEADER.unpack_from(data, 0)
     if fmt != FORMAT_ID:
-        raise Dg2FormatError(f"facial record at offset {base}: format identifier {fmt!r} is not "
-                             "'FAC\\0'")
+        raise Dg2FormatError(f"facial record: format identifier {fmt!r} is not 'FAC\\0'",
+                             base, tag)
     if version != VERSION_2005:
-        raise Dg2FormatError(f"facial record at offset {base + 4}: version {version!r} is not "
-                             "supported (ISO/IEC 19794-5:2005 '010\\0' expected)")
+        raise Dg2FormatError(f"facial record: version {version!r} is not supported "
+                             "(ISO/IEC 19794-5:2005 '010\\0' expected)", base + 4, tag)
     if length != len(data):
-        raise Dg2FormatError(f"facial record at offset {base + 8}: record length {length} but the "
-                             f"data block holds {len(data)} bytes")
+        raise Dg2FormatError(f"facial record: record length {length} but the data block holds "
+                             f"{len(data)} bytes", base + 8, tag)
     if count < 1:
-        raise Dg2FormatError(f"facial record at offset {base + 12}: no facial image")
+        raise Dg2FormatError("facial record: no facial image", base + 12, tag)
     images, pos = [], RECORD_HEADER.size
     for _ in range(count):
         need(pos, FACIAL_INFO.size, "facial information block")
         block_len, points, *_rest = FACIAL_INFO.unpack_from(data, pos)
         fixed = FACIAL_INFO.size + points * FEATURE_POINT_BYTES + IMAGE_INFO.size
         if block_len <= fixed or pos + block_len > len(data):
-            raise Dg2FormatError(f"facial record: facial image at offset {base + pos} declares "
-                                 f"{block_len} bytes; {len(data) - pos} remain, at least "
-                                 f"{fixed + 1} needed")
+            raise Dg2FormatError(f"facial record: facial image declares {block_len} bytes; "
+                                 f"{len(data) - pos} remain, at least {fixed + 1} needed",
+                                 base + pos, tag)
         info_at = pos + FACIAL_INFO.size + points * FEATURE_POINT_BYTES
         image_type, data_type, width, height, *_ = IMAGE_INFO.unpack_from(data, info_at)
         if data_type not in DATA_TYPES:
-            raise Dg2FormatError(f"facial record: image data type {data_type} at offset "
-                                 f"{base + info_at + 1} is neither JPEG (0) nor JPEG 2000 (1)")
+            raise Dg2FormatError(f"facial record: image data type {data_type} is neither JPEG "
+                                 "(0) nor JPEG 2000 (1)", base + info_at + 1, tag)
         if width == 0 or height == 0:
-            raise Dg2FormatError(f"facial record: image size {width}x{height} at offset "
-                                 f"{base + info_at + 2} is empty")
+            raise Dg2FormatError(f"facial record: image size {width}x{height} is empty",
+                                 base + info_at + 2, tag)
         start = info_at + IMAGE_INFO.size
         image = data[start : pos + block_len]
         kind = DATA_TYPES[data_type]
         if not image.startswith(MAGIC[kind]):
-            raise Dg2FormatError(f"facial record: image data at offset {base + start} is not "
-                                 f"{kind.upper()} as its header (offset {base + info_at + 1}) "
-                                 "declares")
+            raise Dg2FormatError(f"facial record: image data is not {kind.upper()} as its "
+                                 f"header (offset {base + info_at + 1}) declares", base + start,
+                                 tag)
         images.append(FaceImage(
             version=version[:3].decode("ascii"),
             image_type=IMAGE_TYPES.get(image_type, f"reserved_{image_type}"),
@@ -200,5 +200,5 @@ def parse_facial_record(data: bytes, base: int = 0) -> list[FaceImage]:
         ))
         pos += block_len
     if pos != len(data):
-        raise Dg2FormatError(f"facial record: {len(data) - pos} stray bytes at offset {base + pos}")
+        raise Dg2FormatError(f"facial record: {len(data) - pos} stray bytes", base + pos, tag)
     return images

@@ -69,18 +69,15 @@ def read(
     Raises ``error`` naming the tag and file offset when the element is truncated, its length
     runs past the end of ``buf`` (the parent), or its tag is not one of ``expect``."""
     where = base + pos
+    expected = " or ".join(hex_tag(t) for t in expect) or None
     try:
         cls, method, number, header, contents, trailer = parser.parse(buf[pos:])
     except ValueError as exc:
         head = buf[pos : pos + 4].hex().upper() or "end of data"
-        expected = f" ({' or '.join(hex_tag(t) for t in expect)} expected)" if expect else ""
-        raise error(f"{what}{expected} at offset {where} (bytes {head}): {exc}") from None
+        raise error(f"{what} (bytes {head}): {exc}", where, expected) from None
     tag = tag_bytes(cls, method, number)
     if expect and tag not in expect:
-        raise error(
-            f"{what}: tag {' or '.join(hex_tag(t) for t in expect)} expected at offset {where}, "
-            f"found tag {hex_tag(tag)}"
-        )
+        raise error(f"{what}: expected tag {expected}", where, hex_tag(tag))
     if trailer:  # indefinite length (BER): ICAO 9303 files use definite lengths only
-        raise error(f"tag {hex_tag(tag)} at offset {where}: indefinite length is not allowed")
+        raise error("indefinite length is not allowed", where, hex_tag(tag))
     return Tlv(tag, where, where + len(header), contents, bool(method))
