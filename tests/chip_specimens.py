@@ -35,7 +35,7 @@ def build(fr_dir: Path, out: Path) -> Specimens:
     out.mkdir(parents=True, exist_ok=True)
     csca = synthetic.make_party("SYNTHETIC CSCA Viet Nam")
     ds = synthetic.make_party("SYNTHETIC Document Signer", issuer=csca)
-    rogue = synthetic.make_party("SYNTHETIC rogue CSCA")
+    rogue = synthetic.make_party("SYNTHETIC CSCA Viet Nam")  # the real one's name, another key
     rogue_ds = synthetic.make_party("SYNTHETIC Document Signer", issuer=rogue)
     old = datetime.now(UTC) - timedelta(days=400)
     expired_ds = synthetic.make_party("SYNTHETIC expired DS", issuer=csca, not_before=old,

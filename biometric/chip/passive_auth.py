@@ -155,9 +155,14 @@ def _check_signer(ds: x509.Certificate, trust: TrustStore | None, now: datetime)
                       "checked")]
     issuers = trust.issuers(ds)
     if not issuers:
-        return [Check("signer_trust", ChipAuthStatus.UNTRUSTED_SIGNER,
-                      f"the Document Signer certificate (issuer {who}) was not issued by any "
-                      "CSCA in the trust store")]
+        # Same name, wrong key: a forger's own "CSCA" copying the real one's name, or a CSCA
+        # key this service cannot use (e.g. explicit EC parameters, which cryptography refuses).
+        named = any(c.subject == ds.issuer for c in trust.cscas)
+        why = (f"a CSCA named {who} is in the trust store but its key does not verify the "
+               "Document Signer certificate" if named else
+               f"the Document Signer certificate's issuer ({who}) is not a CSCA in the trust "
+               "store")
+        return [Check("signer_trust", ChipAuthStatus.UNTRUSTED_SIGNER, why)]
     checks = [Check("signer_trust", ChipAuthStatus.VERIFIED, f"issued by CSCA {who}")]
     revoked = [d for d in (trust.revoked(ds, c) for c in issuers) if d is not None]
     if revoked:

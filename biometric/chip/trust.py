@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from biometric.chip.asn1 import CSCA_MASTER_LIST_OID, CscaMasterList
 from biometric.chip.errors import TrustStoreError
@@ -41,7 +42,7 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Issuer name matches and ``issuer``'s key verifies the certificate's signature."""
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, x509.InvalidSignature, UnsupportedAlgorithm):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
