@@ -99,6 +99,8 @@ def test_api_every_variant(server: ChipServer, specimens: Specimens, fr_dir: Pat
             assert reason["image"] == "chip"
             if v.expected != "not_checked":
                 assert reason["message"] == REFUSAL_TEXT
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'biometric_chip_auth_total{country="VN",status="hash_mismatch"} 3.0' in metrics
     with httpx.Client(base_url=server.url, headers={"X-API-Key": server.admin}) as c:
         events = {e["counter_id"]: e for e in c.get("/v1/audit", params={"limit": 50}).json()[
             "items"]}

@@ -419,6 +419,9 @@ async def verify(
     for stage, ms in timings.items():
         metrics.stage_seconds.labels(stage).observe(ms / 1000.0)
     metrics.decisions.labels(body["decision"]).inc()
+    if body["chip_auth"] is not None:
+        chip = body["chip_auth"]
+        metrics.chip_auth.labels(chip["status"], chip["country"] or "unknown").inc()
     await _audit(
         request,
         caller,
