@@ -121,7 +121,8 @@ class VerifyResponse(BaseModel):
     models: dict[str, str]
     liveness: LivenessOut | None = None
     chip_auth: ChipAuthOut | None = Field(
-        None, description="passive authentication, when the chip files (dg2, sod) were sent")
+        None, description="passive authentication of the chip (not_checked when only a portrait "
+        "image was sent); null under BIOMETRIC_CHIP_AUTH=off")
     chip_image: ChipImageOut | None = None
     citizen_id: str | None = None
     counter_id: str | None = None
@@ -240,7 +241,8 @@ VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     413: problem_example(413, "image_too_large", "image declares 100000x100000 pixels"),
     415: problem_example(415, "unsupported_image_type", "not a recognised image format"),
-    422: problem_example(422, "dg2_malformed", "dg2: tag 7F61 at offset 3: truncated"),
+    422: problem_example(422, "dg2_malformed", "dg2 image: tag 7F61 at offset 4: biometric "
+                         "information group (bytes 7F618201): Insufficient data"),
     503: problem_example(503, "timeout", "verification took longer than 30 s"),
 }
 
@@ -290,7 +292,9 @@ async def _parse_multipart(request: Request) -> VerifyInput:
                 raise Problem(422, "invalid_part", f"part {name!r} must be a text field")
             ids[name] = value or None
     check_ids(ids["citizen_id"], ids["counter_id"])
-    return VerifyInput(parts[LIVE], parts[CHIP], ids["citizen_id"], ids["counter_id"],  # type: ignore[arg-type]
+    live = parts[LIVE]
+    assert live is not None  # required above
+    return VerifyInput(live, parts[CHIP], ids["citizen_id"], ids["counter_id"],
                        *(parts[n] for n in CHIP_FILES)).check_chip_source()
 
 
@@ -372,7 +376,9 @@ async def verify(
         try:
             live = pipeline.decode(data.live).rgb
             image = CHIP
-            chip = pipeline.decode(reading.portrait if reading is not None else data.chip).rgb  # type: ignore[arg-type]
+            portrait = reading.portrait if reading is not None else data.chip
+            assert portrait is not None  # check_chip_source: chip or dg2
+            chip = pipeline.decode(portrait).rgb
         except BiometricError as exc:
             raise problem_from_error(exc, image) from None
         decode_ms = (time.perf_counter() - decode_start) * 1000.0
