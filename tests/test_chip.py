@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 from chip_specimens import Specimens, build
 
 from biometric.chip import synthetic
@@ -100,7 +101,7 @@ def test_bad_signature_dg1_and_no_trust_store(specimens: Specimens, trust: Trust
     assert authenticate(dg2, genuine, None, dg1=dg1 + b"x").status == "hash_mismatch"
 
 
-def test_signer_found_by_subject_key_identifier(specimens: Specimens, trust) -> None:
+def test_signer_found_by_name_or_key_identifier(specimens: Specimens, trust) -> None:
     sod = parse_sod(specimens.variants["genuine"].sod.read_bytes())
     message = sod.message
     ski = message.asn1_certificates[0].key_identifier
@@ -108,6 +109,13 @@ def test_signer_found_by_subject_key_identifier(specimens: Specimens, trust) -> 
     info["sid"] = cms.SignerIdentifier({"subject_key_identifier": ski})
     by_ski = dataclasses.replace(message, signer_info=info)
     assert by_ski.signer == message.signer is not None
+    # The same issuer name encoded differently (PrintableString): found by X.520 matching.
+    issuer = message.asn1_certificates[0].issuer
+    reencoded = asn1_x509.Name.build(dict(issuer.native), use_printable=True)
+    assert reencoded.dump() != issuer.dump()
+    info["sid"] = cms.SignerIdentifier({"issuer_and_serial_number": {
+        "issuer": reencoded, "serial_number": message.asn1_certificates[0].serial_number}})
+    assert dataclasses.replace(message, signer_info=info).signer == message.signer
     info["sid"] = cms.SignerIdentifier({"subject_key_identifier": b"\0" * 20})
     assert dataclasses.replace(message, signer_info=info).signer is None
     unsigned = dataclasses.replace(sod, message=dataclasses.replace(message, signer_info=info))

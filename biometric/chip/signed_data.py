@@ -36,8 +36,11 @@ class SignedMessage:
         for cert, parsed in zip(self.certificates, self.asn1_certificates, strict=True):
             if sid.name == "issuer_and_serial_number":
                 ias = sid.chosen
-                if (parsed.serial_number == ias["serial_number"].native
-                        and parsed.issuer == ias["issuer"]):
+                # Byte equality first; X.520 matching (stringprep, slow) only if the encodings
+                # differ, e.g. PrintableString here and UTF8String there.
+                if parsed.serial_number == ias["serial_number"].native and (
+                        parsed.issuer.dump() == ias["issuer"].dump()
+                        or parsed.issuer == ias["issuer"]):
                     return cert
             elif parsed.key_identifier == sid.chosen.native:
                 return cert
