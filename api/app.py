@@ -31,6 +31,9 @@ from api.routes import audit, gallery, ops, verify
 from api.settings import Settings
 from api.ui.routes import install as install_ui
 from biometric import config
+from biometric.chip.errors import TrustStoreError
+from biometric.chip.policy import ChipAuthPolicy
+from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
@@ -66,6 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _ = pipeline.operating_point  # fail at start-up, not on the first request
             return pipeline
 
+        if settings.chip_auth is ChipAuthPolicy.BLOCK and settings.csca_dir is None:
+            raise TrustStoreError("BIOMETRIC_CHIP_AUTH=block needs a trust store: set "
+                                  "BIOMETRIC_CSCA_DIR (every chip would be refused)")
+        app.state.trust = (
+            await anyio.to_thread.run_sync(TrustStore.load, settings.csca_dir)
+            if settings.csca_dir is not None and settings.chip_auth is not ChipAuthPolicy.OFF
+            else None
+        )
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.pipeline = await anyio.to_thread.run_sync(load)

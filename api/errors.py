@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auditing import audit_refusal
 from api.metrics import Metrics
 from api.problems import Problem, from_problem, problem_response
+from biometric.chip.errors import ChipDataError
 from biometric.errors import (
     BiometricError,
     ImageDecodeError,
@@ -29,6 +30,7 @@ _STATUS_BY_ERROR: dict[type[BiometricError], int] = {
     ImageTooLarge: 413,
     UnsupportedImageType: 415,
     ImageDecodeError: 422,
+    ChipDataError: 422,
     ModelError: 503,
     InvalidCitizenId: 422,
     ClaimantNotFound: 404,

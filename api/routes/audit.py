@@ -41,6 +41,7 @@ class AuditEventOut(BaseModel):
     model_versions: dict[str, str]
     quality: dict[str, float] | None = None
     liveness: dict[str, Any] | None = None
+    chip_auth: dict[str, Any] | None = None
 
 
 class AuditPage(BaseModel):

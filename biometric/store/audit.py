@@ -57,7 +57,7 @@ def record(session: Session, **fields: Any) -> AuditEvent:
 
 
 def chain_existing(session: Session) -> None:
-    """Chain the rows written before the chain existed (migration 0005), in id order, and
+    """Chain the rows written before the chain existed (migration 0006), in id order, and
     create the head."""
     prev, n = GENESIS, 0
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):

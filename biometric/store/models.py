@@ -105,6 +105,8 @@ class AuditEvent(Base):
     # Hash chain (see biometric.store.audit): SHA-256 of the previous row's hash and this row.
     prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     row_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Passive authentication of the chip files (status, issuer, signer, policy), when sent.
+    chip_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,4 +125,5 @@ class AuditEvent(Base):
             "model_versions": self.model_versions,
             "quality": self.quality,
             "liveness": self.liveness,
+            "chip_auth": self.chip_auth,
         }
