@@ -306,6 +306,15 @@ def stages_section(path: Path, doc: dict) -> list[str]:
         "'Per CPU-second' divides by process CPU time instead of wall-clock time: what one "
         "unshared core does."
     )
+    chip = results[threads[0]].get("chip_auth")
+    if chip:
+        out.append("")
+        out.append(
+            f"Chip signature check (passive authentication of a SYNTHETIC EF.DG2/EF.SOD, "
+            f"`chip_auth_*` rows): worst median {chip['worst_median_ms']:.2f} ms against the "
+            f"{chip['target_ms']:g} ms target ({'met' if chip['met'] else 'NOT met'}), "
+            f"{100 * chip['share_of_verify']:.1f} % of a verification."
+        )
     if s.get("contended"):
         out.append("")
         out.append(

@@ -68,12 +68,12 @@ def list_source(source: Path) -> list[SourceItem]:
     elif source.suffix.lower() == ".csv":
         with source.open(newline="") as fh:
             rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
-        if rows and not CITIZEN_ID.match(rows[0][0].strip()):
+        if rows and not CITIZEN_ID.fullmatch(rows[0][0].strip()):
             rows = rows[1:]  # a header line
         items = [SourceItem(r[0].strip(), (source.parent / r[1].strip()).resolve()) for r in rows]
     else:
         raise BiometricError(f"{source} is neither a folder of photos nor a .csv file")
-    bad = [i.citizen_id for i in items if not CITIZEN_ID.match(i.citizen_id)]
+    bad = [i.citizen_id for i in items if not CITIZEN_ID.fullmatch(i.citizen_id)]
     if bad:
         raise BiometricError(
             f"{len(bad)} entries are not named by a 12-digit citizen id, e.g. {bad[0]!r}"
