@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from biometric.chip.policy import ChipAuthPolicy
 from biometric.decode import DEFAULT_MAX_PIXELS
 from biometric.gallery.service import DuplicatePolicy
 from biometric.pipeline import LivenessPolicy
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
     liveness_model: str | None = None  # minifasnet | antispoof; None: the manifest's default
+    # Passive authentication of chip files (dg2 + sod parts): policy and the CSCA trust store
+    # (folder or file of CSCA certificates, master lists, CRLs; see README).
+    chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
+    csca_dir: Path | None = None
     embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
@@ -37,3 +42,7 @@ class Settings(BaseSettings):
     store_face_thumbnails: bool = False
     # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
     locale: Literal["vi", "en"] = "vi"
+    # Connection deadlines (api.server): the whole request head must arrive within
+    # header_timeout_s; a request body may not stall for longer than read_timeout_s.
+    header_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)

@@ -100,9 +100,17 @@ def test_stages_quick(out_dir: Path) -> None:
         "embed_batch8",
         "compare",
         "verify",
+        "chip_dg2_parse",
+        "chip_auth_ecdsa",
+        "chip_auth_rsa_pkcs1v15",
+        "chip_auth_rsa_pss",
     }
     for res in doc["results"].values():
         assert set(res["stages"]) == expected
+        chip = res["chip_auth"]
+        assert set(chip["median_ms"]) == {"chip_auth_ecdsa", "chip_auth_rsa_pkcs1v15",
+                                          "chip_auth_rsa_pss"}
+        assert chip["met"] == (chip["worst_median_ms"] <= chip["target_ms"])
         for st in res["stages"].values():
             assert st["runs"] == doc["settings"]["runs_per_stage"]
             assert 0 < st["min_ms"] <= st["median_ms"] <= st["p99_ms"] <= st["max_ms"]

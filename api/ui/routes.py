@@ -50,7 +50,7 @@ async def review_page() -> FileResponse:
 
 
 # What the pages translate: their own texts and the codes they show.
-PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "chip.", "image.")
+PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "image.")
 
 
 @router.get("/i18n")

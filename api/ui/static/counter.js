@@ -243,7 +243,8 @@
     event.preventDefault();
     const status = $("verify-status");
     status.classList.remove("error");
-    if (!state.live || !state.chip) {
+    const chipFiles = ChipFiles.selected();
+    if (!state.live || (!state.chip && !chipFiles)) {
       status.textContent = !state.live ? t("ui.counter.need_live") : t("ui.counter.need_chip");
       status.classList.add("error");
       return;
@@ -257,7 +258,8 @@
     }
     const form = new FormData();
     form.append("live", state.live, "live.jpg");
-    form.append("chip", state.chip, state.chip.name || "chip.jpg");
+    if (chipFiles) ChipFiles.append(form);
+    else form.append("chip", state.chip, state.chip.name || "chip.jpg");
     if (citizen) form.append("citizen_id", citizen);
     $("verify").disabled = true;
     status.textContent = t("ui.counter.verifying");
@@ -356,7 +358,8 @@
           : t("ui.counter.below_threshold");
     }
     await drawFaces($("live-result"), state.live, body.faces.live);
-    await drawFaces($("chip-result"), state.chip, body.faces.chip);
+    await drawFaces($("chip-result"), ChipFiles.portrait(body) || state.chip, body.faces.chip);
+    ChipFiles.show(body);
     qualityRows($("live-quality"), body.faces.live);
     qualityRows($("chip-quality"), body.faces.chip);
     const liveness = body.liveness;
