@@ -20,6 +20,7 @@ from api.auth import Caller, require_roles
 from api.errors import problem_from_error
 from api.i18n import localise_reasons, request_locale
 from api.problems import Problem, problem_example
+from api.validation import ERROR_RESPONSES, UPLOAD_RESPONSES
 from biometric.errors import BiometricError
 from biometric.guidance import CaptureCheck, check_capture
 from biometric.i18n import translate
@@ -63,8 +64,9 @@ class CaptureCheckResponse(BaseModel):
     ),
     response_model=CaptureCheckResponse,
     responses={
+        **ERROR_RESPONSES,
+        **UPLOAD_RESPONSES,
         413: problem_example(413, "frame_too_large", "a preview frame is at most 2 MB"),
-        422: problem_example(422, "image_decode_error", "frame: truncated or corrupt"),
     },
 )
 async def capture_check(
