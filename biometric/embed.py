@@ -34,8 +34,12 @@ class Embedder:
         self._mean = np.asarray(spec.mean, dtype=np.float32)
         self._scale = 1.0 / np.asarray(spec.std, dtype=np.float32)
 
-    def align(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        return align_face(rgb, landmarks, self.spec.template, self.spec.input_size)
+    def align(
+        self, rgb: np.ndarray, landmarks: np.ndarray, replicate_border: bool = False
+    ) -> np.ndarray:
+        return align_face(
+            rgb, landmarks, self.spec.template, self.spec.input_size, replicate_border
+        )
 
     def embed_crops(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
         """Embed aligned RGB crops (N x H x W x 3 uint8) -> (N, D) float32, unit length."""

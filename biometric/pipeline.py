@@ -12,10 +12,10 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from biometric import config
+from biometric.acquire import AcquisitionConfig, find_faces
 from biometric.compare import cosine
 from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, decide, reason_message
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
@@ -51,19 +51,7 @@ class PipelineConfig:
     quality: dict[str, QualityBounds] = field(
         default_factory=lambda: {LIVE: LIVE_BOUNDS, CHIP: CHIP_BOUNDS}
     )
-    # Tight crops (chip portraits, research sets) leave the detector no context around the face;
-    # a replicated margin restores what a head-and-shoulders portrait would have. MTCNN's
-    # response depends on the margin, so small images are retried with the next margin until a
-    # confident face appears (measured on yaleb_moderate: 85% with one margin, 97.6% with these).
-    pad_below_px: int = 400
-    pad_ratios: tuple[float, ...] = (0.2, 0.3, 0.15, 0.45)
-    # A portrait holds one large face, so false positives are unlikely: looser cascade thresholds.
-    portrait_thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
-    # ...and in a chip portrait that face spans a good part of the frame (ICAO: 50-75 % of the
-    # width).
-    # Smaller detections in a portrait are parts of the face (an eye, the nose): on yaleb they
-    # were accepted as faces and caused most failed genuine comparisons.
-    portrait_min_face_fraction: float = 0.45
+    acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
     fmr: float | None = None  # None: the manifest's default operating point
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     threads: int = 1
@@ -168,7 +156,7 @@ class Pipeline:
         if name == FUSION:
             if self.manifest.fusion is None:
                 raise ModelError(
-                    "no fusion in the manifest; run `biometric models calibrate --fusion`"
+                    "no fusion in the manifest; run `biometric models calibrate`"
                 )
             self.fusion = self.manifest.fusion
             first, second = self.fusion.embedders
@@ -206,27 +194,11 @@ class Pipeline:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.settings.limits)
 
-    def detect(self, rgb: np.ndarray, role: str = LIVE) -> list[Face]:
-        """All faces. Small images are padded and retried; in a small chip portrait, only faces
-        spanning a good part of the frame count (``portrait_min_face_fraction``)."""
-        height, width = rgb.shape[:2]
-        if max(height, width) > self.settings.pad_below_px:
-            return self.detector.detect(rgb)
-        fraction = self.settings.portrait_min_face_fraction if role == CHIP else 0.0
-        min_side = fraction * min(height, width)
-        faces: list[Face] = []
-        for ratio in self.settings.pad_ratios:
-            pad = round(ratio * max(height, width))
-            padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            faces = []
-            for f in self.detector.detect(padded, self.settings.portrait_thresholds):
-                x1, y1, x2, y2 = (v - pad for v in f.box)
-                box = (max(x1, 0.0), max(y1, 0.0), min(x2, width - 1.0), min(y2, height - 1.0))
-                if box[2] - box[0] >= min_side:
-                    faces.append(Face(box=box, score=f.score, landmarks=f.landmarks - pad))
-            if any(f.score >= self.settings.subject.min_score for f in faces):
-                break
-        return faces
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Every whole face, whatever the framing (see :mod:`biometric.acquire`)."""
+        return find_faces(
+            self.detector, rgb, self.settings.subject.min_score, self.settings.acquisition
+        )
 
     def analyse(
         self,
@@ -240,7 +212,7 @@ class Pipeline:
         timer = timer or Timer()
         height, width = rgb.shape[:2]
         with timer.stage("detect"):
-            faces = self.detect(rgb, role)
+            faces = self.detect(rgb)
         choice = choose_subject(faces, width, height, self.settings.subject)
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
         if choice.subject is None:
@@ -254,11 +226,23 @@ class Pipeline:
                 analysis.secondary_crop = self.secondary.align(rgb, choice.subject.landmarks)
         bounds = bounds or self.settings.quality[role]
         with timer.stage("quality"):
-            analysis.quality = assess(choice.subject, analysis.crop, (width, height), bounds)
+            analysis.quality = self.assess_quality(rgb, choice.subject, bounds)
         analysis.reasons += [
             self._reason(RetakeReason(code), role) for code in analysis.quality.violations
         ]
         return analysis
+
+    def assess_quality(
+        self, rgb: np.ndarray, subject: Face, bounds: str | QualityBounds
+    ) -> QualityReport:
+        """Quality of ``subject`` under ``bounds`` (a role's, or explicit ones), measured on the
+        face as the camera saw it (aligned with replicated borders, not the embedder's grey
+        fill)."""
+        if isinstance(bounds, str):
+            bounds = self.settings.quality[bounds]
+        face = self.embedder.align(rgb, subject.landmarks, replicate_border=True)
+        height, width = rgb.shape[:2]
+        return assess(subject, face, (width, height), bounds)
 
     def embed(self, analyses: list[FaceAnalysis], timer: Timer | None = None) -> None:
         """Embed the aligned subjects of several analysed images in one batch."""

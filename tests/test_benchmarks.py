@@ -64,6 +64,21 @@ def test_accuracy_quick(out_dir: Path) -> None:
     pooled = doc["pooled"]
     assert pooled["genuine_pairs"] == sum(s["genuine_pairs"] for s in doc["sets"].values())
     assert pooled["at_fmr"]["0.001"]["tar"] > 0.8  # sanity, not a target
+    diff = doc["differential"]
+    assert set(diff["options"]) == {"mobilefacenet", "dlib_resnet", "fusion"}
+    assert diff["default"] in diff["options"]
+    for option, fig in diff["options"].items():
+        names = {s["name"] for s in fig["sets"]}
+        assert names == set(doc["sets"]), option
+        for s in fig["sets"]:
+            assert 0.0 <= s["fta"] <= 1.0 and 0.0 <= s["retake_rate_live"] <= 1.0
+            assert s["fmr_at_threshold"] is None or 0.0 <= s["fmr_at_threshold"] <= 1.0
+            # quick subsets: 20 people x 3 photos = 1,710 impostor pairs, too few for 1e-3
+            assert s["tar_at_fmr"]["1e-3"] is None
+        view1 = next(s for s in fig["sets"] if s["name"] == "lfw_dev")["view1"]
+        assert view1["pairs"] == 40 and 0.5 <= view1["accuracy_at_threshold"] <= 1.0
+    assert len(diff["rows"]) == 3 * len(doc["sets"])
+    assert report.worst_set_line(doc).startswith("**Worst set")
     for png in doc["plots"]:
         assert (out_dir / png).stat().st_size > 1000
 
