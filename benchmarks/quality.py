@@ -26,7 +26,7 @@ from biometric.decode import read_image
 from biometric.errors import BiometricError
 from biometric.evaluation import discover_sets
 from biometric.liveness import LivenessModel, open_liveness
-from biometric.pipeline import CHIP, LIVE, Pipeline
+from biometric.pipeline import CHIP, Pipeline
 from biometric.subject import choose_subject
 
 QUALITY_FIELDS = (
@@ -50,7 +50,7 @@ BPCER_TARGET = 0.05  # the issue's bar for shipping liveness as "warn" by defaul
 
 
 def _subject_box(pipeline: Pipeline, rgb: np.ndarray) -> tuple[float, ...] | None:
-    faces = pipeline.detect(rgb, LIVE)
+    faces = pipeline.detect(rgb)
     choice = choose_subject(faces, rgb.shape[1], rgb.shape[0], pipeline.settings.subject)
     return None if choice.subject is None else choice.subject.box
 

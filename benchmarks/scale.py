@@ -148,7 +148,6 @@ def thresholds(quick: bool, cache_dir: Path | None) -> dict:
     10 photos per person as in calibration (the embeddings are shared with the accuracy
     benchmark's cache)."""
     from biometric.evaluation import acquire_sets
-    from biometric.pipeline import FUSION
 
     manifest = load_manifest(common.REPO_ROOT / "models")
     lfw = next(s for s in discover_sets(common.data_dir(), CAP) if s.name == "lfw_dev")
@@ -158,11 +157,7 @@ def thresholds(quick: bool, cache_dir: Path | None) -> dict:
     pipeline = common.make_pipeline(threads=1, embedder=names[0])
     with common.progress_bar("acquiring lfw_dev", len(lfw.images)) as step:
         acq = acquire_sets([lfw], names, pipeline, cache_dir=cache_dir, progress=step)[0]
-    gallery_embedder = (
-        manifest.fusion.embedders[0]
-        if manifest.default_embedder == FUSION and manifest.fusion
-        else manifest.default_embedder
-    )
+    gallery_embedder = manifest.primary_embedder
     out = []
     for entry in manifest.models:
         if entry.name not in names:

@@ -132,8 +132,16 @@ class Manifest(BaseModel):
     def upsert(self, entry: ModelEntry) -> None:
         self.models = [m for m in self.models if m.name != entry.name] + [entry]
 
+    @property
+    def primary_embedder(self) -> str:
+        """The embedder whose templates stand for a face on their own (gallery, bulk enrolment):
+        the default, or the first of the fusion's pair when the default is the fusion."""
+        if self.default_embedder == "fusion" and self.fusion is not None:
+            return self.fusion.embedders[0]
+        return self.default_embedder
+
     def embedder_spec(self, name: str | None = None) -> EmbedderSpec:
-        entry = self.get(name or self.default_embedder)
+        entry = self.get(name or self.primary_embedder)
         f = entry.facts
         if entry.template is None:
             raise ModelError(f"{entry.name} has no alignment template in the manifest")

@@ -74,6 +74,6 @@ def test_manifest_records_provenance_and_thresholds() -> None:
     for entry in manifest.models:
         assert entry.source.license
         assert sha256_of(config.models_dir() / entry.file) == entry.sha256
-    embedder = manifest.get(manifest.default_embedder)
+    embedder = manifest.get(manifest.primary_embedder)
     assert embedder.template is not None and len(embedder.template) == 5
     assert embedder.threshold_for(manifest.default_fmr).impostor_pairs > 10_000
