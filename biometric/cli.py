@@ -61,8 +61,12 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         yield lambda n=1: bar.advance(task, n)
 
 
-def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None,
-              liveness: str = "off"):
+def _pipeline(
+    models_dir: Path | None,
+    fmr: float | None = None,
+    embedder: str | None = None,
+    liveness: str = "off",
+):
     from biometric.pipeline import LivenessPolicy, Pipeline, PipelineConfig
 
     settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness))
@@ -114,8 +118,9 @@ def models_calibrate(
     total = sum(len(s.images) for s in _guard(lambda: discover_sets(data)))
     if fusion:
         with progress_bar("embedding photos (both models)", 2 * total) as advance:
-            spec = _guard(lambda: calibrate_fusion(models_dir or config.models_dir(), data,
-                                                   progress=advance))
+            spec = _guard(
+                lambda: calibrate_fusion(models_dir or config.models_dir(), data, progress=advance)
+            )
         thresholds = spec.thresholds
     else:
         pipeline = _guard(lambda: _pipeline(models_dir, embedder=embedder))
@@ -150,13 +155,17 @@ def _print_verify(result: dict) -> None:
     for role in ("live", "chip"):
         q = result[role].get("quality")
         if q:
-            out.print(f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
-                      f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})")
+            out.print(
+                f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
+                f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})"
+            )
     if result.get("liveness"):
         lv = result["liveness"]
         verdict = "live" if lv["is_live"] else "suspected attack"
-        out.print(f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
-                  f"threshold {lv['threshold']})")
+        out.print(
+            f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
+            f"threshold {lv['threshold']})"
+        )
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
     out.print(f"timings: {timings}")
     out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
@@ -169,8 +178,10 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
-    embedder: Annotated[str | None, typer.Option(
-        help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option(help="mobilefacenet, dlib_resnet or fusion (default: the manifest's)."),
+    ] = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with a chip portrait: match, no_match or retake."""
@@ -298,8 +309,9 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     pipeline = _guard(lambda: _pipeline(models_dir))
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = _guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
-                                                                     read_image(chip).rgb))
+        result = _guard(
+            lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)
+        )
         _print_verify(result.to_dict())
 
     # Every sample photo as a separate claimant: photos of one person under several citizen
@@ -309,20 +321,25 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     work.mkdir(parents=True)
     photos = sorted(p for p in data.glob("*/*") if p.is_file())
     source = work / "claimants.csv"
-    source.write_text("citizen_id,path\n" + "".join(
-        f"{900000000000 + i},{p}\n" for i, p in enumerate(photos)))
+    source.write_text(
+        "citizen_id,path\n" + "".join(f"{900000000000 + i},{p}\n" for i, p in enumerate(photos))
+    )
     engine = make_engine(f"sqlite:///{work / 'store.db'}")
     migrate(engine)
     gallery = open_gallery(engine, pipeline, work / "index")
-    out.rule(f"duplicate screening: {len(photos)} photos of {len({p.parent for p in photos})} "
-             "people, each enrolled as a different claimant")
+    out.rule(
+        f"duplicate screening: {len(photos)} photos of {len({p.parent for p in photos})} "
+        "people, each enrolled as a different claimant"
+    )
     result = _guard(lambda: screen(gallery, pipeline, source))
     paths = write_report(result, work / "report", pipeline)
     names = {str(900000000000 + i): f"{p.parent.name}/{p.name}" for i, p in enumerate(photos)}
     for cluster in result.clusters:
         out.print("cluster: " + ", ".join(f"{c} ({names[c]})" for c in cluster))
-    out.print(f"{len(result.pairs)} pairs above {result.threshold:.4f} (FMR {result.fmr:g}); "
-              f"report: {paths['html']}")
+    out.print(
+        f"{len(result.pairs)} pairs above {result.threshold:.4f} (FMR {result.fmr:g}); "
+        f"report: {paths['html']}"
+    )
 
 
 def _register_subcommands() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from biometric.decode import read_image
 from biometric.errors import ImageDecodeError
-from biometric.pipeline import CHIP, Pipeline
+from biometric.pipeline import CHIP, FrontEnd, Pipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".webp", ".jp2", ".j2k", ".bmp"}
 
@@ -70,10 +70,16 @@ def embedding_cache_key(pipeline: Pipeline, images: list[Path], *extra: object) 
     active = {pipeline.embedder.spec.name}
     if pipeline.secondary is not None:
         active.add(pipeline.secondary.spec.name)
-    versions = {name: v for name, v in pipeline.model_versions.items()
-                if name.startswith("mtcnn") or name in active}
     s = pipeline.settings
+    fast = s.front_end is not FrontEnd.MTCNN
+    versions = {
+        name: v
+        for name, v in pipeline.model_versions.items()
+        if name.startswith("mtcnn") or name in active or (fast and name == "blazeface")
+    }
     settings = repr((s.detector, s.pad_ratios, s.portrait_thresholds, s.portrait_min_face_fraction))
+    if fast:  # MTCNN-only keys stay as they were, so their caches stay valid
+        settings += repr((s.front_end, s.fast, s.fast_pad_ratio))
     stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in images]
     blob = json.dumps([versions, sorted(active), settings, stat, [repr(e) for e in extra]])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from biometric import config
-from biometric.blazeface import BlazeFaceDetector, anchor_centres
+from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector, anchor_centres
 from biometric.decode import read_image
 from biometric.modelbuild import sources
 from biometric.modelbuild.fetch import extract_file
 from biometric.onnx_session import open_session
-from biometric.pipeline import Pipeline
+from biometric.pipeline import CHIP, FrontEnd, Pipeline, PipelineConfig
 
 # Measured on the photos below: max |diff| 2.1e-4 (box/keypoint pixels of the 128x128 input)
 # and 4.6e-4 (logits); float reassociation between the two runtimes, nothing more.
@@ -103,3 +103,37 @@ def test_decoded_keypoints_agree_with_mtcnn(
         assert err < 0.5, f"{path.name}: keypoints off by {err:.2f} eye distances"
         checked += 1
     assert checked >= 5
+
+
+@pytest.fixture(scope="module")
+def fast_pipeline() -> Pipeline:
+    return Pipeline(settings=PipelineConfig(front_end=FrontEnd.BLAZEFACE))
+
+
+def test_fast_front_end_finds_the_same_subjects(
+    pipeline: Pipeline, fast_pipeline: Pipeline, data_dir: Path
+) -> None:
+    """Same subject, same five landmarks to within 0.2 eye distances (O-Net on both paths;
+    measured worst 0.1), on every colour photo where MTCNN finds one."""
+    checked = 0
+    for path in sorted((data_dir / "fr_examples" / "identities").glob("*/*")):
+        rgb = read_image(path).rgb
+        ref = pipeline.analyse(rgb, CHIP).subject
+        if ref is None:
+            continue
+        fast = fast_pipeline.analyse(rgb, CHIP).subject
+        assert fast is not None, f"fast front end lost the face in {path.name}"
+        err = np.linalg.norm(fast.landmarks - ref.landmarks, axis=1).max()
+        assert err / ref.inter_eye_distance < 0.2, path.name
+        checked += 1
+    assert checked >= 10
+
+
+def test_mtcnn_takes_over_when_blazeface_finds_nothing(pipeline: Pipeline, data_dir: Path) -> None:
+    blind = Pipeline(
+        settings=PipelineConfig(front_end=FrontEnd.BLAZEFACE, fast=BlazeFaceConfig(min_score=1.01))
+    )
+    rgb = read_image(sorted((data_dir / "fr_examples" / "identities").glob("*/*"))[0]).rgb
+    assert blind._detect_fast(rgb) == []
+    faces, ref = blind.detect(rgb), pipeline.detect(rgb)
+    assert faces and [f.box for f in faces] == [f.box for f in ref]
