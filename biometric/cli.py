@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import cv2
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from biometric import config
+from biometric.console import err, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 
@@ -28,45 +25,12 @@ app = typer.Typer(
 models_app = typer.Typer(help="Build and calibrate the ONNX models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-
 ModelsDir = Annotated[Path | None, typer.Option(help="Model folder [env BIOMETRIC_MODELS_DIR].")]
 DataDir = Annotated[Path | None, typer.Option(help="Shared photos [env BIOMETRIC_DATA_DIR].")]
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """Known errors become one clear line on stderr and exit code 2, never a trace."""
-    try:
-        return fn()
-    except BiometricError as exc:
-        err.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False)
-        raise typer.Exit(2) from None
-    except FileNotFoundError as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
-
-
-def _pipeline(
-    models_dir: Path | None,
-    fmr: float | None = None,
-    embedder: str | None = None,
-    liveness: str = "off",
-):
+def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None,
+              liveness: str = "off"):
     from biometric.pipeline import LivenessPolicy, Pipeline, PipelineConfig
 
     settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness))
@@ -96,7 +60,7 @@ def models_build(
             err.print(f"  {name}", highlight=False)
             advance(1)
 
-        manifest = _guard(lambda: build_models(target_dir, cache_dir, record, step))
+        manifest = guard(lambda: build_models(target_dir, cache_dir, record, step))
     for m in manifest.models:
         out.print(
             f"{m.name:16} {m.file:22} sha256 {m.sha256[:16]}  {m.source.package}@{m.source.version}"
@@ -115,15 +79,14 @@ def models_calibrate(
     from biometric.evaluation import discover_sets
 
     data = data_dir or config.data_dir()
-    total = sum(len(s.images) for s in _guard(lambda: discover_sets(data)))
+    total = sum(len(s.images) for s in guard(lambda: discover_sets(data)))
     if fusion:
         with progress_bar("embedding photos (both models)", 2 * total) as advance:
-            spec = _guard(
-                lambda: calibrate_fusion(models_dir or config.models_dir(), data, progress=advance)
-            )
+            spec = guard(lambda: calibrate_fusion(models_dir or config.models_dir(), data,
+                                                   progress=advance))
         thresholds = spec.thresholds
     else:
-        pipeline = _guard(lambda: _pipeline(models_dir, embedder=embedder))
+        pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
         with progress_bar("embedding photos", total) as advance:
             thresholds = calibrate_and_record(pipeline, data, progress=advance)
     table = Table("FMR", "threshold", "TAR", "genuine pairs", "impostor pairs")
@@ -155,17 +118,13 @@ def _print_verify(result: dict) -> None:
     for role in ("live", "chip"):
         q = result[role].get("quality")
         if q:
-            out.print(
-                f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
-                f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})"
-            )
+            out.print(f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
+                      f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})")
     if result.get("liveness"):
         lv = result["liveness"]
         verdict = "live" if lv["is_live"] else "suspected attack"
-        out.print(
-            f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
-            f"threshold {lv['threshold']})"
-        )
+        out.print(f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
+                  f"threshold {lv['threshold']})")
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
     out.print(f"timings: {timings}")
     out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
@@ -178,15 +137,13 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
-    embedder: Annotated[
-        str | None,
-        typer.Option(help="mobilefacenet, dlib_resnet or fusion (default: the manifest's)."),
-    ] = None,
+    embedder: Annotated[str | None, typer.Option(
+        help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with a chip portrait: match, no_match or retake."""
-    pipeline = _guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
-    result = _guard(lambda: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)).to_dict()
+    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
+    result = guard(lambda: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)).to_dict()
     if as_json:
         out.print_json(json.dumps(result))
     else:
@@ -217,7 +174,7 @@ def embed(
     """Compute face templates, one per image (the chosen subject)."""
     from biometric.pipeline import CHIP
 
-    pipeline = _guard(lambda: _pipeline(models_dir))
+    pipeline = guard(lambda: _pipeline(models_dir))
     items = _expand_images(images)
     records, vectors = [], []
     with progress_bar("embedding", len(items)) as advance:
@@ -266,8 +223,8 @@ def detect(
     models_dir: ModelsDir = None,
 ) -> None:
     """List every face with its score, box and five landmarks."""
-    pipeline = _guard(lambda: _pipeline(models_dir))
-    rgb = _guard(lambda: read_image(image).rgb)
+    pipeline = guard(lambda: _pipeline(models_dir))
+    rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
     out.print_json(json.dumps({"faces": [f.to_dict() for f in faces]}))
     if draw is not None:
@@ -306,12 +263,11 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
         ("genuine", data / "obama" / "obama.jpg", data / "obama" / "obama2.jpg"),
         ("impostor", data / "obama" / "obama.jpg", data / "biden" / "biden.jpg"),
     ]
-    pipeline = _guard(lambda: _pipeline(models_dir))
+    pipeline = guard(lambda: _pipeline(models_dir))
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = _guard(
-            lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)
-        )
+        result = guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
+                                                                     read_image(chip).rgb))
         _print_verify(result.to_dict())
 
     # Every sample photo as a separate claimant: photos of one person under several citizen
@@ -321,25 +277,20 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     work.mkdir(parents=True)
     photos = sorted(p for p in data.glob("*/*") if p.is_file())
     source = work / "claimants.csv"
-    source.write_text(
-        "citizen_id,path\n" + "".join(f"{900000000000 + i},{p}\n" for i, p in enumerate(photos))
-    )
+    source.write_text("citizen_id,path\n" + "".join(
+        f"{900000000000 + i},{p}\n" for i, p in enumerate(photos)))
     engine = make_engine(f"sqlite:///{work / 'store.db'}")
     migrate(engine)
     gallery = open_gallery(engine, pipeline, work / "index")
-    out.rule(
-        f"duplicate screening: {len(photos)} photos of {len({p.parent for p in photos})} "
-        "people, each enrolled as a different claimant"
-    )
-    result = _guard(lambda: screen(gallery, pipeline, source))
+    out.rule(f"duplicate screening: {len(photos)} photos of {len({p.parent for p in photos})} "
+             "people, each enrolled as a different claimant")
+    result = guard(lambda: screen(gallery, pipeline, source))
     paths = write_report(result, work / "report", pipeline)
     names = {str(900000000000 + i): f"{p.parent.name}/{p.name}" for i, p in enumerate(photos)}
     for cluster in result.clusters:
         out.print("cluster: " + ", ".join(f"{c} ({names[c]})" for c in cluster))
-    out.print(
-        f"{len(result.pairs)} pairs above {result.threshold:.4f} (FMR {result.fmr:g}); "
-        f"report: {paths['html']}"
-    )
+    out.print(f"{len(result.pairs)} pairs above {result.threshold:.4f} (FMR {result.fmr:g}); "
+              f"report: {paths['html']}")
 
 
 def _register_subcommands() -> None:

@@ -73,10 +73,8 @@ class QualityReport:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        return {
-            k: (round(v, 2) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v)
-            for k, v in d.items()
-        }
+        return {k: (round(v, 2) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v)
+                for k, v in d.items()}
 
 
 def estimate_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
@@ -109,9 +107,8 @@ def _ramp(value: float, bad: float, good: float) -> float:
     return float(np.clip((value - bad) / (good - bad), 0.0, 1.0))
 
 
-def assess(
-    face: Face, aligned_rgb: np.ndarray, frame_size: tuple[int, int], bounds: QualityBounds
-) -> QualityReport:
+def assess(face: Face, aligned_rgb: np.ndarray, frame_size: tuple[int, int],
+           bounds: QualityBounds) -> QualityReport:
     """Measure one face. ``aligned_rgb`` is the embedder's aligned crop of this face."""
     grey = cv2.cvtColor(cv2.resize(aligned_rgb, (112, 112)), cv2.COLOR_RGB2GRAY)
     inner = grey[16:100, 16:96]  # the face, without the background corners of the crop
@@ -141,9 +138,8 @@ def assess(
         _ramp(abs(pitch), bounds.max_abs_pitch_deg * 1.5, 0.0),
         _ramp(abs(roll), bounds.max_abs_roll_deg * 2.0, 0.0),
         _ramp(sharpness, bounds.min_sharpness * 0.5, bounds.min_sharpness * 4.0),
-        _ramp(
-            min(brightness - bounds.min_brightness, bounds.max_brightness - brightness), -20.0, 40.0
-        ),
+        _ramp(min(brightness - bounds.min_brightness, bounds.max_brightness - brightness),
+              -20.0, 40.0),
         _ramp(contrast, bounds.min_contrast * 0.5, bounds.min_contrast * 2.0),
     ]
     # Geometric mean: one bad measure pulls the score down, as it does recognition.

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from biometric import config
+from biometric.console import err, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.gallery.service import DuplicatePolicy, Gallery, open_gallery
 from biometric.pipeline import CHIP, LIVE, Pipeline
@@ -23,7 +24,6 @@ Fmr = Annotated[float | None, typer.Option(help="Duplicate threshold's FMR (cali
 def _open(
     db: str | None, fmr: float | None = None, policy: DuplicatePolicy = DuplicatePolicy.FLAG
 ) -> tuple[Pipeline, Gallery]:
-    from biometric.cli import err, progress_bar
     from biometric.store.db import make_engine, migrate
 
     engine = make_engine(db)
@@ -55,7 +55,6 @@ def enrol(
     fmr: Fmr = None,
 ) -> None:
     """Enrol a claimant, screening the photo against everyone already enrolled."""
-    from biometric.cli import _guard, out
 
     def run() -> dict:
         pipeline, gallery = _open(db, fmr, policy)
@@ -79,7 +78,7 @@ def enrol(
             "candidates": [c.to_dict() for c in r.candidates],
         }
 
-    out.print_json(json.dumps(_guard(run)))
+    out.print_json(json.dumps(guard(run)))
 
 
 def search(
@@ -88,7 +87,6 @@ def search(
     db: Db = None,
 ) -> None:
     """1:N search: the k most similar enrolled claimants."""
-    from biometric.cli import _guard, out
 
     def run() -> list[dict]:
         pipeline, gallery = _open(db)
@@ -97,7 +95,7 @@ def search(
             raise typer.BadParameter(f"{photo}: no usable face")
         return [c.to_dict() for c in gallery.search(analysis.embedding, k)]
 
-    out.print_json(json.dumps({"candidates": _guard(run)}))
+    out.print_json(json.dumps({"candidates": guard(run)}))
 
 
 def erase(
@@ -105,7 +103,6 @@ def erase(
     db: Db = None,
 ) -> None:
     """Delete a claimant's templates and cases from the store and the index."""
-    from biometric.cli import _guard, out
 
     def run() -> int:
         _, gallery = _open(db)
@@ -113,7 +110,7 @@ def erase(
         gallery.save_index()
         return removed
 
-    out.print(f"erased {citizen_id}: {_guard(run)} template(s) removed")
+    out.print(f"erased {citizen_id}: {guard(run)} template(s) removed")
 
 
 def screen(
@@ -128,7 +125,6 @@ def screen(
     fmr: Fmr = None,
 ) -> None:
     """Bulk duplicate screening: enrol everything (resumable), self-join, cluster, report."""
-    from biometric.cli import _guard, err, out
     from biometric.gallery.report import write_report
     from biometric.gallery.screening import screen as run_screen
 
@@ -164,7 +160,7 @@ def screen(
         paths = write_report(result, out_dir, pipeline)
         return {"summary": result.summary(), "files": {k: str(v) for k, v in paths.items()}}
 
-    report = _guard(run)
+    report = guard(run)
     table = Table("", "")
     for key in (
         "gallery_size",
@@ -190,13 +186,12 @@ def cases_list(
     db: Db = None,
 ) -> None:
     """List duplicate cases, highest score first."""
-    from biometric.cli import _guard, out
 
     def run():
         _, gallery = _open(db)
         return gallery.list_cases(None if status == "all" else status, limit, offset)
 
-    cases, total = _guard(run)
+    cases, total = guard(run)
     table = Table("case", "citizen", "looks like", "score", "origin", "status", "reviewer")
     for c in cases:
         table.add_row(
@@ -221,13 +216,12 @@ def cases_decide(
     db: Db = None,
 ) -> None:
     """Confirm or dismiss a duplicate case."""
-    from biometric.cli import _guard, out
 
     def run():
         _, gallery = _open(db)
         return gallery.decide_case(case_id, decision, reviewer, note)
 
-    out.print_json(json.dumps(_guard(run).to_dict()))
+    out.print_json(json.dumps(guard(run).to_dict()))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
+from api.validation import CITIZEN_ID_PATTERN
 from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
 from biometric.store import audit as audit_store
 from biometric.store.models import Role
 
-CITIZEN_ID_PATTERN = r"^\d{12}$"
 STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
 ADMIN = require_roles(Role.ADMIN)
 

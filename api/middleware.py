@@ -1,0 +1,94 @@
+"""Request context, as pure ASGI middleware (nothing buffered): the request id, the body size
+limit and the latency metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import Metrics
+from api.problems import Problem, problem_response
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (nothing buffered): assigns the request id, refuses bodies over the limit from
+    Content-Length before reading and by counting streamed bytes, and times every request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                raw = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                message["headers"] = [*raw, (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            declared = headers.get("content-length")
+            if declared is not None and (
+                not declared.isdigit() or int(declared) > self.max_body_bytes
+            ):
+                request = Request(scope)
+                code = "body_too_large" if declared.isdigit() else "bad_content_length"
+                detail = (
+                    f"request body is {declared} bytes; the limit is {self.max_body_bytes}"
+                    if declared.isdigit()
+                    else "Content-Length is not a number"
+                )
+                self.metrics.errors.labels(code).inc()
+                response = problem_response(
+                    request,
+                    413 if declared.isdigit() else 400,
+                    code,
+                    detail,
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send_wrapper)
+                return
+
+            received = 0
+
+            async def receive_wrapper() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise Problem(
+                            413,
+                            "body_too_large",
+                            f"request body exceeds the limit of {self.max_body_bytes} bytes",
+                            headers={"Connection": "close"},
+                        )
+                return message
+
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.request_seconds.labels(scope["method"], endpoint, str(status)).observe(
+                time.perf_counter() - start
+            )

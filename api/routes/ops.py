@@ -1,0 +1,41 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics. No key needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.problems import Problem, problem_example
+from biometric.store.db import ping
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: models loaded and database reachable",
+    responses={503: problem_example(503, "not_ready", "database unreachable")},
+)
+async def readyz(request: Request) -> dict[str, Any]:
+    if getattr(request.app.state, "pipeline", None) is None:
+        raise Problem(503, "not_ready", "models are not loaded")
+    try:
+        await anyio.to_thread.run_sync(ping, request.app.state.engine)
+    except Exception as exc:
+        raise Problem(503, "not_ready", f"database unreachable: {type(exc).__name__}") from None
+    return {"status": "ready", "models": request.app.state.pipeline.model_versions}
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics_endpoint(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
