@@ -5,9 +5,10 @@ Python threads share one interpreter, and the pipeline's numpy/OpenCV glue betwe
 holds the GIL, so a thread pool does not use every core. Each worker here is a process that
 loads the models once (spawned, so no onnxruntime state is forked) and verifies one request at
 a time. A request takes an idle worker (waiting while all are busy: that wait is the
-back-pressure), sends it the two images and awaits the answer without blocking the event loop.
-When the caller gives up (timeout or cancellation) the worker is killed, since a thread cannot be
-interrupted mid-computation, and a fresh one takes its slot once its models are loaded. So at
+back-pressure), sends it the two images and awaits the answer in a thread, never on the event
+loop. When the caller gives up (timeout or cancellation) the worker is killed, since a thread
+cannot be interrupted mid-computation, and a fresh one takes its slot (the next request to take
+it waits while its models load). So at
 most ``size`` verifications ever compute at once, whatever the clients do.
 """
 
@@ -107,6 +108,10 @@ class _Worker:
         assert tag == "ready"
         self.ready, self.rss = True, rss
 
+    def roundtrip(self, request: tuple[bytes, bytes]) -> tuple:
+        self.conn.send(request)
+        return self.conn.recv()
+
     def kill(self) -> None:
         self.process.kill()
         self.process.join(5)
@@ -125,6 +130,7 @@ class PipelinePool:
         self._workers: list[_Worker] = []
         self._idle_send, self._idle_recv = anyio.create_memory_object_stream[_Worker](size)
         self.killed = 0  # workers stopped because their request was abandoned
+        self._threads = anyio.CapacityLimiter(size)
 
     async def start(self) -> None:
         """Spawn every worker (they load in parallel) and wait until all are ready, so a
@@ -162,9 +168,11 @@ class PipelinePool:
             if not worker.ready:
                 await anyio.to_thread.run_sync(worker.wait_ready)
             queue_ms = (time.perf_counter() - queued) * 1000.0
-            worker.conn.send((live, chip))
-            await anyio.wait_readable(worker.conn.fileno())
-            reply = worker.conn.recv()
+            # A thread per busy worker waits for its reply; if the caller gives up, the thread
+            # is abandoned and the kill below ends its recv().
+            reply = await anyio.to_thread.run_sync(
+                worker.roundtrip, (live, chip), limiter=self._threads, abandon_on_cancel=True
+            )
             done = True
         finally:
             if not done:
