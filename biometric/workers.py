@@ -8,8 +8,8 @@ a time. A request takes an idle worker (waiting while all are busy: that wait is
 back-pressure), sends it the two images and awaits the answer in a thread, never on the event
 loop. When the caller gives up (timeout or cancellation) the worker is killed, since a thread
 cannot be interrupted mid-computation, and a fresh one takes its slot (the next request to take
-it waits while its models load). So at
-most ``size`` verifications ever compute at once, whatever the clients do.
+it waits while its models load). So at most ``size`` verifications ever compute at once,
+whatever the clients do.
 """
 
 from __future__ import annotations
