@@ -313,6 +313,7 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
             "our_score": "cosine similarity",
             "speed_frames": "real photos letterboxed to 640x480, JPEG q90",
             "onnxruntime_threads": 1,
+            "front_end": pipeline.settings.front_end.value,
             "ratio": "ours / theirs",
         },
         "model_versions": pipeline.model_versions,
