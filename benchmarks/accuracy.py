@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks import common
 from biometric.evaluation import EmbeddedSet, IdentitySet, discover_sets, embed_set, pair_scores
+from biometric.pipeline import FrontEnd
 
 QUICK_PER_IDENTITY = 3  # 20 yale identities x 3 = 60 images
 
@@ -228,13 +229,8 @@ def compare_options(
             per_model[name] = embed_all(pipelines[name], sets, cache_dir)
     rows, curves = [], {}
     for name in SINGLE_EMBEDDERS:
-        embedded = per_model[name]
-        fta = {e.name: e.failure_to_acquire for e in embedded}
-        fta["pooled"] = float(1 - np.concatenate([e.acquired for e in embedded]).mean())
-        scores = {e.name: tuple(vars(pair_scores([e])).values()) for e in embedded}
-        scores["pooled"] = tuple(vars(pair_scores(embedded)).values())
-        rows += option_rows(name, scores, fta)
-        curves[name] = scores["pooled"]
+        rows += _rows_for(name, per_model[name])
+        curves[name] = tuple(vars(pair_scores(per_model[name])).values())
     fusion = (pipelines.get(SINGLE_EMBEDDERS[0]) or common.make_pipeline()).manifest.fusion
     if fusion is not None:
         fused = fusion_scores(per_model, fusion)
@@ -249,6 +245,30 @@ def compare_options(
     return rows, curves
 
 
+def _rows_for(label: str, embedded: list[EmbeddedSet]) -> list[list]:
+    fta = {e.name: e.failure_to_acquire for e in embedded}
+    fta["pooled"] = float(1 - np.concatenate([e.acquired for e in embedded]).mean())
+    scores = {e.name: tuple(vars(pair_scores([e])).values()) for e in embedded}
+    scores["pooled"] = tuple(vars(pair_scores(embedded)).values())
+    return option_rows(label, scores, fta)
+
+
+def compare_front_ends(
+    sets: list[IdentitySet], cache_dir: Path | None, pipeline, default_embedded: list[EmbeddedSet]
+) -> list[list]:
+    """The default embedder behind each front end (MTCNN; BlazeFace + O-Net with MTCNN as the
+    fallback) on the same images: the fast front end is the default only if no set loses."""
+    rows = []
+    for fe in FrontEnd:
+        if fe is pipeline.settings.front_end:
+            embedded = default_embedded
+        else:
+            other = common.make_pipeline(threads=1, front_end=fe)
+            embedded = embed_all(other, sets, cache_dir)
+        rows += _rows_for(f"{pipeline.embedder.spec.name}, front end {fe.value}", embedded)
+    return rows
+
+
 def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:
     pipeline = common.make_pipeline(threads=1)
     sets = load_sets(quick)
@@ -257,6 +277,7 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
     option_table, option_curves = compare_options(
         sets, cache_dir, pipeline.embedder.spec.name, embedded
     )
+    option_table += compare_front_ends(sets, cache_dir, pipeline, embedded)
     suffix = "-quick" if quick else ""
     det = common.plot_det(
         scores,

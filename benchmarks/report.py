@@ -122,7 +122,7 @@ def accuracy_section(path: Path, doc: dict) -> list[str]:
     if options:
         out += [
             "",
-            "### Embedders and fusion on the same images",
+            "### Embedders, fusion and front ends on the same images",
             "",
             f"Fusion note: {options['note']}.",
             "",

@@ -64,6 +64,8 @@ def test_accuracy_quick(out_dir: Path) -> None:
     pooled = doc["pooled"]
     assert pooled["genuine_pairs"] == sum(s["genuine_pairs"] for s in doc["sets"].values())
     assert pooled["at_fmr"]["0.001"]["tar"] > 0.8  # sanity, not a target
+    options = {row[0] for row in doc["options"]["rows"]}
+    assert {f"{doc['embedder']}, front end {fe}" for fe in ("mtcnn", "blazeface")} <= options
     for png in doc["plots"]:
         assert (out_dir / png).stat().st_size > 1000
 
