@@ -1,6 +1,6 @@
 """``python -m benchmarks NAME [--quick] [--out benchmarks/results]``.
 
-NAME: accuracy, chip, stages, peer, quality, index, api, report. Every run writes
+NAME: accuracy, chip, stages, peer, quality, int8, index, api, report. Every run writes
 ``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG plots, and
 prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of each kind.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import common
 
-NAMES = ("accuracy", "chip", "stages", "peer", "quality", "index", "api", "report")
+NAMES = ("accuracy", "chip", "stages", "peer", "quality", "int8", "index", "api", "report")
 
 
 def _ints(text: str) -> list[int]:
@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import peer
 
         peer.run(args.quick, out, cache)
+    elif args.name == "int8":
+        from benchmarks import int8
+
+        int8.run(args.quick, out)
     elif args.name == "quality":
         from benchmarks import quality
 

@@ -110,15 +110,20 @@ def fast_pipeline() -> Pipeline:
     return Pipeline(settings=PipelineConfig(front_end=FrontEnd.BLAZEFACE))
 
 
+@pytest.fixture(scope="module")
+def mtcnn_pipeline() -> Pipeline:
+    return Pipeline(settings=PipelineConfig(front_end=FrontEnd.MTCNN))
+
+
 def test_fast_front_end_finds_the_same_subjects(
-    pipeline: Pipeline, fast_pipeline: Pipeline, data_dir: Path
+    mtcnn_pipeline: Pipeline, fast_pipeline: Pipeline, data_dir: Path
 ) -> None:
     """Same subject, same five landmarks to within 0.2 eye distances (O-Net on both paths;
     measured worst 0.1), on every colour photo where MTCNN finds one."""
     checked = 0
     for path in sorted((data_dir / "fr_examples" / "identities").glob("*/*")):
         rgb = read_image(path).rgb
-        ref = pipeline.analyse(rgb, CHIP).subject
+        ref = mtcnn_pipeline.analyse(rgb, CHIP).subject
         if ref is None:
             continue
         fast = fast_pipeline.analyse(rgb, CHIP).subject
@@ -129,11 +134,13 @@ def test_fast_front_end_finds_the_same_subjects(
     assert checked >= 10
 
 
-def test_mtcnn_takes_over_when_blazeface_finds_nothing(pipeline: Pipeline, data_dir: Path) -> None:
+def test_mtcnn_takes_over_when_blazeface_finds_nothing(
+    mtcnn_pipeline: Pipeline, data_dir: Path
+) -> None:
     blind = Pipeline(
         settings=PipelineConfig(front_end=FrontEnd.BLAZEFACE, fast=BlazeFaceConfig(min_score=1.01))
     )
     rgb = read_image(sorted((data_dir / "fr_examples" / "identities").glob("*/*"))[0]).rgb
     assert blind._detect_fast(rgb) == []
-    faces, ref = blind.detect(rgb), pipeline.detect(rgb)
+    faces, ref = blind.detect(rgb), mtcnn_pipeline.detect(rgb)
     assert faces and [f.box for f in faces] == [f.box for f in ref]
