@@ -7,8 +7,8 @@ in worker processes (``verify_workers``, one per core: ``biometric.workers``); o
 calls run in a bounded thread pool (``thread_pool_size``); never on the event loop. Database
 calls run in anyio's default worker threads.
 
-Note: ``/docs`` (Swagger UI) and ``/redoc`` load their JavaScript and CSS from a CDN, so they
-do not render at a counter without internet; ``/openapi.json`` always works.
+``/docs`` (Swagger UI) and ``/redoc`` are served with their assets from this host (see
+:mod:`api.docs`), so they work at a counter without internet.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from api import redaction
+from api.docs import install as install_docs
 from api.errors import install_error_handlers
 from api.metrics import Metrics
 from api.middleware import RequestContextMiddleware
@@ -30,6 +32,9 @@ from api.routes import audit, gallery, ops, verify
 from api.settings import Settings
 from api.ui.routes import install as install_ui
 from biometric import config
+from biometric.chip.errors import TrustStoreError
+from biometric.chip.policy import ChipAuthPolicy
+from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
@@ -41,6 +46,7 @@ log = logging.getLogger("biometric.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    redaction.install()
     metrics = Metrics()
     limits = DecodeLimits(max_bytes=settings.max_body_bytes, max_pixels=settings.max_pixels)
 
@@ -63,6 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _ = pipeline.operating_point  # fail at start-up, not on the first request
             return pipeline
 
+        if settings.chip_auth is ChipAuthPolicy.BLOCK and settings.csca_dir is None:
+            raise TrustStoreError("BIOMETRIC_CHIP_AUTH=block needs a trust store: set "
+                                  "BIOMETRIC_CSCA_DIR (every chip would be refused)")
+        app.state.trust = (
+            await anyio.to_thread.run_sync(TrustStore.load, settings.csca_dir)
+            if settings.csca_dir is not None and settings.chip_auth is not ChipAuthPolicy.OFF
+            else None
+        )
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.pipeline = await anyio.to_thread.run_sync(load)
@@ -98,11 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="biometric counter verification",
         version="1",
         description=(
-            "Compares the live capture at a counter with the ID card chip portrait. "
-            "Errors are RFC 9457 problem documents. Note: /docs loads Swagger UI from a CDN "
-            "and does not render offline; /openapi.json is always served."
+            "Compares the live capture at a counter with the ID card chip portrait, and screens "
+            "enrolments for duplicates. Every /v1 call needs an `X-API-Key`; errors are RFC 9457 "
+            "problem documents (`application/problem+json`)."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -113,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for resource in (ops, verify, audit, gallery):
         app.include_router(resource.router)
     install_ui(app)  # /ui/counter and /ui/review: staff pages, served locally
+    install_docs(app)
     return app
 
 

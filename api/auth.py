@@ -46,6 +46,8 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Caller]]:
                 return None if key is None else Caller(key.name, key.role)
 
         caller = await anyio.to_thread.run_sync(lookup)
+        if caller is not None:
+            request.state.key_name = caller.key_name  # the audit trail names the key, also on 403
         if caller is None:
             raise Problem(
                 401,

@@ -37,8 +37,7 @@ def serve(
     ] = 60,
 ) -> None:
     """Run the verification HTTP service (uvicorn, app factory api.app:create_app)."""
-    import uvicorn
-
+    from api.server import run
     from biometric.store.db import make_engine, migrate
 
     if database_url:
@@ -46,18 +45,7 @@ def serve(
     engine = make_engine(database_url)
     migrate(engine)  # once, before the workers start
     engine.dispose()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        proxy_headers=False,
-        # workers load and warm the models before answering; uvicorn's 5 s default kills
-        # them on a busy machine
-        timeout_worker_healthcheck=healthcheck_timeout,
-    )
+    run(host, port, workers, log_level, healthcheck_timeout=healthcheck_timeout)
 
 
 def _sessions(database_url: str | None):  # type: ignore[no-untyped-def]

@@ -10,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auditing import audit_refusal
 from api.metrics import Metrics
 from api.problems import Problem, from_problem, problem_response
+from biometric.chip.errors import ChipDataError
 from biometric.errors import (
     BiometricError,
     ImageDecodeError,
@@ -28,6 +30,7 @@ _STATUS_BY_ERROR: dict[type[BiometricError], int] = {
     ImageTooLarge: 413,
     UnsupportedImageType: 415,
     ImageDecodeError: 422,
+    ChipDataError: 422,
     ModelError: 503,
     InvalidCitizenId: 422,
     ClaimantNotFound: 404,
@@ -56,18 +59,30 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         metrics.errors.labels(exc.code).inc()
+        await audit_refusal(request, exc.status, exc.code)
         return from_problem(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if getattr(request.state, "body_too_large", False):
+            limit = request.app.state.settings.max_body_bytes
+            too_large = Problem(
+                413,
+                "body_too_large",
+                f"request body exceeds the limit of {limit} bytes",
+                headers={"Connection": "close"},
+            )
+            return await on_problem(request, too_large)
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         metrics.errors.labels(code).inc()
+        await audit_refusal(request, exc.status_code, code)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return problem_response(request, exc.status_code, code, detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.errors.labels("validation_error").inc()
+        await audit_refusal(request, 422, "validation_error")
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         return problem_response(
             request,
@@ -81,6 +96,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def on_biometric(request: Request, exc: BiometricError) -> JSONResponse:
         problem = problem_from_error(exc, None)
         metrics.errors.labels(problem.code).inc()
+        await audit_refusal(request, problem.status, problem.code)
         return from_problem(request, problem)
 
     @app.exception_handler(Exception)

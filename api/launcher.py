@@ -26,15 +26,13 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(env: dict[str, str], timeout_s: float = 120.0) -> Iterator[str]:
-    """Start ``uvicorn api.app:create_app`` with ``env`` added to this process's environment;
+    """Start the service (:mod:`api.server`) with ``env`` added to this process's environment;
     yield its base URL once ``/readyz`` answers 200; stop it afterwards."""
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "api.app:create_app",
-        "--factory",
+        "api.server",
         "--host",
         "127.0.0.1",
         "--port",

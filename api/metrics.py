@@ -33,6 +33,12 @@ class Metrics:
             ["decision"],
             registry=self.registry,
         )
+        self.chip_auth = Counter(
+            "biometric_chip_auth_total",
+            "Chip passive authentication results (verified, hash_mismatch, ...) by issuer country.",
+            ["status", "country"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "biometric_errors_total",
             "Error responses by problem type.",

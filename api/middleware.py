@@ -10,10 +10,15 @@ import uuid
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auditing import audit_refusal
 from api.metrics import Metrics
 from api.problems import Problem, problem_response
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Every /v1 answer may carry personal data (citizen ids, scores, faces): no cache may keep it.
+# nosniff everywhere: a browser must never guess a type other than the one declared.
+_ALWAYS = [(b"x-content-type-options", b"nosniff")]
+_PERSONAL = [*_ALWAYS, (b"cache-control", b"no-store")]
 
 
 class RequestContextMiddleware:
@@ -35,33 +40,35 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         start = time.perf_counter()
         status = 500
+        personal = scope["path"].startswith("/v1/")
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                raw = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                message["headers"] = [*raw, (b"x-request-id", rid.encode())]
+                extra = _PERSONAL if personal else _ALWAYS
+                replaced = {b"x-request-id"} | {k for k, _ in extra}
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() not in replaced]
+                message["headers"] = [*raw, (b"x-request-id", rid.encode()), *extra]
             await send(message)
 
         try:
             declared = headers.get("content-length")
-            if declared is not None and (
-                not declared.isdigit() or int(declared) > self.max_body_bytes
-            ):
+            # isascii: str.isdigit() accepts digits such as "²" that int() refuses
+            numeric = declared is not None and declared.isascii() and declared.isdigit()
+            if declared is not None and (not numeric or int(declared) > self.max_body_bytes):
                 request = Request(scope)
-                code = "body_too_large" if declared.isdigit() else "bad_content_length"
+                code = "body_too_large" if numeric else "bad_content_length"
                 detail = (
                     f"request body is {declared} bytes; the limit is {self.max_body_bytes}"
-                    if declared.isdigit()
+                    if numeric
                     else "Content-Length is not a number"
                 )
                 self.metrics.errors.labels(code).inc()
+                await audit_refusal(request, 413 if numeric else 400, code)
                 response = problem_response(
                     request,
-                    413 if declared.isdigit() else 400,
+                    413 if numeric else 400,
                     code,
                     detail,
                     headers={"Connection": "close"},
@@ -77,6 +84,9 @@ class RequestContextMiddleware:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
+                        # FastAPI turns errors raised while it parses a form into a 400; the
+                        # error handler reads this flag to answer 413 all the same.
+                        scope["state"]["body_too_large"] = True
                         raise Problem(
                             413,
                             "body_too_large",

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from biometric.chip.policy import ChipAuthPolicy
 from biometric.decode import DEFAULT_MAX_PIXELS
 from biometric.gallery.service import DuplicatePolicy
 from biometric.pipeline import LivenessPolicy
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
+    # Passive authentication of chip files (dg2 + sod parts): policy and the CSCA trust store
+    # (folder or file of CSCA certificates, master lists, CRLs; see README).
+    chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
+    csca_dir: Path | None = None
     embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
@@ -36,3 +41,7 @@ class Settings(BaseSettings):
     # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
     # faces of a duplicate case; off, the store keeps templates only (no photos).
     store_face_thumbnails: bool = False
+    # Connection deadlines (api.server): the whole request head must arrive within
+    # header_timeout_s; a request body may not stall for longer than read_timeout_s.
+    header_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)

@@ -3,16 +3,52 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from api.problems import Problem, problem_example
+from biometric.gallery.service import CITIZEN_ID_PATTERN
 
-CITIZEN_ID_PATTERN = r"^\d{12}$"
 COUNTER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
+# Largest id a request may name: ids and change numbers are 32-bit integer columns on
+# PostgreSQL (SQLite's are 64-bit); larger values are 422, not a database overflow.
+DB_ID_MAX = 2**31 - 1
+
+# Times a query may name: the audit trail starts after 1970, and a bound below year 9999 keeps
+# every UTC offset representable (9999-12-31T23:59-05:00 is in year 10000 in UTC).
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _bounded_time(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not TIME_MIN <= utc < TIME_MAX:
+        raise ValueError(
+            f"time must be from {TIME_MIN.isoformat()} to before {TIME_MAX.isoformat()}"
+        )
+    return utc
+
+
+QueryTime = Annotated[datetime, AfterValidator(_bounded_time)]
+
+# Documented on every /v1 operation (FastAPI's own 422 says application/json; ours is a
+# problem document like every other error).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_example(400, "bad_request", "There was an error parsing the body"),
     401: problem_example(401, "unauthorized", "missing, unknown or revoked X-API-Key"),
     403: problem_example(403, "forbidden", "role 'reviewer' may not call this endpoint"),
+    422: problem_example(422, "validation_error", "the request is not valid"),
+    503: problem_example(503, "audit_unavailable", "the request could not be recorded"),
+}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: problem_example(413, "body_too_large", "request body exceeds the limit"),
+    415: problem_example(415, "unsupported_image_type", "not a recognised image format"),
 }
 
 

@@ -1,6 +1,6 @@
 """``python -m benchmarks NAME [--quick] [--out benchmarks/results]``.
 
-NAME: accuracy, chip, stages, peer, quality, int8, index, api, report. Every run writes
+NAME: accuracy, chip, stages, peer, quality, int8, index, api, scale, report. Every run writes
 ``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG plots, and
 prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of each kind.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import common
 
-NAMES = ("accuracy", "chip", "stages", "peer", "quality", "int8", "index", "api", "report")
+NAMES = ("accuracy", "chip", "stages", "peer", "quality", "int8", "index", "api", "scale", "report")
 
 
 def _ints(text: str) -> list[int]:
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_ints, default=None, help="index: gallery sizes, e.g. 1e4,1e5")
     p.add_argument("--concurrency", type=_ints, default=None, help="api: e.g. 1,4,16")
     p.add_argument("--duration", type=float, default=None, help="api: seconds per level")
+    p.add_argument("--only", default=None, help="scale: one stage again (e.g. thresholds)")
     p.add_argument(
         "--markdown", type=Path, default=common.REPO_ROOT / "BENCHMARKS.md", help="report: output"
     )
@@ -98,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick, out_dir=out, concurrency=concurrency, duration_s=duration
         )
         _store_external(out, "api", args.quick, result, started)
+    elif args.name == "scale":
+        from benchmarks import scale
+
+        scale.run(args.quick, out, cache, args.only)
     elif args.name == "report":
         from benchmarks import report
 

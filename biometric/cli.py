@@ -13,6 +13,16 @@ import typer
 from rich.table import Table
 
 from biometric import config
+from biometric.chip.cli import (
+    CscaOption,
+    Dg1Option,
+    PolicyOption,
+    SodOption,
+    load_trust,
+    print_auth,
+    read_optional,
+)
+from biometric.chip.policy import ChipAuthPolicy
 from biometric.console import err, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
@@ -102,7 +112,8 @@ def models_calibrate(
 
 
 def _print_verify(result: dict) -> None:
-    colour = {"match": "green", "no_match": "red", "retake": "yellow"}[result["decision"]]
+    colour = {"match": "green", "no_match": "red", "retake": "yellow", "refused": "red"}[
+        result["decision"]]
     out.print(f"decision: [bold {colour}]{result['decision'].upper()}[/]")
     if result["score"] is not None:
         out.print(
@@ -110,7 +121,10 @@ def _print_verify(result: dict) -> None:
             f"(set for FMR {result['fmr']:g})"
         )
     for r in result["reasons"]:
-        out.print(f"  retake ({r['image']}): {r['message']}")
+        verb = "refused" if r["code"].startswith("chip_auth") else "retake"
+        out.print(f"  {verb} ({r['image']}): {r['message']}")
+    if "chip_auth" in result and result["chip_auth"] is not None:
+        print_auth(out, result["chip_auth"])
     for role in ("live", "chip"):
         a = result[role]
         faces = ", ".join(f"box {f['box']} score {f['score']}" for f in a["faces"]) or "none"
@@ -133,7 +147,14 @@ def _print_verify(result: dict) -> None:
 @app.command()
 def verify(
     live: Annotated[Path, typer.Argument(help="Live capture from the counter camera.")],
-    chip: Annotated[Path, typer.Argument(help="Portrait read from the card's chip (DG2).")],
+    chip: Annotated[Path | None, typer.Argument(
+        help="Portrait image read from the card's chip (or give --dg2).")] = None,
+    dg2: Annotated[Path | None, typer.Option(
+        "--dg2", help="EF.DG2 read from the chip (instead of a portrait image).")] = None,
+    sod: SodOption = None,
+    dg1: Dg1Option = None,
+    csca: CscaOption = None,
+    chip_auth: PolicyOption = ChipAuthPolicy.WARN,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
@@ -141,13 +162,29 @@ def verify(
         help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Compare a live capture with a chip portrait: match, no_match or retake."""
+    """Compare a live capture with the chip portrait: match, no_match, retake or refused."""
+    from biometric.chip import policy as chip_policy
+    from biometric.chip.reader import read_chip
+
+    if (chip is None) == (dg2 is None):
+        err.print("[red]error[/red]: give the chip portrait as CHIP or --dg2, not both")
+        raise typer.Exit(2)
+    if sod is not None and dg2 is None:
+        err.print("[red]error[/red]: --sod needs --dg2 (the signature covers the DG2 file)")
+        raise typer.Exit(2)
+    reading = None
+    if dg2 is not None:
+        reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
+                                           load_trust(csca), read_optional(dg1), chip_auth))
     pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
-    result = guard(lambda: pipeline.verify(read_image(live).rgb, read_image(chip).rgb)).to_dict()
+    chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
+                      else read_image(chip).rgb)  # type: ignore[arg-type]
+    result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
+    chip_policy.apply(result, reading, chip_auth)
     if as_json:
-        out.print_json(json.dumps(result))
+        out.print_json(json.dumps(result.to_dict()))
     else:
-        _print_verify(result)
+        _print_verify(result.to_dict())
 
 
 def _expand_images(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -293,12 +330,48 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
               f"report: {paths['html']}")
 
 
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL [env BIOMETRIC_DATABASE_URL].")
+    ] = None,
+) -> None:
+    """Check the audit trail's hash chain: exit 0 when intact, 1 at the first row that was
+    changed, removed or reordered."""
+    from biometric.store.audit import verify_chain
+    from biometric.store.db import make_engine, migrate, session_factory
+
+    engine = make_engine(db)
+    migrate(engine)
+    with session_factory(engine)() as s:
+        report = verify_chain(s)
+    engine.dispose()
+    if report.ok:
+        out.print(f"audit trail intact: {report.rows} rows chained")
+        return
+    where = f"at row {report.first_bad_id}" if report.first_bad_id else "at the end"
+    err.print(
+        f"[red]audit trail broken[/red] {where}: {report.problem} "
+        f"({report.rows} rows verified before it)",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
 def _register_subcommands() -> None:
     from api.cli import register as register_api
+    from biometric.chip.cli import register as register_chip
+    from biometric.distributed.cli import register as register_distributed
     from biometric.gallery.cli import register as register_gallery
 
     register_gallery(app)
+    register_distributed(app)
     register_api(app)
+    register_chip(app)
 
 
 _register_subcommands()

@@ -10,6 +10,7 @@ class Decision(StrEnum):
     MATCH = "match"
     NO_MATCH = "no_match"
     RETAKE = "retake"
+    REFUSED = "refused"  # the chip's data failed passive authentication (policy "block")
 
 
 class RetakeReason(StrEnum):

@@ -21,7 +21,15 @@ from biometric.errors import ImageDecodeError, ImageTooLarge, UnsupportedImageTy
 # PGM/PPM (PIL's "PPM") is accepted because the Yale B research set uses it; BMP for old cameras.
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "JPEG2000", "PPM", "BMP"})
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
+# Pixels decoded per image, which bounds memory per request (about 3 bytes per pixel for the
+# RGB array, and as much again while Pillow decodes): 4000x3000, the largest frame of the
+# document cameras we expect at counters; a 4K webcam gives 8.3 Mpx, a chip portrait ~0.2 Mpx.
+# (It was 40 Mpx: 8 concurrent 39.6 Mpx PNGs took the service from 612 MB to 1.9 GB, issue 12.)
+DEFAULT_MAX_PIXELS = 12_000_000
+# A larger JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, no full-size
+# buffer) to fit the pixel limit, so it is accepted up to 64 times the limit; other formats
+# cannot be decoded reduced and are refused above it.
+JPEG_MAX_REDUCTION = 8
 
 # Our own limits are enforced first; this only keeps Pillow from warning before we get there.
 Image.MAX_IMAGE_PIXELS = None
@@ -68,6 +76,9 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> DecodedImag
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"image declares an empty canvas ({width}x{height})")
+    if img.format == "JPEG" and width * height > limits.max_pixels:
+        _reduce_jpeg(img, limits.max_pixels)
+        width, height = img.size  # the size it will decode at
     if width * height > limits.max_pixels:
         raise ImageTooLarge(
             f"image declares {width}x{height} = {width * height} pixels; "
@@ -89,6 +100,16 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> DecodedImag
         img = Image.fromarray((arr * (255.0 / top)).astype(np.uint8), mode="L")
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     return DecodedImage(rgb=np.ascontiguousarray(rgb), format=str(fmt), was_grey=was_grey)
+
+
+def _reduce_jpeg(img: Image.Image, max_pixels: int) -> None:
+    """Ask libjpeg to decode at the mildest 1/2^k scale that fits ``max_pixels`` (if any)."""
+    width, height = img.size
+    for reduction in (2, 4, JPEG_MAX_REDUCTION):
+        w, h = -(-width // reduction), -(-height // reduction)
+        if w * h <= max_pixels:
+            img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (w, h))
+            return
 
 
 def read_image(path: str | Path, limits: DecodeLimits | None = None) -> DecodedImage:

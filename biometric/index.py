@@ -420,6 +420,17 @@ class FaceIndex:
     def contains(self, ids: Any) -> np.ndarray:
         return self._ids.lookup(self._check_ids(ids)) >= 0
 
+    def vectors(self, ids: Any) -> np.ndarray:
+        """The stored vectors of live ``ids`` (decoded for the quantised kinds), in their order:
+        the queries of a self-join whose index is split over several processes."""
+        slots = self._ids.lookup(self._check_ids(ids))
+        if (slots < 0).any():
+            raise KeyError(f"{int((slots < 0).sum())} of the ids are not in the index")
+        order = np.argsort(slots, kind="stable")
+        out = np.empty((len(slots), self.spec.dim), np.float32)
+        out[order] = self._reconstruct_slots(slots[order])
+        return out
+
     def set_search_params(
         self,
         *,

@@ -171,6 +171,7 @@ class VerifyResult:
     timings_ms: dict[str, float]
     models: dict[str, str]
     liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
+    chip_auth: dict | None = None  # passive authentication of the chip (biometric.chip.policy)
 
     def to_dict(self) -> dict:
         return {
@@ -184,6 +185,7 @@ class VerifyResult:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "models": self.models,
             "liveness": self.liveness,
+            "chip_auth": self.chip_auth,
         }
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import select
 import socket
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -61,6 +63,9 @@ def server(request, tmp_path_factory, pg_schema) -> Iterator[Server]:
             "BIOMETRIC_DATABASE_URL": db_url,
             "BIOMETRIC_THREAD_POOL_SIZE": "2",
             "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("index")),
+            # short connection deadlines, so that test_stalled_connections_are_closed is quick
+            "BIOMETRIC_HEADER_TIMEOUT_S": "2",
+            "BIOMETRIC_READ_TIMEOUT_S": "2",
         }
         url = stack.enter_context(running_server(env))
         yield Server(
@@ -257,14 +262,22 @@ def test_malformed_input(server: Server, malformed: dict, case: str) -> None:
         assert c.get("/healthz").status_code == 200
 
 
-def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
+_PHOTO_PART = b'--x\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
+
+
+def _raw_post(
+    server: Server, total: int, chunked: bool, path: str = "/v1/verify"
+) -> tuple[int, bytes]:
     """Stream a body of ``total`` bytes until the server answers; return (status, body)."""
     host, port = server.url.removeprefix("http://").split(":")
+    form = path != "/v1/verify"  # the gallery routes: one endless multipart file part
     head = [
-        "POST /v1/verify HTTP/1.1",
+        f"POST {path} HTTP/1.1",
         f"Host: {host}",
-        f"X-API-Key: {server.counter}",
-        "Content-Type: application/json",
+        f"X-API-Key: {server.reviewer if form else server.counter}",
+        "Content-Type: multipart/form-data; boundary=x"
+        if form
+        else "Content-Type: application/json",
         "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}",
         "",
         "",
@@ -272,6 +285,9 @@ def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
     block = b"a" * 65536
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall("\r\n".join(head).encode())
+        if form:
+            prefix = _PHOTO_PART
+            sock.sendall(b"%x\r\n%s\r\n" % (len(prefix), prefix) if chunked else prefix)
         sent = 0
         try:
             while sent < total:
@@ -304,12 +320,16 @@ def _raw_post(server: Server, total: int, chunked: bool) -> tuple[int, bytes]:
     return status, data.split(b"\r\n\r\n", 1)[1]
 
 
+@pytest.mark.parametrize("path", ["/v1/verify", "/v1/claimants", "/v1/search"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content_length", "chunked"])
-def test_body_too_large(server: Server, chunked: bool) -> None:
-    status, body = _raw_post(server, 50 * 1024 * 1024, chunked)
+def test_body_too_large(server: Server, chunked: bool, path: str) -> None:
+    status, body = _raw_post(server, 60 * 1024 * 1024, chunked, path)
     assert status == 413 and b"body_too_large" in body
     with server.client() as c:
         assert c.get("/healthz").status_code == 200
+    with server.client(server.admin) as c:
+        newest = c.get("/v1/audit", params={"limit": 1}).json()["items"][0]
+    assert newest["decision"] == "refused" and newest["reasons"][0]["status"] == 413
 
 
 def test_still_verifies_and_counts(server: Server, ids: Path) -> None:
@@ -399,3 +419,220 @@ def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: byte
         _assert_problem(c.delete("/v1/claimants/222200000001"), 404, "claimant_not_found")
         actions = {e["action"] for e in c.get("/v1/audit", params={"limit": 500}).json()["items"]}
         assert {"enrol", "erase"} <= actions
+
+
+# -- limits of every parameter (issue 12) -------------------------------------------------------
+
+FULL_WIDTH_ID = "１２３４５６７８９０１２"  # passes \d; must not make a second claimant
+
+
+def test_overflowing_and_non_ascii_parameters_are_422(server: Server, ids: Path) -> None:
+    bad_queries = [
+        ("/v1/audit", {"cursor": 2**31}),
+        ("/v1/audit", {"cursor": 2**63}),
+        ("/v1/audit", {"since": "9999-12-31T23:59:59-05:00"}),
+        ("/v1/audit", {"until": "0001-01-01T00:00:00+05:00"}),
+        ("/v1/audit", {"citizen_id": FULL_WIDTH_ID}),
+        ("/v1/cases", {"offset": 2**31}),
+        ("/v1/cases", {"offset": 2**63}),
+        ("/v1/cases", {"citizen_id": "١٢٣٤٥٦٧٨٩٠١٢"}),
+    ]
+    with server.client(server.admin) as c:
+        for path, params in bad_queries:
+            _assert_problem(c.get(path, params=params), 422, "validation_error")
+        for case_id in (2**31, 2**63):
+            decided = c.post(f"/v1/cases/{case_id}/decision", json={"decision": "dismissed"})
+            _assert_problem(decided, 422, "validation_error")
+        _assert_problem(c.delete(f"/v1/claimants/{FULL_WIDTH_ID}"), 422, "validation_error")
+        _assert_problem(_enrol(c, FULL_WIDTH_ID, ids / "obama/obama.jpg"), 422, "validation_error")
+        photo = (ids / "obama/obama.jpg").read_bytes()
+        _assert_problem(_verify(c, photo, photo, citizen_id=FULL_WIDTH_ID), 422)
+        # The connection survived every refusal.
+        assert c.get("/healthz").status_code == 200
+
+
+def test_concurrent_enrolment_conflict_is_409() -> None:
+    from api.errors import problem_from_error
+    from biometric.gallery.service import EnrolmentConflict
+
+    assert problem_from_error(EnrolmentConflict("x"), None).status == 409
+
+
+# -- audit of every access and refusal, final case decisions, the hash chain (issue 12) ---------
+
+
+def _audit_since(c: httpx.Client, after_id: int) -> list[dict]:
+    items = c.get("/v1/audit", params={"limit": 500}).json()["items"]
+    return [e for e in items if e["id"] > after_id]
+
+
+def test_refusals_and_reads_are_audited(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
+    photo = (ids / "obama/obama.jpg").read_bytes()
+    with server.client(server.admin) as admin:
+        newest = admin.get("/v1/audit", params={"limit": 1}).json()["items"]
+        start = newest[0]["id"] if newest else 0
+        with server.client() as anonymous:
+            _assert_problem(anonymous.get("/v1/cases"), 401)
+        with server.client(server.reviewer) as reviewer:
+            _assert_problem(reviewer.get("/v1/audit"), 403)
+            poor = reviewer.post(
+                "/v1/claimants",
+                data={"citizen_id": "555500000001"},
+                files={"photo": ("x.jpg", no_face_jpeg)},
+            )
+            _assert_problem(poor, 422, "poor_capture")
+            assert reviewer.get("/v1/cases", params={"citizen_id": "555500000002"}).is_success
+        with server.client(server.counter) as counter:
+            _assert_problem(_verify(counter, photo, photo, citizen_id="12345"), 422)
+        _assert_problem(admin.delete("/v1/claimants/555500000003"), 404, "claimant_not_found")
+        missing = admin.post("/v1/cases/2000000000/decision", json={"decision": "dismissed"})
+        _assert_problem(missing, 404, "case_not_found")
+        events = _audit_since(admin, start)
+    seen = {(e["action"], e["decision"], e["key_name"], e["citizen_id"]) for e in events}
+    status = {e["action"]: e["reasons"][0].get("status") for e in events if e["reasons"]}
+    assert ("list_cases", "refused", None, None) in seen  # 401: no key to name
+    assert ("read_audit", "refused", "test-reviewer", None) in seen  # 403
+    assert ("enrol", "refused", "test-reviewer", "555500000001") in seen  # poor capture
+    assert ("list_cases", "read", "test-reviewer", "555500000002") in seen  # a read
+    assert ("verify", "refused", "test-counter", None) in seen  # bad citizen id
+    assert ("erase", "refused", "test-admin", "555500000003") in seen  # 404
+    assert ("decide_case", "refused", "test-admin", None) in seen  # 404
+    assert ("read_audit", "read", "test-admin", None) in seen  # the read before
+    assert status["erase"] == 404 and status["decide_case"] == 404
+    text = str(events)
+    assert all(key not in text for key in (server.admin, server.reviewer, server.counter))
+
+
+def test_case_decision_is_final_unless_an_admin_reopens(server: Server, ids: Path) -> None:
+    with server.client(server.reviewer) as reviewer, server.client(server.admin) as admin:
+        assert _enrol(reviewer, "666600000001", ids / "biden/biden.jpg").status_code == 201
+        dup = _enrol(reviewer, "666600000002", ids / "biden/biden.jpg").json()
+        case_id = dup["case_ids"][0]
+        decide = f"/v1/cases/{case_id}/decision"
+        assert reviewer.post(decide, json={"decision": "dismissed"}).status_code == 200
+        again = admin.post(decide, json={"decision": "confirmed", "note": "overwrite"})
+        _assert_problem(again, 409, "case_already_decided")
+        _assert_problem(reviewer.post(f"/v1/cases/{case_id}/reopen", json={}), 403)
+        reopened = admin.post(f"/v1/cases/{case_id}/reopen", json={"reason": "new evidence"})
+        assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+        final = admin.post(decide, json={"decision": "confirmed"}).json()
+        assert final["status"] == "confirmed" and final["reviewer"] == "test-admin"
+        events = admin.get("/v1/audit", params={"limit": 20}).json()["items"]
+    history = [
+        (e["action"], e["decision"], e["key_name"])
+        for e in events
+        if e["citizen_id"] == "666600000002"
+        or any(r.get("case_id") == case_id for r in e["reasons"] if isinstance(r, dict))
+    ]
+    assert history[:5] == [
+        ("case_decision", "confirmed", "test-admin"),
+        ("case_reopen", "reopened", "test-admin"),
+        ("reopen_case", "refused", "test-reviewer"),
+        ("decide_case", "refused", "test-admin"),
+        ("case_decision", "dismissed", "test-reviewer"),
+    ]
+
+
+def test_audit_chain_verifies_and_shows_tampering(server: Server) -> None:
+    from sqlalchemy import text
+
+    from biometric.cli import app as cli
+
+    runner = CliRunner()
+    intact = runner.invoke(cli, ["audit", "verify", "--db", server.db_url])
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+    engine = make_engine(server.db_url)
+    with engine.begin() as conn:
+        row_id, decision = conn.execute(
+            text("SELECT id, decision FROM audit_events ORDER BY id LIMIT 1")
+        ).one()
+        conn.execute(
+            text("UPDATE audit_events SET decision = :d WHERE id = :i"),
+            {"d": decision + "!", "i": row_id},
+        )
+    try:
+        broken = runner.invoke(cli, ["audit", "verify", "--db", server.db_url])
+        assert broken.exit_code == 1 and f"at row {row_id}" in broken.output, broken.output
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE audit_events SET decision = :d WHERE id = :i"),
+                {"d": decision, "i": row_id},
+            )
+        engine.dispose()
+    assert runner.invoke(cli, ["audit", "verify", "--db", server.db_url]).exit_code == 0
+
+
+# -- headers, docs and the OpenAPI document (issue 12) ------------------------------------------
+
+
+def test_personal_data_is_not_cached_nor_sniffed(server: Server) -> None:
+    with server.client(server.admin) as c:
+        for r in (c.get("/v1/audit"), c.get("/v1/cases"), c.delete("/v1/claimants/777700000001")):
+            assert r.headers["cache-control"] == "no-store", r.url
+            assert r.headers["x-content-type-options"] == "nosniff"
+        assert c.get("/healthz").headers["x-content-type-options"] == "nosniff"
+
+
+def test_docs_load_nothing_from_elsewhere(server: Server) -> None:
+    with server.client() as c:
+        for page in ("/docs", "/redoc"):
+            html = c.get(page)
+            assert html.status_code == 200
+            links = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+            assert links and all(link.startswith("/docs/assets/") for link in links), links
+            assert "https://" not in html.text
+            for link in links:
+                assert c.get(link).status_code == 200, link
+
+
+def test_openapi_documents_what_the_service_answers(server: Server) -> None:
+    with server.client(server.counter) as c:
+        doc = c.get("/openapi.json").json()
+        for path, item in doc["paths"].items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, op in item.items():
+                for status in ("401", "403", "422"):
+                    assert list(op["responses"][status]["content"]) == [PROBLEM], (path, method)
+        ops = doc["paths"]
+        assert "404" in ops["/v1/claimants/{citizen_id}"]["delete"]["responses"]
+        assert "409" in ops["/v1/claimants"]["post"]["responses"]
+        assert {"404", "409"} <= ops["/v1/cases/{case_id}/decision"]["post"]["responses"].keys()
+        body = ops["/v1/verify"]["post"]["requestBody"]["content"]["application/json"]
+        r = c.post("/v1/verify", json=body["example"])
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] == "retake"
+
+
+def test_stalled_connections_are_closed(server: Server) -> None:
+    """Idle, half-sent heads and stalled bodies are closed after the deadlines (2 s here)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    stalls = {
+        "idle": b"",
+        "partial_head": b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        "stalled_body": (
+            f"POST /v1/search HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.reviewer}\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n"
+        ).encode()
+        + _PHOTO_PART,
+    }
+    socks = {}
+    for name, data in stalls.items():
+        socks[name] = socket.create_connection((host, int(port)), timeout=15)
+        socks[name].sendall(data)
+    closed_after = {}
+    start = time.monotonic()
+    for name, sock in socks.items():
+        with sock:
+            try:
+                while sock.recv(65536):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+            closed_after[name] = round(time.monotonic() - start, 1)
+    print(f"\nclosed after (s): {closed_after}")
+    assert all(t < 10 for t in closed_after.values()), closed_after
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200

@@ -99,11 +99,19 @@ def test_stages_quick(out_dir: Path) -> None:
         "embed_batch1",
         "embed_batch8",
         "compare",
+        "chip_dg2_parse",
+        "chip_auth_ecdsa",
+        "chip_auth_rsa_pkcs1v15",
+        "chip_auth_rsa_pss",
     }
     for fe in ("mtcnn", "blazeface"):
         expected |= {f"detect_live_640x480_{fe}", f"detect_chip_240x320_{fe}", f"verify_{fe}"}
     for res in doc["results"].values():
         assert set(res["stages"]) == expected
+        chip = res["chip_auth"]
+        assert set(chip["median_ms"]) == {"chip_auth_ecdsa", "chip_auth_rsa_pkcs1v15",
+                                          "chip_auth_rsa_pss"}
+        assert chip["met"] == (chip["worst_median_ms"] <= chip["target_ms"])
         for st in res["stages"].values():
             assert st["runs"] == doc["settings"]["runs_per_stage"]
             assert 0 < st["min_ms"] <= st["median_ms"] <= st["p99_ms"] <= st["max_ms"]

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from biometric.decode import read_image
+from biometric.errors import BiometricError
 from biometric.gallery.models import Claimant, DuplicateCase, Template
+from biometric.gallery.screening import list_source
 from biometric.gallery.service import (
     ClaimantNotFound,
     DuplicatePolicy,
@@ -137,8 +139,26 @@ def test_saved_index_replays_newer_changes(
 
 def test_bad_citizen_id_is_refused(pipeline: Pipeline, yale_templates, tmp_path: Path) -> None:
     gallery = _gallery(f"sqlite:///{tmp_path / 's.db'}", pipeline, None)
-    with pytest.raises(InvalidCitizenId):
-        gallery.enrol("12345", next(iter(yale_templates.values()))[0])
+    template = next(iter(yale_templates.values()))[0]
+    # Full-width, Arabic-Indic and Devanagari digits pass \d; a trailing newline passes $.
+    unicode_digits = ("１２３４５６７８９０１２", "١٢٣٤٥٦٧٨٩٠١٢", "१२३४५६७८९०१२")
+    for bad in ("12345", "123456789012\n", *unicode_digits):
+        with pytest.raises(InvalidCitizenId):
+            gallery.enrol(bad, template)
+    assert gallery.template_count() == 0
+
+
+def test_bulk_screening_input_takes_ascii_ids_only(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"")
+    csv_path = tmp_path / "claimants.csv"
+    csv_path.write_text("citizen_id,path\n123456789012,a.jpg\n１２３４５６７８９０１２,a.jpg\n")
+    with pytest.raises(BiometricError, match="12-digit"):
+        list_source(csv_path)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "１２３４５６７８９０１２.jpg").write_bytes(b"")
+    with pytest.raises(BiometricError, match="12-digit"):
+        list_source(folder)
 
 
 def _screen_source(data_dir: Path, tmp_path: Path) -> tuple[Path, int]:

@@ -323,7 +323,7 @@ def test_pages_are_served_locally(ui_server: UiServer) -> None:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert "http://" not in r.text and "https://" not in r.text  # no CDN
         assert "default-src 'self'" in r.headers["content-security-policy"]
-    for asset in ("style.css", "common.js", "counter.js", "review.js"):
+    for asset in ("style.css", "common.js", "counter.js", "chip.js", "review.js"):
         assert httpx.get(f"{ui_server.url}/ui/static/{asset}").status_code == 200
 
 

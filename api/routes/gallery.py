@@ -15,19 +15,19 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
-from api.validation import CITIZEN_ID_PATTERN
+from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX, ERROR_RESPONSES, UPLOAD_RESPONSES
 from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
-from biometric.store import audit as audit_store
 from biometric.store.models import Role
 
 STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
 ADMIN = require_roles(Role.ADMIN)
 
-router = APIRouter(prefix="/v1", tags=["gallery"])
+router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
 
 
 class CandidateOut(BaseModel):
@@ -81,32 +81,14 @@ class CaseDecision(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
+CASE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: problem_example(404, "case_not_found", "no duplicate case 17"),
+    409: problem_example(409, "case_already_decided", "case 17 was already dismissed"),
+}
+
+
 async def _in_pool(request: Request, fn: Any) -> Any:
     return await anyio.to_thread.run_sync(fn, limiter=request.app.state.limiter)
-
-
-async def _audit(
-    request: Request,
-    caller: Caller,
-    citizen_id: str | None,
-    action: str,
-    decision: str,
-    **fields: Any,
-) -> None:
-    def write() -> None:
-        with request.app.state.sessions() as s:
-            audit_store.record(
-                s,
-                request_id=request.state.request_id,
-                key_name=caller.key_name,
-                counter_id=None,
-                citizen_id=citizen_id,
-                action=action,
-                decision=decision,
-                **fields,
-            )
-
-    await anyio.to_thread.run_sync(write)
 
 
 def _template(pipeline: Pipeline, rgb: Any, role: str):
@@ -126,6 +108,10 @@ def _template(pipeline: Pipeline, rgb: Any, role: str):
     status_code=201,
     response_model=EnrolOut,
     summary="Enrol a claimant, screening against everyone enrolled",
+    responses={
+        **UPLOAD_RESPONSES,
+        409: problem_example(409, "enrolment_conflict", "enrolled by a concurrent request"),
+    },
 )
 async def enrol(
     request: Request,
@@ -136,6 +122,7 @@ async def enrol(
     source: Annotated[Literal["chip", "live"], Form()] = "chip",
     policy: Annotated[DuplicatePolicy | None, Form()] = None,
 ) -> dict[str, Any]:
+    note_citizen(request, citizen_id)
     pipeline: Pipeline = request.app.state.pipeline
     gallery: Gallery = request.app.state.gallery
     data = await photo.read()
@@ -162,12 +149,11 @@ async def enrol(
 
     result, quality = await _in_pool(request, work)
     best = result.candidates[0].score if result.candidates else None
-    await _audit(
+    await audit(
         request,
-        caller,
-        citizen_id,
         "enrol",
         result.status,
+        citizen_id=citizen_id,
         score=best,
         threshold=gallery.duplicate_threshold,
         fmr=gallery.duplicate_fmr,
@@ -187,7 +173,12 @@ async def enrol(
     }
 
 
-@router.post("/search", response_model=SearchOut, summary="1:N search for a photo")
+@router.post(
+    "/search",
+    response_model=SearchOut,
+    summary="1:N search for a photo",
+    responses=UPLOAD_RESPONSES,
+)
 async def search(
     request: Request,
     caller: Annotated[Caller, Depends(STAFF)],
@@ -202,10 +193,8 @@ async def search(
         return gallery.search(_template(pipeline, pipeline.decode(data).rgb, CHIP).embedding, k)
 
     candidates = await _in_pool(request, work)
-    await _audit(
+    await audit(
         request,
-        caller,
-        None,
         "search",
         "searched",
         score=candidates[0].score if candidates else None,
@@ -217,15 +206,19 @@ async def search(
     }
 
 
-@router.delete("/claimants/{citizen_id}", summary="Erase a claimant (right to erasure)")
+@router.delete(
+    "/claimants/{citizen_id}",
+    summary="Erase a claimant (right to erasure)",
+    responses={404: problem_example(404, "claimant_not_found", "no claimant 012345678901")},
+)
 async def erase(
     request: Request,
     caller: Annotated[Caller, Depends(ADMIN)],
-    citizen_id: str,
+    citizen_id: Annotated[str, Path(pattern=CITIZEN_ID_PATTERN)],
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
     removed = await _in_pool(request, lambda: gallery.erase(citizen_id))
-    await _audit(request, caller, citizen_id, "erase", "erased")
+    await audit(request, "erase", "erased", citizen_id=citizen_id)
     return {"citizen_id": citizen_id, "templates_removed": removed}
 
 
@@ -254,6 +247,7 @@ async def claimant_face(
         raise Problem(
             404, "face_not_stored", f"no face thumbnail is stored for claimant {citizen_id}"
         )
+    await audit(request, "read_face", "read", citizen_id=citizen_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 
@@ -264,11 +258,18 @@ async def list_cases(
     status: Literal["open", "confirmed", "dismissed", "all"] = "open",
     citizen_id: Annotated[str | None, Query(pattern=CITIZEN_ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_ID_MAX)] = 0,
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
     cases, total = await anyio.to_thread.run_sync(
         lambda: gallery.list_cases(None if status == "all" else status, limit, offset, citizen_id)
+    )
+    await audit(
+        request,
+        "list_cases",
+        "read",
+        citizen_id=citizen_id,
+        reasons=[{"status": status, "offset": offset, "returned": len(cases)}],
     )
     return {"items": [c.to_dict() for c in cases], "total": total, "limit": limit, "offset": offset}
 
@@ -277,24 +278,54 @@ async def list_cases(
     "/cases/{case_id}/decision",
     response_model=CaseOut,
     summary="Confirm or dismiss a duplicate case",
+    description="Final: a decided case answers 409 until an `admin` reopens it.",
+    responses=CASE_RESPONSES,
 )
 async def decide_case(
     request: Request,
     caller: Annotated[Caller, Depends(STAFF)],
-    case_id: int,
+    case_id: Annotated[int, Path(ge=1, le=DB_ID_MAX)],
     body: CaseDecision,
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
     view = await anyio.to_thread.run_sync(
         lambda: gallery.decide_case(case_id, body.decision, caller.key_name, body.note)
     )
-    await _audit(
+    await audit(
         request,
-        caller,
-        view.citizen_id,
         "case_decision",
         body.decision,
+        citizen_id=view.citizen_id,
         score=view.score,
         reasons=[{"case_id": case_id, "note": body.note}],
+    )
+    return view.to_dict()
+
+
+class CaseReopen(BaseModel):
+    reason: str | None = Field(None, max_length=2000)
+
+
+@router.post(
+    "/cases/{case_id}/reopen",
+    response_model=CaseOut,
+    summary="Reopen a decided case (admin)",
+    description="A case decision is final: only an `admin` key can put it back in the queue.",
+    responses=CASE_RESPONSES,
+)
+async def reopen_case(
+    request: Request,
+    _caller: Annotated[Caller, Depends(ADMIN)],
+    case_id: Annotated[int, Path(ge=1, le=DB_ID_MAX)],
+    body: CaseReopen,
+) -> dict[str, Any]:
+    gallery: Gallery = request.app.state.gallery
+    view = await anyio.to_thread.run_sync(lambda: gallery.reopen_case(case_id, body.reason))
+    await audit(
+        request,
+        "case_reopen",
+        "reopened",
+        citizen_id=view.citizen_id,
+        reasons=[{"case_id": case_id, "note": body.reason}],
     )
     return view.to_dict()

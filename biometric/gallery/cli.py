@@ -123,6 +123,15 @@ def screen(
     k: Annotated[int, typer.Option("-k", help="Neighbours per template in the self-join.")] = 10,
     db: Db = None,
     fmr: Fmr = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on Ray: 'local' (embedded), 'auto' or 'ray://host:10001'. Without it, "
+            "everything runs in this process."
+        ),
+    ] = None,
+    shards: Annotated[int, typer.Option(help="With --address: index shards.")] = 4,
+    workers: Annotated[int, typer.Option(help="With --address: enrolment actors.")] = 2,
 ) -> None:
     """Bulk duplicate screening: enrol everything (resumable), self-join, cluster, report."""
     from biometric.gallery.report import write_report
@@ -138,6 +147,8 @@ def screen(
             TimeRemainingColumn,
         )
 
+        if address:
+            return _screen_on_ray(source, out_dir, k, db, fmr, address, shards, workers)
         pipeline, gallery = _open(db, fmr)
         columns = [
             TextColumn("{task.description}"),
@@ -176,6 +187,40 @@ def screen(
         table.add_row(key, str(report["summary"][key]))
     out.print(table)
     out.print(f"report: {report['files']['html']}")
+
+
+def _screen_on_ray(
+    source: Path,
+    out_dir: Path,
+    k: int,
+    db: str | None,
+    fmr: float | None,
+    address: str,
+    shards: int,
+    workers: int,
+) -> dict:
+    from biometric.distributed.cli import rate_bar, target_of
+    from biometric.distributed.screening import (
+        DistributedScreening,
+        StoreGallery,
+        screen_distributed,
+    )
+    from biometric.gallery.report import write_report
+    from biometric.store.db import make_engine, migrate
+
+    engine = make_engine(db)
+    migrate(engine)
+    pipeline = Pipeline()
+    gallery = open_gallery(engine, pipeline, fmr=fmr, gallery_class=StoreGallery)
+    settings = DistributedScreening(target_of(address), shards=shards, workers=workers)
+    with rate_bar("embedding on Ray") as (set_total, advance):
+        result, job = screen_distributed(
+            gallery, engine, source, out_dir, settings, k=k,
+            on_enrol_start=set_total, advance=advance,
+        )
+    err.print(f"enrol job: {job.shards_written} shards written, {job.shards_skipped} skipped")
+    paths = write_report(result, out_dir, pipeline)
+    return {"summary": result.summary(), "files": {k: str(v) for k, v in paths.items()}}
 
 
 @cases_app.command("list")

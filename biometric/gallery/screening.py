@@ -68,12 +68,12 @@ def list_source(source: Path) -> list[SourceItem]:
     elif source.suffix.lower() == ".csv":
         with source.open(newline="") as fh:
             rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
-        if rows and not CITIZEN_ID.match(rows[0][0].strip()):
+        if rows and not CITIZEN_ID.fullmatch(rows[0][0].strip()):
             rows = rows[1:]  # a header line
         items = [SourceItem(r[0].strip(), (source.parent / r[1].strip()).resolve()) for r in rows]
     else:
         raise BiometricError(f"{source} is neither a folder of photos nor a .csv file")
-    bad = [i.citizen_id for i in items if not CITIZEN_ID.match(i.citizen_id)]
+    bad = [i.citizen_id for i in items if not CITIZEN_ID.fullmatch(i.citizen_id)]
     if bad:
         raise BiometricError(
             f"{len(bad)} entries are not named by a 12-digit citizen id, e.g. {bad[0]!r}"
@@ -163,8 +163,28 @@ def screen(
         if progress:
             progress(len(batch))
     gallery.save_index()
-
     template_pairs = gallery.self_join(k, gallery.duplicate_threshold)
+    return conclude(
+        gallery,
+        items,
+        template_pairs,
+        enrolled_now=enrolled,
+        skipped=len(items) - len(todo),
+        failures=failures,
+    )
+
+
+def conclude(
+    gallery: Gallery,
+    items: list[SourceItem],
+    template_pairs: list[tuple[int, int, float]],
+    *,
+    enrolled_now: int,
+    skipped: int,
+    failures: list[dict],
+) -> ScreeningResult:
+    """From self-join template pairs to claimant pairs, clusters and review cases; shared by
+    the single-process and the distributed (Ray) screening."""
     owners = gallery.claimant_ids_of_templates(
         sorted({t for a, b, _ in template_pairs for t in (a, b)})
     )
@@ -181,8 +201,8 @@ def screen(
     cases = gallery.open_cases_for_pairs(claimant_pairs, "screening")
     named = [(citizen[a], citizen[b], s) for a, b, s in claimant_pairs]
     return ScreeningResult(
-        enrolled_now=enrolled,
-        skipped_already_enrolled=len(items) - len(todo),
+        enrolled_now=enrolled_now,
+        skipped_already_enrolled=skipped,
         failures=failures,
         pairs=[{"citizen_a": a, "citizen_b": b, "score": round(s, 4)} for a, b, s in named],
         clusters=_clusters(named),

@@ -6,21 +6,36 @@ together. The in-memory FAISS index only ever *replays* that log (:meth:`Gallery
 crash, the saved index is loaded with the change number it reflects and the newer changes are
 replayed, or, without a saved index, it is rebuilt from the templates. Several processes can
 share one store: each catches up from the log before it searches.
+
+Change numbers follow commit order. Replaying ``seq > last_seen`` is only sound if no
+transaction can commit a change number below one a reader has already seen. PostgreSQL hands out
+``seq`` at insert, not at commit, so every transaction that writes the change log first takes
+one transaction-scoped advisory lock (:func:`_change_log_transaction`): writers of the log are
+serialised from their first insert to their commit, and the numbers become visible in order.
+SQLite has a single writer per database, which gives the same guarantee. The lock covers only
+the short write transaction; screening searches run before it.
+
+Erasure leaves no copy: the erased template's slot is compacted out of the in-memory index and
+the saved index file is rewritten at once, every saved index is compacted first, and on SQLite
+deleted rows are overwritten (``secure_delete``, see :mod:`biometric.store.db`) and the WAL is
+checkpointed and truncated after an erase.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from biometric.errors import BiometricError
 from biometric.gallery.models import (
@@ -31,9 +46,15 @@ from biometric.gallery.models import (
     Template,
 )
 from biometric.index import FaceIndex, IndexSpec, default_kind_for
-from biometric.store.db import session_factory
+from biometric.store.db import checkpoint_sqlite_wal, session_factory
 
-CITIZEN_ID = re.compile(r"^\d{12}$")
+# ASCII digits only: ``\d`` also matches full-width and other Unicode digits, which would make
+# a second claimant for the same person.
+CITIZEN_ID_PATTERN = r"^[0-9]{12}$"
+CITIZEN_ID = re.compile(CITIZEN_ID_PATTERN)
+# Key of the PostgreSQL advisory lock that orders change-log writers (any constant, unique
+# within the database; the migration lock uses 748213).
+CHANGE_LOG_LOCK = 748214
 
 
 class GalleryError(BiometricError):
@@ -50,6 +71,16 @@ class ClaimantNotFound(GalleryError):
 
 class CaseNotFound(GalleryError):
     code = "case_not_found"
+
+
+class EnrolmentConflict(GalleryError):
+    """Another enrolment of the same new claimant committed while this one was screening."""
+
+    code = "enrolment_conflict"
+
+
+class CaseAlreadyDecided(GalleryError):
+    code = "case_already_decided"
 
 
 class DuplicatePolicy(StrEnum):
@@ -119,9 +150,19 @@ class CaseView:
 
 
 def check_citizen_id(citizen_id: str) -> str:
-    if not CITIZEN_ID.match(citizen_id or ""):
+    if not CITIZEN_ID.fullmatch(citizen_id or ""):
         raise InvalidCitizenId(f"citizen id must be 12 digits, got {citizen_id!r}")
     return citizen_id
+
+
+@contextmanager
+def _change_log_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction that may append to ``index_changes``: on PostgreSQL it first takes
+    the change-log advisory lock, so change numbers commit in the order they are handed out."""
+    with sessions.begin() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
+        yield s
 
 
 def _to_blob(vector: np.ndarray) -> bytes:
@@ -171,21 +212,36 @@ class Gallery:
             index, seq = FaceIndex.load(self.index_path, expected_dim=self.dim)
             self._index, self._seq = index, seq
             self.sync()
-            return self._index, self._seq
+            if self.index_matches_store():
+                return self._index, self._seq
+            # Saved by a version that could skip changes committed out of order: rebuild.
         return self.rebuild(progress)
+
+    def index_matches_store(self) -> bool:
+        """Whether the index holds exactly the store's templates of this model."""
+        with self._lock, self._sessions() as s:
+            stored = s.scalars(select(Template.id).where(Template.model == self.model)).all()
+            return np.array_equal(np.sort(np.asarray(stored, np.int64)), self.index_ids())
 
     def rebuild(self, progress: Progress | None = None) -> tuple[FaceIndex, int]:
         """Build the index from the store's templates (the store is the source of truth)."""
-        with self._lock, self._sessions() as s:
-            seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
-            rows = s.execute(
-                select(Template.id, Template.embedding).where(Template.model == self.model)
-            ).all()
+        # The change number is read first: a change committed between the two reads is then
+        # replayed over templates that may include it already, which is harmless (an add
+        # replaces the same id, a removal of an absent id is ignored). Nothing is locked while
+        # the index is built.
+        with self._lock:
+            with self._sessions() as s:
+                seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
+                rows = s.execute(
+                    select(Template.id, Template.embedding).where(Template.model == self.model)
+                ).all()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = _from_blobs([r[1] for r in rows], self.dim)
+            del rows
             spec = IndexSpec.for_size(default_kind_for(len(ids)), self.dim, len(ids))
             self._index = FaceIndex.build(ids, vectors, spec, progress=progress)
             self._seq = int(seq)
+            self.sync()
             return self._index, self._seq
 
     def sync(self) -> int:
@@ -196,9 +252,9 @@ class Gallery:
                 .where(IndexChange.seq > self._seq, IndexChange.model == self.model)
                 .order_by(IndexChange.seq)
             ).all()
+            # No second query for the newest change number here: a change committed between
+            # two statements would be skipped (each statement has its own snapshot).
             if not changes:
-                last = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
-                self._seq = max(self._seq, int(last))
                 return 0
             wanted = [c.template_id for c in changes if c.op == "add"]
             current: dict[int, bytes] = {}
@@ -216,9 +272,11 @@ class Gallery:
             return len(changes)
 
     def save_index(self) -> None:
+        """Write the index file, compacted first so that it holds no removed template."""
         if self.index_path is None:
             return
         with self._lock:
+            self._index.compact()
             self._index.save(self.index_path, self._seq)
 
     @property
@@ -275,6 +333,8 @@ class Gallery:
         check_citizen_id(citizen_id)
         policy = policy or self.policy
         with self._lock:
+            with self._sessions() as s:
+                existed = s.scalar(select(Claimant.id).where(Claimant.citizen_id == citizen_id))
             candidates = []
             if screen:
                 candidates = [
@@ -282,24 +342,28 @@ class Gallery:
                     for c in self.search(embedding)
                     if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
                 ]
-            with self._sessions.begin() as s:
-                claimant, template, replaced = self._store_template(
-                    s, citizen_id, embedding, quality, source, display_name
-                )
-                if thumbnail:
-                    s.add(FaceThumbnail(template_id=template.id, jpeg=thumbnail))
-                case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
-                if candidates and policy is DuplicatePolicy.HOLD:
-                    claimant.status = "held"
-                result = EnrolResult(
-                    citizen_id,
-                    claimant.id,
-                    template.id,
-                    claimant.status,
-                    candidates,
-                    [c for c in case_ids if c is not None],
-                    replaced,
-                )
+            try:
+                with _change_log_transaction(self._sessions) as s:
+                    claimant, template, replaced = self._store_template(
+                        s, citizen_id, embedding, quality, source, display_name, existed is None
+                    )
+                    if thumbnail:
+                        s.add(FaceThumbnail(template_id=template.id, jpeg=thumbnail))
+                    case_ids = [self._open_case(s, claimant.id, c, "enrolment") for c in candidates]
+                    if candidates and policy is DuplicatePolicy.HOLD:
+                        claimant.status = "held"
+                    result = EnrolResult(
+                        citizen_id,
+                        claimant.id,
+                        template.id,
+                        claimant.status,
+                        candidates,
+                        [c for c in case_ids if c is not None],
+                        replaced,
+                    )
+            except IntegrityError:
+                # The unique citizen id caught a concurrent enrolment of the same new claimant.
+                raise self._conflict(citizen_id) from None
             self.sync()
         return result
 
@@ -308,7 +372,7 @@ class Gallery:
         ``(citizen_id, embedding, quality, source)`` items, one transaction for the batch."""
         template_ids = []
         with self._lock:
-            with self._sessions.begin() as s:
+            with _change_log_transaction(self._sessions) as s:
                 for citizen_id, embedding, quality, source in items:
                     check_citizen_id(citizen_id)
                     _, template, _ = self._store_template(s, citizen_id, embedding, quality, source)
@@ -324,10 +388,15 @@ class Gallery:
         quality: float | None,
         source: str,
         display_name: str | None = None,
+        expect_new: bool = False,
     ) -> tuple[Claimant, Template, int]:
         """Create the claimant if new, replace its templates of this model, log the change.
-        Returns the claimant, the new template and how many templates it replaced."""
+        Returns the claimant, the new template and how many templates it replaced.
+        ``expect_new``: the claimant was absent when screening began, so finding it now means a
+        concurrent enrolment committed first (:class:`EnrolmentConflict`)."""
         claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
+        if claimant is not None and expect_new:
+            raise self._conflict(citizen_id)
         if claimant is None:
             claimant = Claimant(citizen_id=citizen_id, display_name=display_name)
             s.add(claimant)
@@ -347,6 +416,15 @@ class Gallery:
         s.flush()
         s.add(IndexChange(op="add", template_id=template.id, model=self.model))
         return claimant, template, replaced
+
+    @staticmethod
+    def _conflict(citizen_id: str) -> EnrolmentConflict:
+        # The other enrolment's screening did not see this one (nor this one's the other), so it
+        # is refused rather than merged; a retry is a re-enrolment, screened afresh.
+        return EnrolmentConflict(
+            f"claimant {citizen_id} was enrolled by a concurrent request; retry to replace "
+            "that enrolment"
+        )
 
     def _delete_templates(self, s: Session, claimant_id: int) -> int:
         old = s.scalars(
@@ -396,7 +474,7 @@ class Gallery:
         Returns the number of templates removed."""
         check_citizen_id(citizen_id)
         with self._lock:
-            with self._sessions.begin() as s:
+            with _change_log_transaction(self._sessions) as s:
                 claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
                 if claimant is None:
                     raise ClaimantNotFound(f"no claimant with citizen id {citizen_id}")
@@ -421,6 +499,11 @@ class Gallery:
                 )
                 s.delete(claimant)
             self.sync()
+            # No copy left behind: drop the dead slots now, rewrite the saved index, and move
+            # SQLite's WAL (which holds the deleted pages) into the overwritten database file.
+            self._index.compact()
+            self.save_index()
+            checkpoint_sqlite_wal(self._sessions)
         return len(rows)
 
     # -- queries --------------------------------------------------------------------------
@@ -536,9 +619,19 @@ class Gallery:
             case = s.get(DuplicateCase, case_id)
             if case is None:
                 raise CaseNotFound(f"no duplicate case {case_id}")
-            case.status, case.reviewer, case.note = status, reviewer, note
-            case.decided_at = datetime.now(UTC)
-            s.flush()
+            # Only an open case is decided, in one conditional update: of two reviewers deciding
+            # at once, one wins and the other is told, on every backend.
+            decided = s.execute(
+                update(DuplicateCase)
+                .where(DuplicateCase.id == case_id, DuplicateCase.status == "open")
+                .values(status=status, reviewer=reviewer, note=note, decided_at=datetime.now(UTC))
+            ).rowcount
+            s.refresh(case)
+            if not decided:
+                raise CaseAlreadyDecided(
+                    f"case {case_id} was already {case.status} by {case.reviewer}; a decision "
+                    "is final unless an admin reopens the case"
+                )
             claimant = s.get(Claimant, case.claimant_id)
             pending = s.scalar(
                 select(func.count())
@@ -553,6 +646,21 @@ class Gallery:
             candidate = s.get(Claimant, case.candidate_id)
             return self._view(case, claimant, candidate)  # type: ignore[arg-type]
 
+    def reopen_case(self, case_id: int, reason: str | None = None) -> CaseView:
+        """Put a decided case back in the queue (an admin's call; the API checks the role).
+        The earlier decision stays in the audit trail; the case row starts afresh."""
+        with self._sessions.begin() as s:
+            case = s.get(DuplicateCase, case_id)
+            if case is None:
+                raise CaseNotFound(f"no duplicate case {case_id}")
+            if case.status == "open":
+                raise GalleryError(f"case {case_id} is open already")
+            case.status, case.reviewer, case.decided_at, case.note = "open", None, None, reason
+            s.flush()
+            claimant = s.get(Claimant, case.claimant_id)
+            candidate = s.get(Claimant, case.candidate_id)
+            return self._view(case, claimant, candidate)  # type: ignore[arg-type]
+
 
 def open_gallery(
     engine: Engine,
@@ -561,8 +669,10 @@ def open_gallery(
     fmr: float | None = None,
     policy: DuplicatePolicy = DuplicatePolicy.FLAG,
     progress: Progress | None = None,
+    gallery_class: type[Gallery] = Gallery,
 ) -> Gallery:
     """A gallery for the pipeline's embedder, with the duplicate threshold calibrated for it.
+    ``gallery_class`` may be a subclass (the distributed path's store-only gallery).
 
     ``fmr`` is the false-match rate per comparison: a search over N claimants expects about
     ``fmr * N`` false candidates, and a self-join over N about ``fmr * N * (N - 1) / 2`` false
@@ -571,7 +681,7 @@ def open_gallery(
     spec = pipeline.embedder.spec
     entry = pipeline.manifest.get(spec.name)
     calibrated = entry.threshold_for(fmr or pipeline.manifest.default_fmr)
-    return Gallery(
+    return gallery_class(
         engine,
         model=spec.name,
         model_version=entry.sha256[:12],

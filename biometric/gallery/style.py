@@ -51,6 +51,7 @@ button:disabled { opacity: .5; cursor: not-allowed; }
 .decision.match { color: var(--match); background: var(--match-bg); }
 .decision.no_match { color: var(--nomatch); background: var(--nomatch-bg); }
 .decision.retake { color: var(--retake); background: var(--retake-bg); }
+.decision.refused { color: #fff; background: var(--nomatch); }
 .decision small { display: block; font-size: 1rem; font-weight: 600; letter-spacing: 0; }
 ul.reasons { font-size: 1.1rem; font-weight: 600; color: var(--retake); }
 .meter { height: .8rem; background: #e6e8ec; border-radius: 4px; position: relative;
@@ -83,6 +84,14 @@ canvas.photo, video.photo { width: 100%; max-width: 480px; height: auto; max-hei
 .pill.open { background: var(--retake-bg); color: var(--retake); }
 .pill.confirmed { background: var(--nomatch-bg); color: var(--nomatch); }
 .pill.dismissed { background: var(--match-bg); color: var(--match); }
+/* chip signature (passive authentication) beside the chip photo */
+fieldset { min-width: 0; border: 1px solid #d0d4da; border-radius: 8px; padding: .4rem .8rem;
+  margin: .8rem 0 0; }
+input[type=file] { max-width: 100%; }
+#chip-auth-detail { overflow-wrap: anywhere; }
+.pill.chip-ok { background: var(--match-bg); color: var(--match); }
+.pill.chip-failed { background: var(--nomatch-bg); color: var(--nomatch); }
+.pill.chip-unchecked { background: var(--retake-bg); color: var(--retake); }
 @media (max-width: 600px) {
   main { padding: .6rem .7rem 1.5rem; }
   header.bar { padding: .6rem .8rem; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from alembic import command
@@ -28,7 +29,9 @@ def database_url(url: str | None = None) -> str:
 def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 5}, hide_parameters=True
+        )
         database = engine.url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -40,10 +43,16 @@ def make_engine(url: str | None = None) -> Engine:
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Deleted rows (erased templates, thumbnails) are overwritten with zeros, not left
+            # in free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # hide_parameters: SQL errors and logs never quote the values (citizen ids, names).
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -65,6 +74,21 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(748213)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def checkpoint_sqlite_wal(sessions: sessionmaker[Session], attempts: int = 20) -> bool:
+    """Copy SQLite's write-ahead log into the database file and truncate it, so pages holding
+    deleted rows do not linger in ``-wal``. Retries while readers hold old snapshots; returns
+    whether it completed (always True on other backends, which have no such file)."""
+    with sessions() as s:
+        if s.get_bind().dialect.name != "sqlite":
+            return True
+        for _ in range(attempts):
+            busy = s.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()[0]
+            if not busy:
+                return True
+            time.sleep(0.05)
+    return False
 
 
 def ping(engine: Engine) -> None:

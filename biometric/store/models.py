@@ -68,8 +68,21 @@ class ApiKey(Base):
         return self.revoked_at is None
 
 
+class AuditChain(Base):
+    """The head of the audit hash chain (one row, id 1): how many rows are chained and the last
+    row's hash, so that deleting the newest rows is detected too. Updating it first in every
+    append also serialises appends on every backend."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    length: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
 class AuditEvent(Base):
-    """One verification decision (or refusal). Never holds photos or templates."""
+    """One access to personal data, decision or refusal. Never holds photos, templates or
+    secrets."""
 
     __tablename__ = "audit_events"
 
@@ -89,6 +102,11 @@ class AuditEvent(Base):
     # Quality score (0-100) per image and the liveness result, when they were computed.
     quality: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
     liveness: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Hash chain (see biometric.store.audit): SHA-256 of the previous row's hash and this row.
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    row_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Passive authentication of the chip files (status, issuer, signer, policy), when sent.
+    chip_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,4 +125,5 @@ class AuditEvent(Base):
             "model_versions": self.model_versions,
             "quality": self.quality,
             "liveness": self.liveness,
+            "chip_auth": self.chip_auth,
         }

@@ -9,6 +9,7 @@
     match: ["MATCH", "The person is the holder of the card."],
     no_match: ["NO MATCH", "The live photo does not match the chip photo. Check identity by other means."],
     retake: ["RETAKE", "The photos cannot be compared yet. See why below."],
+    refused: ["REFUSED", "Do not accept this card. See why below."],
   };
 
   // -- sign in / out ----------------------------------------------------------------------
@@ -136,7 +137,8 @@
     event.preventDefault();
     const status = $("verify-status");
     status.classList.remove("error");
-    if (!state.live || !state.chip) {
+    const chipFiles = ChipFiles.selected();
+    if (!state.live || (!state.chip && !chipFiles)) {
       status.textContent = !state.live ? "Take or choose the live photo first." : "Choose the chip photo first.";
       status.classList.add("error");
       return;
@@ -150,7 +152,8 @@
     }
     const form = new FormData();
     form.append("live", state.live, "live.jpg");
-    form.append("chip", state.chip, state.chip.name || "chip.jpg");
+    if (chipFiles) ChipFiles.append(form);
+    else form.append("chip", state.chip, state.chip.name || "chip.jpg");
     if (citizen) form.append("citizen_id", citizen);
     $("verify").disabled = true;
     status.textContent = "Verifying…";
@@ -240,7 +243,8 @@
           : "The similarity is below the threshold.";
     }
     await drawFaces($("live-result"), state.live, body.faces.live);
-    await drawFaces($("chip-result"), state.chip, body.faces.chip);
+    await drawFaces($("chip-result"), ChipFiles.portrait(body) || state.chip, body.faces.chip);
+    ChipFiles.show(body);
     qualityRows($("live-quality"), body.faces.live);
     qualityRows($("chip-quality"), body.faces.chip);
     const liveness = body.liveness;

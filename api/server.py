@@ -1,0 +1,112 @@
+"""Run the service under uvicorn, with deadlines uvicorn does not set itself.
+
+uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but waits forever for the
+head of a request and for a body that stops arriving: 200 idle or half-sent connections were
+held for 120 s in the issue 12 test, each holding a socket and a buffer. :class:`DeadlineProtocol`
+closes a connection whose request head is not complete ``header_timeout_s`` after the
+connection opened (or after the previous response), and one whose body has been silent for
+``read_timeout_s``. A request the app is working on is not timed here (the app has
+``request_timeout_s``).
+
+``python -m api.server --port 8000`` runs it directly; ``biometric serve`` and the test
+launcher go through :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from functools import cache
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.settings import Settings
+
+# How often an open connection's deadlines are checked (seconds).
+CHECK_INTERVAL_S = 1.0
+
+
+@cache
+def _timeouts() -> tuple[float, float]:
+    settings = Settings()
+    return settings.header_timeout_s, settings.read_timeout_s
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus a request-head deadline and a body read timeout."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        now = self.loop.time()
+        self._last_received = now
+        self._waiting_since: float | None = now  # waiting for a request head since
+        self._watch = self.loop.call_later(CHECK_INTERVAL_S, self._check)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_received = self.loop.time()
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._watch.cancel()
+        super().connection_lost(exc)
+
+    def _check(self) -> None:
+        if self.transport.is_closing():
+            return
+        header_timeout, read_timeout = _timeouts()
+        now = self.loop.time()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since > header_timeout:
+                self.transport.close()
+                return
+        else:
+            self._waiting_since = None
+            # Reading is paused when the app has not taken the body yet: not the client's fault.
+            reading = cycle.more_body and not self.flow.read_paused
+            if reading and now - self._last_received > read_timeout:
+                self.transport.close()
+                return
+        self._watch = self.loop.call_later(CHECK_INTERVAL_S, self._check)
+
+
+def run(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = True,
+    healthcheck_timeout: int = 60,
+) -> None:
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        http=DeadlineProtocol,
+        proxy_headers=False,
+        # workers load and warm the models before answering; uvicorn's 5 s default kills
+        # them on a busy machine
+        timeout_worker_healthcheck=healthcheck_timeout,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="biometric HTTP service (uvicorn)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    args = parser.parse_args(argv)
+    run(args.host, args.port, args.workers, args.log_level, args.access_log)
+
+
+if __name__ == "__main__":
+    main()

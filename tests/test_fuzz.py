@@ -1,0 +1,75 @@
+"""Schemathesis fuzzes a real server from its OpenAPI document, once per API key role (issue
+12): no answer may be a 5xx, break its documented schema, or carry an undocumented status or
+content type. Bounded in time (FUZZ_SECONDS per role) and seeded, so CI stays short and a
+failure can be replayed. "Valid request rejected" (positive_data_acceptance) is not checked:
+a schema cannot say which bytes are a face photo, so generated images are rightly refused."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from api.launcher import running_server
+from biometric.store.db import make_engine, migrate, session_factory
+from biometric.store.keys import create_key
+
+FUZZ_SECONDS = 15
+CHECKS = (
+    "not_a_server_error,response_schema_conformance,status_code_conformance,"
+    "content_type_conformance"
+)
+
+
+def test_fuzzing_every_role_finds_no_server_error(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'fuzz.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    with session_factory(engine)() as s:
+        tokens = {
+            role: create_key(s, f"fuzz-{role}", role)[1]
+            for role in ("counter", "reviewer", "admin")
+        }
+    engine.dispose()
+    env = {
+        "BIOMETRIC_DATABASE_URL": db_url,
+        "BIOMETRIC_INDEX_DIR": str(tmp_path / "index"),
+        "BIOMETRIC_THREAD_POOL_SIZE": "2",
+    }
+    summary = {}
+    with running_server(env) as url:
+        for role, token in tokens.items():
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "schemathesis.cli",
+                    "run",
+                    f"{url}/openapi.json",
+                    "--header",
+                    f"X-API-Key: {token}",
+                    "--checks",
+                    CHECKS,
+                    "--max-time",
+                    str(FUZZ_SECONDS),
+                    "--seed",
+                    "12",
+                    "--workers",
+                    "1",
+                    "--generation-database",
+                    "none",
+                    "--report-dir",
+                    str(tmp_path / f"report-{role}"),
+                    "--no-color",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+                timeout=FUZZ_SECONDS * 4 + 60,
+            )
+            generated = re.search(r"(\d+) generated", run.stdout)
+            summary[role] = (run.returncode, generated and int(generated.group(1)))
+            assert run.returncode == 0, run.stdout[-8000:]
+    print(f"\nschemathesis (exit code, test cases) per role: {summary}")
+    assert all(n for _, n in summary.values())
