@@ -727,8 +727,8 @@ def render(out_dir: Path) -> str:
         "each kind in `benchmarks/results/`; edit `benchmarks/report.py`, not this file.*",
         "",
         "Run: `.venv/bin/python -m benchmarks NAME [--quick] [--out benchmarks/results]`, NAME in "
-        "accuracy, chip, stages, peer, quality, int8, index, api, scale, report. `--quick` uses small subsets "
-        "(< 60 s) and never runs the peer.",
+        "accuracy, chip, stages, peer, quality, int8, index, api, scale, report. `--quick` uses "
+        "small subsets (< 60 s) and never runs the peer.",
         "",
     ]
     missing = [k for k in KINDS if k not in found]
