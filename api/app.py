@@ -28,7 +28,7 @@ from api.errors import install_error_handlers
 from api.metrics import Metrics
 from api.middleware import RequestContextMiddleware
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
-from api.routes import audit, gallery, ops, verify
+from api.routes import audit, capture, gallery, ops, verify
 from api.settings import Settings
 from api.ui.routes import install as install_ui
 from biometric import config
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limits=limits,
             threads=settings.onnx_threads,
             liveness=settings.liveness,
+            liveness_model=settings.liveness_model,
         )
 
         def load() -> Pipeline:
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics
     )
     install_error_handlers(app, metrics)
-    for resource in (ops, verify, audit, gallery):
+    for resource in (ops, verify, capture, audit, gallery):
         app.include_router(resource.router)
     install_ui(app)  # /ui/counter and /ui/review: staff pages, served locally
     install_docs(app)

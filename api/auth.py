@@ -60,6 +60,7 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Caller]]:
                 403,
                 "forbidden",
                 f"role {caller.role!r} may not call this endpoint; allowed: {sorted(allowed)}",
+                role=caller.role,
             )
         return caller
 

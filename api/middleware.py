@@ -72,6 +72,7 @@ class RequestContextMiddleware:
                     code,
                     detail,
                     headers={"Connection": "close"},
+                    limit=self.max_body_bytes,
                 )
                 await response(scope, receive, send_wrapper)
                 return
@@ -92,6 +93,7 @@ class RequestContextMiddleware:
                             "body_too_large",
                             f"request body exceeds the limit of {self.max_body_bytes} bytes",
                             headers={"Connection": "close"},
+                            limit=self.max_body_bytes,
                         )
                 return message
 

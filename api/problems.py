@@ -1,4 +1,6 @@
-"""RFC 9457 problem documents for every error the service returns."""
+"""RFC 9457 problem documents for every error the service returns. Title and detail are in
+the caller's language (``Accept-Language``, else ``BIOMETRIC_LOCALE``); ``type`` keeps the
+language-neutral code."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+from api.i18n import localise_reasons, problem_texts, request_locale
 
 PROBLEM_BASE = "https://biometric.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -47,16 +51,21 @@ def problem_response(
     **extra: Any,
 ) -> JSONResponse:
     rid = request_id_of(request)
+    locale = request_locale(request)
+    if isinstance(extra.get("reasons"), list):  # retake reasons (e.g. poor_capture)
+        extra = {**extra, "reasons": localise_reasons(extra["reasons"], locale)}
+        detail = "; ".join(r["message"] for r in extra["reasons"]) or detail
+    local_title, detail = problem_texts(locale, status, code, detail, extra)
     body = {
         "type": PROBLEM_BASE + code,
-        "title": title or HTTPStatus(status).phrase,
+        "title": local_title or title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "instance": request.url.path,
         "request_id": rid,
         **extra,
     }
-    all_headers = dict(headers or {})
+    all_headers = {**(headers or {}), "Content-Language": locale}
     if rid:
         all_headers["X-Request-ID"] = rid
     return JSONResponse(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
+    liveness_model: str | None = None  # minifasnet | antispoof; None: the manifest's default
     # Passive authentication of chip files (dg2 + sod parts): policy and the CSCA trust store
     # (folder or file of CSCA certificates, master lists, CRLs; see README).
     chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
     # faces of a duplicate case; off, the store keeps templates only (no photos).
     store_face_thumbnails: bool = False
+    # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
+    locale: Literal["vi", "en"] = "vi"
     # Connection deadlines (api.server): the whole request head must arrive within
     # header_timeout_s; a request body may not stall for longer than read_timeout_s.
     header_timeout_s: float = Field(10.0, gt=0)

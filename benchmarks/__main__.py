@@ -1,8 +1,9 @@
 """``python -m benchmarks NAME [--quick] [--out benchmarks/results]``.
 
-NAME: accuracy, chip, stages, peer, quality, int8, index, api, scale, report. Every run writes
-``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG plots, and
-prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of each kind.
+NAME: accuracy, chip, stages, peer, quality, capture, int8, index, api, scale, report. Every
+run writes ``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG
+plots, and prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of
+each kind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,19 @@ from pathlib import Path
 
 from benchmarks import common
 
-NAMES = ("accuracy", "chip", "stages", "peer", "quality", "int8", "index", "api", "scale", "report")
+NAMES = (
+    "accuracy",
+    "chip",
+    "stages",
+    "peer",
+    "quality",
+    "capture",
+    "int8",
+    "index",
+    "api",
+    "scale",
+    "report",
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -80,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import quality
 
         quality.run(args.quick, out)
+    elif args.name == "capture":
+        from benchmarks import capture
+
+        capture.run(args.quick, out)
     elif args.name == "index":
         mod = _external("index_bench")
         if mod is None:

@@ -1,9 +1,14 @@
-"""Accuracy on every identity set of the data folder: all genuine and all impostor pairs.
+"""Accuracy on every identity set of the data folder, and the differential report.
 
-Every image goes through the pipeline as a chip-like portrait (``biometric.evaluation.embed_set``,
-embeddings cached per model version under ``var/cache/embeddings``); pairs are formed within each
-set, then pooled. FNMR at fixed FMR is computed on acquired images (ISO/IEC 19795-1); the images
-where no usable face was found are reported separately as failure-to-acquire (FTA).
+Every image goes once through the shipped acquisition, both embedders and both roles' quality
+bounds (``biometric.evaluation.acquire_sets``, cached per model version under
+``var/cache/embeddings``). At most ``CAP`` photos per person, as ``biometric evaluate`` does.
+
+The *differential report* gives, for every set and every option (each embedder and their
+fusion), at that option's shipped threshold: FTA, retakes per role, FNMR and FMR, the ratio of
+the measured to the claimed FMR, TAR at FMR 1e-3 and 1e-4, and on lfw_dev the official View-1
+accuracy at the shipped and at the best threshold. The worst set (highest FMR ratio) heads it.
+Rates are on acquired images (ISO/IEC 19795-1); FTA is reported on its own.
 """
 
 from __future__ import annotations
@@ -15,16 +20,35 @@ from typing import Any
 import numpy as np
 
 from benchmarks import common
-from biometric.evaluation import EmbeddedSet, IdentitySet, discover_sets, embed_set, pair_scores
-from biometric.pipeline import FrontEnd
+from biometric.assessment import source_figures
+from biometric.calibrate import FUSION, OPTIONS, option_scores
+from biometric.evaluation import (
+    AcquiredSet,
+    EmbeddedSet,
+    IdentitySet,
+    acquire_sets,
+    discover_sets,
+    lfw_pairs_set,
+    pair_scores,
+)
+from biometric.pipeline import CHIP, LIVE
 
-QUICK_PER_IDENTITY = 3  # 20 yale identities x 3 = 60 images
+CAP = 10  # photos per person, as `biometric evaluate --cap` (lfw_dev: 3.4M impostor pairs)
+QUICK_PER_IDENTITY = 3
+QUICK_IDENTITIES = 20  # quick: the first 20 people with two or more photos, 3 photos each
+QUICK_VIEW1_PAIRS = 20  # quick: the first 20 same and 20 different View-1 pairs
+EMBEDDERS = ("mobilefacenet", "dlib_resnet")
 
 
-def subset(ident: IdentitySet, per_identity: int) -> IdentitySet:
+def subset(ident: IdentitySet, per_identity: int, identities: int | None = None) -> IdentitySet:
+    counts: dict[str, int] = {}
+    for label in ident.labels:
+        counts[label] = counts.get(label, 0) + 1
+    people = [p for p in dict.fromkeys(ident.labels) if counts[p] >= 2][:identities]
+    chosen = set(people)
     images, labels, seen = [], [], {}
     for img, label in zip(ident.images, ident.labels, strict=True):
-        if seen.get(label, 0) < per_identity:
+        if label in chosen and seen.get(label, 0) < per_identity:
             seen[label] = seen.get(label, 0) + 1
             images.append(img)
             labels.append(label)
@@ -32,26 +56,37 @@ def subset(ident: IdentitySet, per_identity: int) -> IdentitySet:
 
 
 def load_sets(quick: bool, data_dir: Path | None = None) -> list[IdentitySet]:
-    sets = discover_sets(data_dir or common.data_dir())
+    sets = discover_sets(data_dir or common.data_dir(), CAP)
     if quick:
-        sets = [subset(s, QUICK_PER_IDENTITY) for s in sets]
+        sets = [subset(s, QUICK_PER_IDENTITY, QUICK_IDENTITIES) for s in sets]
     return sets
 
 
-def embed_all(pipeline, sets: list[IdentitySet], cache_dir: Path | None) -> list[EmbeddedSet]:
+def view1_set(quick: bool, data_dir: Path | None = None) -> IdentitySet | None:
+    view1 = lfw_pairs_set((data_dir or common.data_dir()) / "lfw_dev")
+    if view1 is None or not quick:
+        return view1
+    same = np.flatnonzero(view1.pairs[:, 2] == 1)[:QUICK_VIEW1_PAIRS]
+    diff = np.flatnonzero(view1.pairs[:, 2] == 0)[:QUICK_VIEW1_PAIRS]
+    pairs = view1.pairs[np.concatenate([same, diff])]
+    used = np.unique(pairs[:, :2])
+    remap = {int(old): new for new, old in enumerate(used)}
+    images = [view1.images[i] for i in used]
+    pairs = np.column_stack(
+        [[remap[int(i)] for i in pairs[:, 0]], [remap[int(i)] for i in pairs[:, 1]], pairs[:, 2]]
+    )
+    return IdentitySet(view1.name, images, [str(p) for p in images], pairs.astype(np.int64))
+
+
+def acquire_all(pipeline, sets: list[IdentitySet], cache_dir: Path | None) -> list[AcquiredSet]:
     total = sum(len(s.images) for s in sets)
-    out = []
-    with common.progress_bar("embedding (live/original)", total) as advance:
-        for s in sets:
-            done = [0]
+    with common.progress_bar("acquiring + embedding (both models)", total) as advance:
+        return acquire_sets(sets, EMBEDDERS, pipeline, cache_dir=cache_dir, progress=advance)
 
-            def step(n: int = 1, done: list[int] = done) -> None:
-                done[0] += n
-                advance(n)
 
-            out.append(embed_set(pipeline, s, cache_dir, progress=step))
-            advance(len(s.images) - done[0])  # a cache hit reports no progress
-    return out
+def embed_all(pipeline, sets: list[IdentitySet], cache_dir: Path | None) -> list[EmbeddedSet]:
+    """The sets embedded by ``pipeline``'s embedder (for the chip and peer benchmarks)."""
+    return [a.embedded(pipeline.embedder.spec.name) for a in acquire_all(pipeline, sets, cache_dir)]
 
 
 def genuine_pairs_total(labels: np.ndarray) -> int:
@@ -148,175 +183,170 @@ TABLE_COLUMNS = [
 ]
 
 
-SINGLE_EMBEDDERS = ("mobilefacenet", "dlib_resnet")
-OPTION_COLUMNS = [
+DIFF_COLUMNS = [
     "option",
     "set",
+    "images",
     "FTA",
+    "retake live",
+    "retake chip",
     "genuine",
     "impostor",
-    "TAR@1e-2",
+    "FNMR@thr",
+    "FMR@thr",
+    "FMR/claim",
     "TAR@1e-3",
     "TAR@1e-4",
-    "EER",
+    "View-1 acc@thr",
+    "View-1 best acc",
 ]
 
 
-def fusion_scores(per_model: dict[str, list[EmbeddedSet]], fusion) -> dict[str, tuple]:
-    """Fused genuine/impostor scores per set and pooled, on images every model acquired."""
-    names = fusion.embedders
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    pooled: list[list[np.ndarray]] = [[], []]
-    for i, first in enumerate(per_model[names[0]]):
-        keep = np.logical_and.reduce([per_model[n][i].acquired for n in names])
-        parts = [
-            pair_scores(
-                [
-                    dataclasses.replace(
-                        per_model[n][i],
-                        embeddings=np.where(keep[:, None], per_model[n][i].embeddings, np.nan),
-                    )
-                ]
-            )
-            for n in names
-        ]
-        genuine = fusion.fuse([p.genuine for p in parts])
-        impostor = fusion.fuse([p.impostor for p in parts])
-        out[first.name] = (genuine, impostor)
-        pooled[0].append(genuine)
-        pooled[1].append(impostor)
-    out["pooled"] = (np.concatenate(pooled[0]), np.concatenate(pooled[1]))
-    return out
-
-
-def option_rows(option: str, scores: dict[str, tuple], fta: dict[str, float]) -> list[list]:
+def differential(
+    acquired: list[AcquiredSet], view1: AcquiredSet | None, manifest
+) -> dict[str, Any]:
+    """Every option on every set at its shipped threshold (see the module docstring)."""
+    fmr = manifest.default_fmr
+    per_option: dict[str, Any] = {}
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     rows = []
-    for name, (genuine, impostor) in scores.items():
-        f = common.error_figures(genuine, impostor)
-        tar = {
-            k: (v.get("tar") if v.get("supported", True) else "unsupported")
-            for k, v in f["at_fmr"].items()
+    for option in OPTIONS:
+        if option == FUSION and manifest.fusion is None:
+            continue
+        point = (manifest.fusion if option == FUSION else manifest.get(option)).threshold_for(fmr)
+        scores = option_scores(acquired, option, manifest.fusion)
+        sets = []
+        for a in acquired:
+            fig = source_figures(a, scores[a.ident.name], point.threshold, fmr, CHIP)
+            fig["retake_rate_live"] = a.retake_rate(LIVE)
+            fig["retake_rate_chip"] = a.retake_rate(CHIP)
+            if view1 is not None and a.ident.name == "lfw_dev":
+                v_scores = option_scores([view1], option, manifest.fusion)[view1.ident.name]
+                fig["view1"] = source_figures(view1, v_scores, point.threshold, fmr, CHIP)
+            sets.append(fig)
+            rows.append(_diff_row(option, fig))
+        rated = [(s["fmr_ratio"], s["name"]) for s in sets if s["fmr_ratio"] is not None]
+        worst = max(rated) if rated else (None, None)
+        per_option[option] = {
+            "threshold": point.threshold,
+            "fmr_claimed": fmr,
+            "sets": sets,
+            "worst_set": worst[1],
+            "worst_ratio": worst[0],
         }
-        rows.append(
-            [
-                option,
-                name,
-                fta.get(name),
-                f["genuine_pairs"],
-                f["impostor_pairs"],
-                tar.get("0.01"),
-                tar.get("0.001"),
-                tar.get("0.0001"),
-                f["eer"],
-            ]
-        )
-    return rows
+        curves[option] = {a.ident.name: (scores[a.ident.name].genuine,
+                                         scores[a.ident.name].impostor) for a in acquired}
+    default = manifest.default_embedder
+    return {
+        "default": default,
+        "worst_set": per_option[default]["worst_set"],
+        "worst_ratio": per_option[default]["worst_ratio"],
+        "options": per_option,
+        "columns": DIFF_COLUMNS,
+        "rows": rows,
+        "default_choice": manifest.default_choice,
+    }, curves
 
 
-def compare_options(
-    sets: list[IdentitySet],
-    cache_dir: Path | None,
-    default: str,
-    default_embedded: list[EmbeddedSet],
-) -> tuple[list[list], dict]:
-    """MobileFaceNet, dlib ResNet and their fusion on the same images (issue: choose the
-    default by measurement)."""
-    per_model = {default: default_embedded}
-    pipelines = {}
-    for name in SINGLE_EMBEDDERS:
-        if name not in per_model:
-            pipelines[name] = common.make_pipeline(threads=1, embedder=name)
-            per_model[name] = embed_all(pipelines[name], sets, cache_dir)
-    rows, curves = [], {}
-    for name in SINGLE_EMBEDDERS:
-        rows += _rows_for(name, per_model[name])
-        curves[name] = tuple(vars(pair_scores(per_model[name])).values())
-    fusion = (pipelines.get(SINGLE_EMBEDDERS[0]) or common.make_pipeline()).manifest.fusion
-    if fusion is not None:
-        fused = fusion_scores(per_model, fusion)
-        keep = [
-            np.logical_and.reduce([per_model[n][i].acquired for n in fusion.embedders])
-            for i in range(len(sets))
-        ]
-        fta = {s.name: float(1 - k.mean()) for s, k in zip(sets, keep, strict=True)}
-        fta["pooled"] = float(1 - np.concatenate(keep).mean())
-        rows += option_rows("fusion", fused, fta)
-        curves["fusion"] = fused["pooled"]
-    return rows, curves
+def _diff_row(option: str, f: dict[str, Any]) -> list[Any]:
+    v1 = f.get("view1") or {}
+    return [
+        option,
+        f["name"],
+        f["images"],
+        f["fta"],
+        f["retake_rate_live"],
+        f["retake_rate_chip"],
+        f["genuine"],
+        f["impostor"],
+        f["fnmr_at_threshold"],
+        f["fmr_at_threshold"],
+        f["fmr_ratio"],
+        f["tar_at_fmr"]["1e-3"],
+        f["tar_at_fmr"]["1e-4"],
+        v1.get("accuracy_at_threshold"),
+        v1.get("best_accuracy"),
+    ]
 
 
-def _rows_for(label: str, embedded: list[EmbeddedSet]) -> list[list]:
-    fta = {e.name: e.failure_to_acquire for e in embedded}
-    fta["pooled"] = float(1 - np.concatenate([e.acquired for e in embedded]).mean())
-    scores = {e.name: tuple(vars(pair_scores([e])).values()) for e in embedded}
-    scores["pooled"] = tuple(vars(pair_scores(embedded)).values())
-    return option_rows(label, scores, fta)
-
-
-def compare_front_ends(
-    sets: list[IdentitySet], cache_dir: Path | None, pipeline, default_embedded: list[EmbeddedSet]
-) -> list[list]:
-    """The default embedder behind each front end (MTCNN; BlazeFace + O-Net with MTCNN as the
-    fallback) on the same images: the fast front end is the default only if no set loses."""
-    rows = []
-    for fe in FrontEnd:
-        if fe is pipeline.settings.front_end:
-            embedded = default_embedded
-        else:
-            other = common.make_pipeline(threads=1, front_end=fe)
-            embedded = embed_all(other, sets, cache_dir)
-        rows += _rows_for(f"{pipeline.embedder.spec.name}, front end {fe.value}", embedded)
-    return rows
+def plot_det_per_set(curves: dict[str, dict[str, tuple]], path: Path) -> Path:
+    """One DET plot: a colour per set, a line style per option."""
+    plt = common._pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6.0))
+    styles = ["-", "--", ":"]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    floor = 1e-6
+    for o, (option, per_set) in enumerate(curves.items()):
+        for k, (name, (genuine, impostor)) in enumerate(per_set.items()):
+            if len(genuine) == 0 or len(impostor) == 0:
+                continue
+            fmr, fnmr = common.det_points(genuine, impostor)
+            ax.plot(np.maximum(fmr, floor), np.maximum(fnmr, floor), styles[o % 3],
+                    color=colours[k % len(colours)], drawstyle="steps-post",
+                    label=f"{option} / {name} (G={len(genuine)}, I={len(impostor)})")
+    for fmr in common.FMRS:
+        ax.axvline(fmr, color="grey", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(1e-4, 1)
+    ax.set_xlabel("FMR (false match rate)")
+    ax.set_ylabel("FNMR (false non-match rate)")
+    ax.set_title("DET per set: colour = set, line = option")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:
     pipeline = common.make_pipeline(threads=1)
     sets = load_sets(quick)
-    embedded = embed_all(pipeline, sets, cache_dir)
+    view1 = view1_set(quick)
+    acquired = acquire_all(pipeline, sets + ([view1] if view1 else []), cache_dir)
+    view1_acq = acquired.pop() if view1 else None
+    name = pipeline.embedder.spec.name
+    embedded = [a.embedded(name) for a in acquired]
     figures, scores = evaluate(embedded, "plain")
-    option_table, option_curves = compare_options(
-        sets, cache_dir, pipeline.embedder.spec.name, embedded
-    )
-    option_table += compare_front_ends(sets, cache_dir, pipeline, embedded)
+    diff, curves = differential(acquired, view1_acq, pipeline.manifest)
     suffix = "-quick" if quick else ""
-    det = common.plot_det(
-        scores,
-        "DET: plain images (all pairs within each set)",
-        out_dir / f"accuracy-det{suffix}.png",
-    )
+    det = plot_det_per_set(curves, out_dir / f"accuracy-det-per-set{suffix}.png")
     hist = common.plot_histograms(
-        scores, "Score distributions", out_dir / f"accuracy-hist{suffix}.png"
-    )
-    options_det = common.plot_det(
-        option_curves,
-        "DET: embedders and fusion (pooled)",
-        out_dir / f"accuracy-options-det{suffix}.png",
+        scores, f"Score distributions ({name})", out_dir / f"accuracy-hist{suffix}.png"
     )
     payload = {
         "settings": {
             "quick": quick,
             "data_dir": str(common.data_dir()),
             "embedding_cache": str(cache_dir) if cache_dir else None,
-            "quick_images_per_identity": QUICK_PER_IDENTITY if quick else None,
-            "role": "chip (lenient size bounds, padded detection) for every image",
-            "score": "cosine similarity of unit-length templates",
+            "cap_photos_per_person": CAP,
+            "quick_subset": (
+                f"{QUICK_IDENTITIES} people x {QUICK_PER_IDENTITY} photos per set, "
+                f"{QUICK_VIEW1_PAIRS}+{QUICK_VIEW1_PAIRS} View-1 pairs"
+                if quick else None
+            ),
+            "acquisition": "the shipped rules for every image (biometric.acquire)",
+            "score": "cosine similarity of unit-length templates (fusion: z-score sum)",
             "pairs": "all unordered pairs within each set; pooled = union of the per-set pairs",
             "support_rule": f"FMR f supported when impostor pairs >= {common.SUPPORT_FACTOR}/f",
+            "ratio_rule": "FMR/claim reported where a set has >= 1/claim impostor pairs",
             "onnxruntime_threads": pipeline.settings.threads,
             "pipeline": pipeline_settings(pipeline),
         },
         "model_versions": pipeline.model_versions,
-        "embedder": pipeline.embedder.spec.name,
+        "embedder": name,
+        "differential": diff,
         **figures,
-        "options": {
-            "columns": OPTION_COLUMNS,
-            "rows": option_table,
-            "note": "fusion parameters (impostor mean/std per model) were fitted on these "
-            "same photos: its figures are in-sample",
-        },
-        "plots": [det.name, hist.name, options_det.name],
+        "plots": [det.name, hist.name],
     }
-    common.print_table("Accuracy (plain images)", TABLE_COLUMNS, summary_rows(figures, ""))
-    common.print_table("Embedders and fusion", OPTION_COLUMNS, option_table)
+    common.console.print(
+        f"[bold]worst set for the default ({diff['default']}): {diff['worst_set']}, "
+        f"FMR {common.fmt(diff['worst_ratio'])}x the claim[/bold]"
+    )
+    common.print_table("Differential report (shipped thresholds)", DIFF_COLUMNS, diff["rows"])
+    common.print_table(f"Accuracy ({name} alone)", TABLE_COLUMNS, summary_rows(figures, ""))
     common.write_result(out_dir, "accuracy", payload)
     return payload

@@ -26,7 +26,13 @@ from rich.progress import (
 from rich.table import Table
 
 from biometric import config
-from biometric.evaluation import rate_at_or_above, threshold_at_fmr
+from biometric.rates import (
+    SUPPORT_FACTOR,
+    det_points,
+    equal_error_rate,
+    rate_at_or_above,
+    threshold_at_fmr,
+)
 
 console = Console()
 if not console.is_terminal:
@@ -36,9 +42,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 EMBED_CACHE = REPO_ROOT / "var" / "cache" / "embeddings"
 FMRS = (1e-2, 1e-3, 1e-4)
-# An FMR estimate needs at least 10/FMR impostor comparisons (rule of 30 is stricter; this is the
-# minimum the brief asks for): below that it is reported but marked unsupported.
-SUPPORT_FACTOR = 10
 
 
 # -- machine and files ------------------------------------------------------------------------
@@ -205,25 +208,6 @@ def error_figures(genuine: np.ndarray, impostor: np.ndarray) -> dict[str, Any]:
         out["impostor_mean"] = float(impostor.mean())
         out["impostor_max"] = float(impostor.max())
     return out
-
-
-def det_points(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(FMR, FNMR) at every distinct score used as threshold (match when score >= threshold)."""
-    thresholds = np.unique(np.concatenate([genuine, impostor]))
-    g = np.sort(genuine)
-    i = np.sort(impostor)
-    fnmr = np.searchsorted(g, thresholds, side="left") / max(len(g), 1)
-    fmr = 1.0 - np.searchsorted(i, thresholds, side="left") / max(len(i), 1)
-    return fmr, fnmr
-
-
-def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
-    if len(genuine) == 0 or len(impostor) == 0:
-        return float("nan"), float("nan")
-    thresholds = np.unique(np.concatenate([genuine, impostor]))
-    fmr, fnmr = det_points(genuine, impostor)
-    k = int(np.argmin(np.abs(fmr - fnmr)))
-    return float((fmr[k] + fnmr[k]) / 2.0), float(thresholds[k])
 
 
 def histogram(scores: np.ndarray, bins: np.ndarray) -> list[int]:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -37,6 +38,7 @@ from biometric.evaluation import discover_sets, pair_scores
 from biometric.index import FaceIndex, IndexSpec, set_num_threads
 from biometric.manifest import load_manifest
 
+CAP = 10  # photos per person, as in calibration and the accuracy benchmark
 RAY_CPUS = 2  # this machine's cores
 ENROL_PHOTOS = {False: 458, True: 24}  # real photos per enrolment run (all of yaleb_moderate)
 ENROL_ORDER = (1, 2, 2, 1)
@@ -140,80 +142,44 @@ def enrol_throughput(quick: bool) -> dict:
     }
 
 
-def embed_photos(images: list[Path], cache_dir: Path | None) -> dict[str, np.ndarray]:
-    """Every embedder's template of each photo, NaN where no face was found.
-
-    lfw_dev holds news photos, not chip portraits, so they go through the live-capture
-    acquisition (no portrait face-size rule; at 250 px their ~110 px faces fall under the chip
-    rule's 45 %). With the manifest's fusion pair, each face is detected and aligned once and
-    embedded by both models.
-    """
-    from biometric.decode import read_image
-    from biometric.errors import ImageDecodeError
-    from biometric.evaluation import embedding_cache_key
-    from biometric.pipeline import FUSION, LIVE
-
-    manifest = load_manifest(common.REPO_ROOT / "models")
-    pipeline = common.make_pipeline(threads=1, embedder=FUSION if manifest.fusion else None)
-    names = [pipeline.embedder.spec.name]
-    if pipeline.secondary is not None:
-        names.append(pipeline.secondary.spec.name)
-    cache = None
-    if cache_dir is not None:
-        key = embedding_cache_key(pipeline, images, "scale", LIVE)
-        cache = cache_dir / f"scale-lfw_dev-{key}.npz"
-        if cache.is_file():
-            with np.load(cache) as stored:
-                return {n: stored[n] for n in names}
-    out = {
-        n: np.full((len(images), e.spec.embedding_size), np.nan, np.float32)
-        for n, e in zip(names, [pipeline.embedder, pipeline.secondary], strict=False)
-    }
-    with common.progress_bar("embedding lfw_dev", len(images)) as step:
-        for i, path in enumerate(images):
-            try:
-                analysis = pipeline.analyse(read_image(path).rgb, LIVE)
-            except ImageDecodeError:
-                step(1)
-                continue
-            if analysis.subject is not None:
-                pipeline.embed([analysis])
-                out[names[0]][i] = analysis.embedding
-                if len(names) > 1:
-                    out[names[1]][i] = analysis.secondary_embedding
-            step(1)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **out)
-    return out
-
-
 def thresholds(quick: bool, cache_dir: Path | None) -> dict:
-    from biometric.evaluation import EmbeddedSet
+    """The single embedders' impostor tails on lfw_dev (the 1:N gallery searches with one
+    embedder: the default's, or the fusion's first), through the shipped acquisition, at most
+    10 photos per person as in calibration (the embeddings are shared with the accuracy
+    benchmark's cache)."""
+    from biometric.evaluation import acquire_sets
+    from biometric.pipeline import FUSION
 
     manifest = load_manifest(common.REPO_ROOT / "models")
-    lfw = {s.name: s for s in discover_sets(common.data_dir())}["lfw_dev"]
-    images = lfw.images[:300] if quick else lfw.images
-    labels = np.asarray(lfw.labels[: len(images)])
-    embedded = embed_photos(images, cache_dir)
+    lfw = next(s for s in discover_sets(common.data_dir(), CAP) if s.name == "lfw_dev")
+    if quick:
+        lfw = dataclasses.replace(lfw, images=lfw.images[:300], labels=lfw.labels[:300])
+    names = [e.name for e in manifest.models if e.role == "embedder"]
+    pipeline = common.make_pipeline(threads=1, embedder=names[0])
+    with common.progress_bar("acquiring lfw_dev", len(lfw.images)) as step:
+        acq = acquire_sets([lfw], names, pipeline, cache_dir=cache_dir, progress=step)[0]
+    gallery_embedder = (
+        manifest.fusion.embedders[0]
+        if manifest.default_embedder == FUSION and manifest.fusion
+        else manifest.default_embedder
+    )
     out = []
     for entry in manifest.models:
-        if entry.role != "embedder" or entry.name not in embedded:
+        if entry.name not in names:
             continue
-        emb = EmbeddedSet("lfw_dev", images, labels, embedded[entry.name])
-        scores = pair_scores([emb])
+        scores = pair_scores([acq.embedded(entry.name)])
         points = [(t.fmr, t.threshold) for t in entry.thresholds]
         out.append(
             scale_thresholds.analyse_embedder(entry.name, scores.genuine, scores.impostor, points)
             | {
-                "default": entry.name == manifest.default_embedder,
-                "failure_to_acquire": emb.failure_to_acquire,
+                "default": entry.name == gallery_embedder,
+                "failure_to_acquire": acq.failure_to_acquire,
                 "calibrated_on": sorted({d for t in entry.thresholds for d in t.datasets}),
             }
         )
     return {
-        "set": "lfw_dev" + (" (first 300 photos: quick)" if quick else ""),
-        "acquisition": "live-capture acquisition (news photos, not chip portraits)",
+        "set": "lfw_dev" + (" (first 300 photos: quick)" if quick else "") + f", cap {CAP}",
+        "acquisition": "the shipped acquisition (biometric.acquire)",
         "assumptions": scale_thresholds.assumptions(),
         "embedders": out,
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biometric.evaluation import threshold_at_fmr
+from biometric.rates import threshold_at_fmr
 
 GALLERY_SIZES = (1_000_000, 10_000_000, 100_000_000)
 SUPPORT = 10  # impostor pairs at or above a threshold for its FMR to count as measured

@@ -81,34 +81,88 @@ def models_build(
 def models_calibrate(
     models_dir: ModelsDir = None,
     data_dir: DataDir = None,
-    embedder: Annotated[str | None, typer.Option(help="Embedder to calibrate.")] = None,
-    fusion: Annotated[bool, typer.Option(help="Calibrate the two-model score fusion.")] = False,
+    cap: Annotated[int, typer.Option(help="At most this many photos per person.")] = 10,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
 ) -> None:
-    """Set decision thresholds at FMR 1e-2/1e-3/1e-4 from genuine/impostor pairs of real photos."""
-    from biometric.calibrate import calibrate_and_record, calibrate_fusion
-    from biometric.evaluation import discover_sets
+    """Fit every embedder's and the fusion's thresholds on all shared sets (equal weight per set),
+    check them on held-out people, choose the default by the README's rule, record it all."""
+    from biometric.calibrate import calibrate_all
+    from biometric.evaluation import acquire_sets, discover_sets
+    from biometric.manifest import save_manifest
 
     data = data_dir or config.data_dir()
-    total = sum(len(s.images) for s in guard(lambda: discover_sets(data)))
-    if fusion:
-        with progress_bar("embedding photos (both models)", 2 * total) as advance:
-            spec = guard(lambda: calibrate_fusion(models_dir or config.models_dir(), data,
-                                                   progress=advance))
-        thresholds = spec.thresholds
-    else:
-        pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
-        with progress_bar("embedding photos", total) as advance:
-            thresholds = calibrate_and_record(pipeline, data, progress=advance)
-    table = Table("FMR", "threshold", "TAR", "genuine pairs", "impostor pairs")
-    for t in thresholds:
-        table.add_row(
-            f"{t.fmr:g}",
-            f"{t.threshold:.4f}",
-            f"{t.tar:.4f}",
-            str(t.genuine_pairs),
-            str(t.impostor_pairs),
-        )
+    sets = guard(lambda: discover_sets(data, cap))
+    pipeline = guard(lambda: _pipeline(models_dir, embedder="mobilefacenet"))
+    total = sum(len(s.images) for s in sets)
+    with progress_bar("acquiring and embedding (both models)", total) as advance:
+        acquired = acquire_sets(sets, ["mobilefacenet", "dlib_resnet"], pipeline, workers,
+                                config.cache_dir() / "embeddings", advance)
+    manifest = pipeline.manifest
+    thresholds = calibrate_all(manifest, acquired)
+    save_manifest(manifest, pipeline.models_dir)
+    table = Table("option", "FMR", "threshold", "sets", "FMR held-out (95 % CI)", "TAR",
+                  "worst set ratio")
+    for option, points in thresholds.items():
+        for t in points:
+            ratios = [r.fmr_ratio for r in t.per_set if r.fmr_ratio is not None]
+            lo, hi = t.fmr_out_of_sample_ci or (float("nan"), float("nan"))
+            table.add_row(option, f"{t.fmr:g}", f"{t.threshold:.4f}", ", ".join(t.datasets),
+                          f"{t.fmr_out_of_sample:.2e} ({lo:.1e}-{hi:.1e})", f"{t.tar:.4f}",
+                          f"{max(ratios):.2f}" if ratios else "-")
     out.print(table)
+    choice = manifest.default_choice or {}
+    out.print(f"default: [bold]{choice.get('chosen')}[/bold]: {choice.get('why')}")
+
+
+@app.command()
+def evaluate(
+    sources: Annotated[list[Path], typer.Argument(
+        help="Folders of identity folders, or CSV files with columns file_x,file_y,same.")],
+    cap: Annotated[int, typer.Option(help="At most this many photos per person.")] = 10,
+    role: Annotated[str, typer.Option(help="Quality bounds to report retakes for: chip or live.")
+                    ] = "chip",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    embedder: Annotated[str | None, typer.Option(
+        help="mobilefacenet, dlib_resnet or fusion (default: the shipped one).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Run the shipped decision on your own labelled photos and report each source: failure to
+    acquire, FNMR and FMR at the shipped threshold, TAR at FMR 1e-3 and 1e-4."""
+    from biometric.assessment import evaluate_sources, worst_set
+    from biometric.evaluation import load_source
+
+    if role not in ("chip", "live"):
+        err.print("[red]error[/red]: --role must be chip or live", highlight=False)
+        raise typer.Exit(2)
+    try:
+        loaded = [load_source(p, cap) for p in sources]
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    with progress_bar("evaluating", sum(len(s.images) for s in loaded)) as advance:
+        report = evaluate_sources(loaded, pipeline, role, workers, progress=advance)
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    table = Table("source", "images", "FTA", f"retake ({role})", "genuine", "impostor",
+                  "FNMR", "FMR", "FMR / claim", "TAR@1e-3", "TAR@1e-4")
+
+    def f(v: float | None, spec: str = ".4f") -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    for s in report["sets"]:
+        table.add_row(s["name"], str(s["images"]), f(s["fta"], ".2%"), f(s["retake_rate"], ".2%"),
+                      str(s["genuine"]), str(s["impostor"]), f(s["fnmr_at_threshold"]),
+                      f(s["fmr_at_threshold"], ".2e"), f(s["fmr_ratio"], ".2f"),
+                      f(s["tar_at_fmr"]["1e-3"]), f(s["tar_at_fmr"]["1e-4"]))
+    out.print(f"{report['embedder']} at threshold {report['threshold']:.4f} "
+              f"(claimed FMR {report['fmr_claimed']:g})")
+    out.print(table)
+    name, ratio = worst_set(report)
+    if name is not None:
+        out.print(f"worst set: {name}, FMR {ratio:.2f}x the claim")
 
 
 def _print_verify(result: dict) -> None:

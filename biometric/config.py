@@ -31,3 +31,8 @@ def model_cache_dir() -> Path:
 def index_dir() -> Path:
     """Saved FAISS indexes (derived from the store; safe to delete: they are rebuilt)."""
     return _path_from_env("BIOMETRIC_INDEX_DIR", REPO_ROOT / "var" / "index")
+
+
+def cache_dir() -> Path:
+    """Derived, disposable files (embeddings of the shared photos, keyed by model version)."""
+    return _path_from_env("BIOMETRIC_CACHE_DIR", REPO_ROOT / "var" / "cache")

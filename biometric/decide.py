@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from biometric.i18n import translate
+
 
 class Decision(StrEnum):
     MATCH = "match"
@@ -30,26 +32,10 @@ class RetakeReason(StrEnum):
     PRESENTATION_ATTACK = "presentation_attack_suspected"
 
 
-# What counter staff read; phrased as an instruction, not a diagnosis.
-REASON_TEXT = {
-    RetakeReason.NO_FACE: "No face found. Ask the person to face the camera.",
-    RetakeReason.SEVERAL_FACES: (
-        "More than one face in view. Only the card holder should be in frame."
-    ),
-    RetakeReason.FACE_TOO_SMALL: "Face too small. Ask the person to come closer to the camera.",
-    RetakeReason.HEAD_TURNED: "Head turned. Ask the person to look straight at the camera.",
-    RetakeReason.HEAD_TILTED_UP_DOWN: "Head tilted up or down. Ask for a level chin.",
-    RetakeReason.HEAD_TILTED_SIDEWAYS: "Head tilted sideways. Ask for an upright head.",
-    RetakeReason.TOO_BLURRY: "Image blurred. Ask the person to hold still, or clean the lens.",
-    RetakeReason.TOO_DARK: "Face too dark. Improve the lighting or face the person to the light.",
-    RetakeReason.TOO_BRIGHT: "Face overexposed. Reduce direct light or glare on the face.",
-    RetakeReason.LOW_CONTRAST: "Face lacks contrast. Check the lighting and the camera lens.",
-    RetakeReason.FACE_NOT_CENTERED: "Face at the edge of the picture. Centre the person in frame.",
-    RetakeReason.PRESENTATION_ATTACK: (
-        "Possible photo or screen held to the camera. Ask the person to remove anything in "
-        "front of the face and retake; call a supervisor if it happens again."
-    ),
-}
+def reason_message(code: str, locale: str | None = None) -> str:
+    """What counter staff read for a retake reason, phrased as an instruction, not a diagnosis
+    (catalogue key ``reason.<code>``; ``locale`` None: ``BIOMETRIC_LOCALE``)."""
+    return translate(f"reason.{code}", locale)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from biometric.errors import ImageDecodeError, ImageTooLarge, UnsupportedImageType
 
-# PGM/PPM (PIL's "PPM") is accepted because the Yale B research set uses it; BMP for old cameras.
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "JPEG2000", "PPM", "BMP"})
+# PGM/PPM (PIL's "PPM") is accepted because the Yale B research set uses it; BMP for old cameras;
+# GIF (first frame) because scanned and web-sourced enrolment photos come as GIF (one of the
+# asian_celeb portraits is a GIF behind a .jpg name).
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "JPEG2000", "PPM", "BMP", "GIF"})
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # Pixels decoded per image, which bounds memory per request (about 3 bytes per pixel for the
 # RGB array, and as much again while Pillow decodes): 4000x3000, the largest frame of the

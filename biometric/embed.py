@@ -34,8 +34,12 @@ class Embedder:
         self._mean = np.asarray(spec.mean, dtype=np.float32)
         self._scale = 1.0 / np.asarray(spec.std, dtype=np.float32)
 
-    def align(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        return align_face(rgb, landmarks, self.spec.template, self.spec.input_size)
+    def align(
+        self, rgb: np.ndarray, landmarks: np.ndarray, replicate_border: bool = False
+    ) -> np.ndarray:
+        return align_face(
+            rgb, landmarks, self.spec.template, self.spec.input_size, replicate_border
+        )
 
     def network_input(self, batch: np.ndarray) -> np.ndarray:
         """Aligned RGB crops (N x H x W x 3 uint8) -> the network's normalised input tensor."""

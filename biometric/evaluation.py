@@ -1,51 +1,158 @@
-"""Genuine/impostor evaluation on folders of real photos (ISO/IEC 19795-1 terms).
+"""Labelled photos through the shipped acquisition and embedders, and their pair scores.
 
-A *set* is a folder under the data root; its identities are the sub-folders of ``<set>/identities``
-if that exists, else of ``<set>`` itself. Every image is embedded once (cached on disk per model
-version); all same-identity pairs are genuine, all cross-identity pairs impostor.
+A *source* is either a folder of identity folders (``<set>/identities/<person>/`` or
+``<set>/<person>/``), which gives every same-person pair as genuine and every cross-person pair
+as impostor, or a CSV file with the columns ``file_x,file_y,same`` (paths relative to the CSV's
+folder, ``same`` 1/0 or Yes/No), which gives its listed pairs. The data root's sets are the
+folders under it (``discover_sets``).
+
+Every image goes once through decode, detection, subject choice and alignment, is embedded by
+every requested embedder and assessed under both roles' quality bounds; the work is spread over
+worker processes (each loads the models once) and cached on disk per model version, settings
+and file.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from biometric.align import OUTSIDE_FILL
 from biometric.decode import read_image
 from biometric.errors import ImageDecodeError
-from biometric.pipeline import CHIP, FrontEnd, Pipeline
+from biometric.pipeline import CHIP, LIVE, Pipeline
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".webp", ".jp2", ".j2k", ".bmp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".webp", ".jp2", ".j2k", ".bmp", ".gif"}
+ROLES = (LIVE, CHIP)
+# Person-disjoint folds for out-of-sample error rates (biometric.calibrate).
+FOLDS = 5
+_CHUNK = 8  # images per task sent to a worker: small enough for a smooth progress bar
 
 
 @dataclass(frozen=True)
 class IdentitySet:
+    """Images with an identity label each, or (CSV sources) with listed pairs."""
+
     name: str
     images: list[Path]
     labels: list[str]
+    pairs: np.ndarray | None = None  # (P, 3) int: index x, index y, same (1) or not (0)
 
 
-def discover_sets(data_dir: Path) -> list[IdentitySet]:
+def _identity_root(set_dir: Path) -> Path:
+    return set_dir / "identities" if (set_dir / "identities").is_dir() else set_dir
+
+
+def folder_set(set_dir: Path, cap: int | None = None, name: str | None = None) -> IdentitySet:
+    """A folder of identity folders; at most ``cap`` photos (sorted by name) per person."""
+    images, labels = [], []
+    set_name = name or set_dir.name
+    for ident in sorted(p for p in _identity_root(set_dir).iterdir() if p.is_dir()):
+        photos = sorted(p for p in ident.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for img in photos[:cap] if cap else photos:
+            images.append(img)
+            labels.append(f"{set_name}/{ident.name}")
+    return IdentitySet(set_name, images, labels)
+
+
+_SAME = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0}
+
+
+def csv_set(path: Path, name: str | None = None) -> IdentitySet:
+    """Listed pairs: a CSV with the header ``file_x,file_y,same``."""
+    index: dict[Path, int] = {}
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = {"file_x", "file_y", "same"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(
+                f"{path}: missing column(s) {sorted(missing)}; need file_x,file_y,same"
+            )
+        for line, row in enumerate(reader, start=2):
+            same = _SAME.get(str(row["same"]).strip().lower())
+            if same is None:
+                raise ValueError(
+                    f"{path}:{line}: 'same' must be 1/0 or Yes/No, got {row['same']!r}"
+                )
+            ends = []
+            for key in ("file_x", "file_y"):
+                p = (path.parent / row[key].strip()).resolve()
+                if not p.is_file():
+                    raise ValueError(f"{path}:{line}: {row[key]!r} is not a file")
+                ends.append(index.setdefault(p, len(index)))
+            rows.append((*ends, same))
+    if not rows:
+        raise ValueError(f"{path}: no pairs")
+    images = list(index)
+    return IdentitySet(
+        name or path.stem,
+        images,
+        [str(p) for p in images],  # one label per file: identities are unknown
+        np.asarray(rows, dtype=np.int64),
+    )
+
+
+def lfw_pairs_set(set_dir: Path, pairs_file: str = "pairsDevTest.txt") -> IdentitySet | None:
+    """LFW's official View-1 pairs (``name i j`` / ``name1 i name2 j``), if the set has them."""
+    path = set_dir / pairs_file
+    if not path.is_file():
+        return None
+    lines = path.read_text().split("\n")
+    index: dict[Path, int] = {}
+    rows = []
+
+    def photo(person: str, number: str) -> int:
+        p = set_dir / person / f"{person}_{int(number):04d}.jpg"
+        return index.setdefault(p, len(index))
+
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) == 3:
+            rows.append((photo(parts[0], parts[1]), photo(parts[0], parts[2]), 1))
+        elif len(parts) == 4:
+            rows.append((photo(parts[0], parts[1]), photo(parts[2], parts[3]), 0))
+    images = list(index)
+    return IdentitySet(
+        f"{set_dir.name}_view1", images, [str(p) for p in images], np.asarray(rows, np.int64)
+    )
+
+
+def load_source(path: Path, cap: int | None = None) -> IdentitySet:
+    """A folder of identity folders or a pairs CSV, with a clear error for anything else."""
+    if path.is_dir():
+        ident = folder_set(path, cap)
+        if len(set(ident.labels)) < 2:
+            raise ValueError(f"{path}: needs at least two identity folders with photos")
+        return ident
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return csv_set(path)
+    raise ValueError(f"{path}: not a folder of identity folders nor a .csv of pairs")
+
+
+def discover_sets(data_dir: Path, cap: int | None = None) -> list[IdentitySet]:
     if not data_dir.is_dir():
         raise FileNotFoundError(
             f"data folder {data_dir} does not exist; set BIOMETRIC_DATA_DIR to the shared photos"
         )
     sets = []
     for set_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
-        root = set_dir / "identities" if (set_dir / "identities").is_dir() else set_dir
-        images, labels = [], []
-        for ident in sorted(p for p in root.iterdir() if p.is_dir()):
-            for img in sorted(ident.iterdir()):
-                if img.suffix.lower() in IMAGE_SUFFIXES:
-                    images.append(img)
-                    labels.append(f"{set_dir.name}/{ident.name}")
-        if len(set(labels)) >= 2:
-            sets.append(IdentitySet(set_dir.name, images, labels))
+        ident = folder_set(set_dir, cap)
+        if len(set(ident.labels)) >= 2:
+            sets.append(ident)
     return sets
+
+
+# -- acquisition and embedding --------------------------------------------------------------
 
 
 @dataclass
@@ -54,6 +161,7 @@ class EmbeddedSet:
     images: list[Path]
     labels: np.ndarray  # (N,) str
     embeddings: np.ndarray  # (N, D) float32; NaN rows where no usable face was found
+    pairs: np.ndarray | None = None
 
     @property
     def acquired(self) -> np.ndarray:
@@ -64,25 +172,171 @@ class EmbeddedSet:
         return float(1.0 - self.acquired.mean()) if len(self.images) else 0.0
 
 
-def embedding_cache_key(pipeline: Pipeline, images: list[Path], *extra: object) -> str:
-    """A key for cached embeddings: changes whenever an embedding could change (detector and
-    active embedder versions, detection settings, the files), plus the caller's ``extra``."""
-    active = {pipeline.embedder.spec.name}
-    if pipeline.secondary is not None:
-        active.add(pipeline.secondary.spec.name)
+@dataclass
+class AcquiredSet:
+    """One set through acquisition, every requested embedder and both roles' quality bounds."""
+
+    ident: IdentitySet
+    embeddings: dict[str, np.ndarray]  # embedder name -> (N, D), NaN rows where not acquired
+    # Per role, per image: the retake codes a verification would give (empty: usable).
+    reasons: dict[str, list[list[str]]] = field(default_factory=dict)
+
+    @property
+    def acquired(self) -> np.ndarray:
+        first = next(iter(self.embeddings.values()))
+        return ~np.isnan(first[:, 0])
+
+    @property
+    def failure_to_acquire(self) -> float:
+        return float(1.0 - self.acquired.mean()) if len(self.ident.images) else 0.0
+
+    def retake_rate(self, role: str) -> float:
+        """Share of acquired images that a quality bound (or a second face) sends to retake."""
+        acquired = self.acquired
+        bad = [bool(r) for r, ok in zip(self.reasons[role], acquired, strict=True) if ok]
+        return float(np.mean(bad)) if bad else 0.0
+
+    def embedded(self, name: str) -> EmbeddedSet:
+        i = self.ident
+        return EmbeddedSet(i.name, i.images, np.asarray(i.labels), self.embeddings[name], i.pairs)
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _worker_init(models_dir: str | None, embedders: Sequence[str]) -> None:
+    from biometric.embed import Embedder
+
+    pipeline = Pipeline(Path(models_dir) if models_dir else None, embedder=embedders[0])
+    _WORKER["pipeline"] = pipeline
+    _WORKER["embedders"] = [pipeline.embedder] + [
+        Embedder(pipeline.manifest.embedder_spec(n), pipeline.models_dir, 1) for n in embedders[1:]
+    ]
+
+
+def _acquire_one(path: Path) -> tuple[list[np.ndarray | None], dict[str, list[str]]]:
+    pipeline: Pipeline = _WORKER["pipeline"]  # type: ignore[assignment]
+    embedders = _WORKER["embedders"]
+    try:
+        rgb = read_image(path).rgb
+    except ImageDecodeError:
+        return [None] * len(embedders), {role: ["decode_error"] for role in ROLES}  # type: ignore[arg-type]
+    analysis = pipeline.analyse(rgb, LIVE)
+    if analysis.subject is None or analysis.quality is None:
+        return [None] * len(embedders), {role: ["no_face"] for role in ROLES}  # type: ignore[arg-type]
+    chip = pipeline.assess_quality(rgb, analysis.subject, CHIP)
+    reasons = {LIVE: [r.code for r in analysis.reasons], CHIP: list(chip.violations)}
+    vectors = []
+    for emb in embedders:  # type: ignore[attr-defined]
+        crop = (
+            analysis.crop
+            if emb is pipeline.embedder
+            else emb.align(rgb, analysis.subject.landmarks)
+        )
+        vectors.append(emb.embed_crops([crop])[0])
+    return vectors, reasons
+
+
+def _acquire_chunk(paths: list[str]) -> list[tuple[list[np.ndarray | None], dict[str, list[str]]]]:
+    return [_acquire_one(Path(p)) for p in paths]
+
+
+def cache_key(pipeline: Pipeline, images: Sequence[Path], *extra: object) -> str:
+    """Changes whenever a result could change: detector and embedder versions, acquisition and
+    quality settings, the files (path, size, mtime), plus the caller's ``extra``."""
     s = pipeline.settings
-    fast = s.front_end is not FrontEnd.MTCNN
-    versions = {
-        name: v
-        for name, v in pipeline.model_versions.items()
-        if name.startswith("mtcnn") or name in active or (fast and name == "blazeface")
-    }
-    settings = repr((s.detector, s.pad_ratios, s.portrait_thresholds, s.portrait_min_face_fraction))
-    if fast:  # MTCNN-only keys stay as they were, so their caches stay valid
-        settings += repr((s.front_end, s.fast, s.fast_pad_ratio))
+    detection = (s.detector, s.acquisition, s.front_end, s.fast, s.fast_pad_ratio)
+    settings = repr((*detection, s.subject, s.quality, OUTSIDE_FILL))
     stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in images]
-    blob = json.dumps([versions, sorted(active), settings, stat, [repr(e) for e in extra]])
+    blob = json.dumps([pipeline.model_versions, settings, stat, [repr(e) for e in extra]])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def embedding_cache_key(pipeline: Pipeline, images: list[Path], *extra: object) -> str:
+    """Cache key for the embeddings of ``pipeline``'s active embedder(s)."""
+    active = [pipeline.embedder.spec.name]
+    if pipeline.secondary is not None:
+        active.append(pipeline.secondary.spec.name)
+    return cache_key(pipeline, images, active, *extra)
+
+
+def acquire_sets(
+    sets: Sequence[IdentitySet],
+    embedders: Sequence[str],
+    pipeline: Pipeline | None = None,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[AcquiredSet]:
+    """Acquire and embed every image of ``sets`` with each of ``embedders`` (the first one's
+    alignment crop is what quality is measured on), on ``workers`` processes (default: every
+    core). ``pipeline`` supplies the settings and models folder."""
+    pipeline = pipeline or Pipeline()
+    workers = max(1, workers or os.cpu_count() or 1)
+    out: list[AcquiredSet | None] = [None] * len(sets)
+    todo: list[tuple[int, Path | None]] = []
+    for k, ident in enumerate(sets):
+        cache = None
+        if cache_dir is not None:
+            cache = (
+                cache_dir / f"{ident.name}-{cache_key(pipeline, ident.images, list(embedders))}.npz"
+            )
+            if cache.is_file():
+                out[k] = _load(ident, cache, embedders)
+                if progress:
+                    progress(len(ident.images))
+                continue
+        todo.append((k, cache))
+    if todo:
+        models_dir = str(pipeline.models_dir)
+        ctx = get_context("spawn")  # onnxruntime sessions must not be forked
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(models_dir, embedders)
+        ) as pool:
+            for k, cache in todo:
+                out[k] = _acquire_set(pool, sets[k], pipeline, embedders, progress)
+                if cache is not None:
+                    _save(out[k], cache)  # type: ignore[arg-type]
+    return out  # type: ignore[return-value]
+
+
+def _acquire_set(pool, ident: IdentitySet, pipeline: Pipeline, embedders, progress):
+    paths = [str(p) for p in ident.images]
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    dims = [pipeline.manifest.embedder_spec(n).embedding_size for n in embedders]
+    emb = {
+        n: np.full((len(paths), d), np.nan, np.float32)
+        for n, d in zip(embedders, dims, strict=True)
+    }
+    reasons: dict[str, list[list[str]]] = {role: [] for role in ROLES}
+    i = 0
+    for results in pool.map(_acquire_chunk, chunks):
+        for vectors, why in results:
+            for name, v in zip(embedders, vectors, strict=True):
+                if v is not None:
+                    emb[name][i] = v
+            for role in ROLES:
+                reasons[role].append(why[role])
+            i += 1
+        if progress:
+            progress(len(results))
+    return AcquiredSet(ident, emb, reasons)
+
+
+def _save(acq: AcquiredSet, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp, reasons=json.dumps(acq.reasons), **{f"emb_{k}": v for k, v in acq.embeddings.items()}
+    )
+    tmp.replace(path)
+
+
+def _load(ident: IdentitySet, path: Path, embedders: Sequence[str]) -> AcquiredSet:
+    with np.load(path) as z:
+        return AcquiredSet(
+            ident, {n: z[f"emb_{n}"] for n in embedders}, json.loads(str(z["reasons"]))
+        )
 
 
 def embed_set(
@@ -90,62 +344,71 @@ def embed_set(
     ident: IdentitySet,
     cache_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> EmbeddedSet:
-    """Embed every image of a set as a chip-like portrait (lenient size bounds)."""
-    cache = None
-    if cache_dir is not None:
-        cache = cache_dir / f"{ident.name}-{embedding_cache_key(pipeline, ident.images)}.npy"
-        if cache.is_file():
-            return EmbeddedSet(ident.name, ident.images, np.asarray(ident.labels), np.load(cache))
-    dim = pipeline.embedder.spec.embedding_size
-    out = np.full((len(ident.images), dim), np.nan, dtype=np.float32)
-    for i, path in enumerate(ident.images):
-        try:
-            analysis = pipeline.template(read_image(path).rgb, CHIP)
-        except ImageDecodeError:
-            analysis = None
-        if analysis is not None and analysis.embedding is not None:
-            out[i] = analysis.embedding
-        if progress:
-            progress(1)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, out)
-    return EmbeddedSet(ident.name, ident.images, np.asarray(ident.labels), out)
+    """Every image of a set embedded by ``pipeline``'s embedder."""
+    name = pipeline.embedder.spec.name
+    acq = acquire_sets([ident], [name], pipeline, workers, cache_dir, progress)[0]
+    return acq.embedded(name)
+
+
+# -- pair scores ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PairScores:
     genuine: np.ndarray
     impostor: np.ndarray
+    # Person-disjoint folds of each pair's two images ((n, 2) int8), -1 where unknown (CSV).
+    genuine_folds: np.ndarray | None = None
+    impostor_folds: np.ndarray | None = None
 
 
-def pair_scores(sets: list[EmbeddedSet]) -> PairScores:
-    """All genuine and all impostor pairs among acquired images, within each set."""
-    genuine, impostor = [], []
+def identity_folds(labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
+    """A stable fold per identity (a hash of the label), so every person's photos share one."""
+    return np.asarray(
+        [int(hashlib.sha256(str(x).encode()).hexdigest()[:8], 16) % folds for x in labels],
+        dtype=np.int8,
+    )
+
+
+def pair_scores(sets: Sequence[EmbeddedSet]) -> PairScores:
+    """Genuine and impostor scores among acquired images, within each set: all pairs of a
+    folder set, the listed pairs of a CSV set."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("g", "i", "gf", "if")}
     for s in sets:
         keep = s.acquired
+        if s.pairs is not None:
+            ok = keep[s.pairs[:, 0]] & keep[s.pairs[:, 1]]
+            p = s.pairs[ok]
+            sims = np.einsum("ij,ij->i", s.embeddings[p[:, 0]], s.embeddings[p[:, 1]])
+            unknown = np.full((len(p), 2), -1, np.int8)
+            same = p[:, 2] == 1
+            parts["g"].append(sims[same])
+            parts["i"].append(sims[~same])
+            parts["gf"].append(unknown[same])
+            parts["if"].append(unknown[~same])
+            continue
         emb, labels = s.embeddings[keep], s.labels[keep]
+        folds = identity_folds(labels)
         sims = emb @ emb.T
         same = labels[:, None] == labels[None, :]
         upper = np.triu(np.ones_like(same, dtype=bool), k=1)
-        genuine.append(sims[same & upper])
-        impostor.append(sims[~same & upper])
-    return PairScores(np.concatenate(genuine), np.concatenate(impostor))
+        for key, mask in (("g", same & upper), ("i", ~same & upper)):
+            rows, cols = np.nonzero(mask)
+            parts[key].append(sims[rows, cols])
+            parts[f"{key}f"].append(np.stack([folds[rows], folds[cols]], axis=1))
+
+    def cat(key: str, width: int) -> np.ndarray:
+        arrays = parts[key]
+        if arrays:
+            return np.concatenate(arrays)
+        return np.empty((0, width), np.int8) if width else np.empty(0, np.float32)
+
+    return PairScores(cat("g", 0), cat("i", 0), cat("gf", 2), cat("if", 2))
 
 
-def threshold_at_fmr(impostor: np.ndarray, fmr: float) -> float:
-    """Smallest threshold whose false-match rate on these impostor scores is <= fmr.
-
-    A pair matches when score >= threshold, so the threshold sits just above the
-    (k+1)-th highest impostor score, k = floor(fmr * n).
-    """
-    ordered = np.sort(impostor)[::-1]
-    k = int(np.floor(fmr * len(ordered)))
-    if k >= len(ordered):
-        return float(ordered[-1])
-    return float(np.nextafter(np.float32(ordered[k]), np.float32(np.inf)))
-
-
-def rate_at_or_above(scores: np.ndarray, threshold: float) -> float:
-    return float((scores >= threshold).mean()) if len(scores) else float("nan")
+def only_acquired_by_all(sets: Sequence[EmbeddedSet]) -> list[EmbeddedSet]:
+    """The same sets with every image that one of them did not acquire removed from all."""
+    keep = np.logical_and.reduce([s.acquired for s in sets])
+    return [replace(s, embeddings=np.where(keep[:, None], s.embeddings, np.nan)) for s in sets]

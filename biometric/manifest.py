@@ -26,13 +26,36 @@ class SourceRecord(BaseModel):
     license: str
 
 
+class SetRates(BaseModel):
+    """Error rates of one data set at a calibrated threshold (in sample: all its pairs)."""
+
+    name: str
+    genuine_pairs: int
+    impostor_pairs: int
+    fmr: float | None  # None: no impostor pairs
+    fnmr: float | None  # None: no genuine pairs
+    fmr_ratio: float | None = None  # fmr / claimed FMR, where the set supports it
+    # Measured on each fold's people at the threshold fitted on the other folds' people.
+    fmr_out_of_sample: float | None = None
+    fmr_ratio_out_of_sample: float | None = None
+
+
 class CalibratedThreshold(BaseModel):
     fmr: float
     threshold: float
-    tar: float
+    pooled_fit: float | None = None  # the equal-weight pooled fit before the per-set guard
+    tar: float  # mean over the sets with genuine pairs (each set weighs the same)
     genuine_pairs: int
     impostor_pairs: int
-    datasets: list[str]
+    datasets: list[str]  # the sets the threshold was fitted on (equal weight each)
+    weighting: str = "equal weight per set, raised to the strictest set"
+    per_set: list[SetRates] = Field(default_factory=list)
+    # Person-disjoint cross-validation: each fold's people scored at a threshold fitted on the
+    # other folds' people (equal-weight mean over ``datasets``; 95 % interval).
+    fmr_out_of_sample: float | None = None
+    fmr_out_of_sample_ci: list[float] | None = None
+    tar_out_of_sample: float | None = None
+    folds: int | None = None
 
 
 def _threshold_for(
@@ -87,8 +110,12 @@ class Manifest(BaseModel):
     schema_version: int = 1
     default_embedder: str = "mobilefacenet"
     default_fmr: float = 1e-3
+    # The liveness model a pipeline uses unless told otherwise (chosen by measurement, README).
+    default_liveness: str = "minifasnet"
     models: list[ModelEntry] = Field(default_factory=list)
     fusion: FusionSpec | None = None
+    # How the default embedder was chosen: the rule, the date and the figures it was applied to.
+    default_choice: dict[str, Any] | None = None
 
     def get(self, name: str) -> ModelEntry:
         for m in self.models:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from biometric import config
-from biometric.evaluation import EmbeddedSet, discover_sets, embed_set
+from biometric.evaluation import AcquiredSet, EmbeddedSet, acquire_sets, discover_sets
 from biometric.pipeline import Pipeline
 
 
@@ -34,13 +34,25 @@ def pipeline() -> Pipeline:
     return p
 
 
+# Photos per person, as `biometric evaluate --cap` (keeps lfw_dev's most photographed people from
+# dominating its genuine pairs).
+CAP = 10
+EMBEDDERS = ("mobilefacenet", "dlib_resnet")
+
+
 @pytest.fixture(scope="session")
-def embedded_sets(pipeline: Pipeline, data_dir: Path, tmp_path_factory) -> list[EmbeddedSet]:
-    """Every identity set under the data root, embedded once for the whole session."""
-    cache = tmp_path_factory.mktemp("embeddings")
-    sets = discover_sets(data_dir)
+def acquired_sets(pipeline: Pipeline, data_dir: Path, tmp_path_factory) -> list[AcquiredSet]:
+    """Every identity set under the data root through the shipped acquisition and both
+    embedders, once for the whole session (on every core)."""
+    sets = discover_sets(data_dir, CAP)
     assert sets, f"no identity sets under {data_dir}"
-    return [embed_set(pipeline, s, cache) for s in sets]
+    return acquire_sets(sets, EMBEDDERS, pipeline, cache_dir=tmp_path_factory.mktemp("acq"))
+
+
+@pytest.fixture(scope="session")
+def embedded_sets(pipeline: Pipeline, acquired_sets: list[AcquiredSet]) -> list[EmbeddedSet]:
+    """The sets embedded by the default pipeline's embedder."""
+    return [a.embedded(pipeline.embedder.spec.name) for a in acquired_sets]
 
 
 PG_HOST_URL = "postgresql+psycopg://{user}@127.0.0.1:5432/test"

@@ -1,64 +1,109 @@
-"""The calibrated operating point on real genuine/impostor pairs (ISO/IEC 19795-1 terms)."""
+"""The shipped decision on real photos of every shared set (ISO/IEC 19795-1 terms): acquisition,
+the calibrated threshold per set, LFW's official View-1 pairs, and the `evaluate` command."""
 
 from __future__ import annotations
 
-import math
+import json
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
+from biometric.assessment import source_figures
+from biometric.calibrate import FUSION, option_scores
 from biometric.decode import read_image
-from biometric.evaluation import (
-    EmbeddedSet,
-    discover_sets,
-    embed_set,
-    pair_scores,
-    rate_at_or_above,
-)
-from biometric.pipeline import Pipeline
+from biometric.evaluation import AcquiredSet, acquire_sets, lfw_pairs_set
+from biometric.pipeline import CHIP, LIVE, Pipeline
+
+# Failure to find a whole face (issue targets): colour sets 1 %, grey tight crops 3 %.
+FTA_BOUND = {"lfw_dev": 0.01, "asian_celeb": 0.01, "fr_examples": 0.01, "yaleb_moderate": 0.03}
+# The measured FMR at the shipped threshold may exceed the claim by this factor on any set that
+# can show it (at least 1/claim impostor pairs) before the claim is considered broken.
+MAX_FMR_RATIO = 3.0
 
 
-@pytest.fixture(scope="module", params=["mobilefacenet", "dlib_resnet"])
-def single_model(request, pipeline: Pipeline, data_dir, tmp_path_factory):
-    """Each single embedder with its own embedded sets (the default one reuses the session's)."""
-    if request.param == pipeline.embedder.spec.name:
-        return pipeline, None
-    other = Pipeline(embedder=request.param)
-    cache = tmp_path_factory.mktemp(f"emb-{request.param}")
-    return other, [embed_set(other, s, cache) for s in discover_sets(data_dir)]
+def _option(pipeline: Pipeline) -> str:
+    return FUSION if pipeline.fusion is not None else pipeline.embedder.spec.name
 
 
-def test_calibrated_threshold_gives_the_fmr_it_claims(
-    single_model, embedded_sets: list[EmbeddedSet]
-) -> None:
-    pipeline, own_sets = single_model
-    scores = pair_scores(own_sets or embedded_sets)
-    point = pipeline.operating_point
-    fmr = rate_at_or_above(scores.impostor, point.threshold)
-    tar = rate_at_or_above(scores.genuine, point.threshold)
-    n = len(scores.impostor)
-    # Three binomial standard errors: the manifest's threshold must hold on these pairs.
-    tolerance = 3 * math.sqrt(point.fmr * (1 - point.fmr) / n)
+@pytest.mark.parametrize("name", sorted(FTA_BOUND))
+def test_failure_to_acquire_per_set(acquired_sets: list[AcquiredSet], name: str) -> None:
+    acq = next(a for a in acquired_sets if a.ident.name == name)
     print(
-        f"\nFMR claimed {point.fmr:g}, observed {fmr:.5f} on {n} impostor pairs; "
-        f"TAR {tar:.4f} on {len(scores.genuine)} genuine pairs (threshold {point.threshold:.4f})"
+        f"\n{name}: FTA {acq.failure_to_acquire:.4f} of {len(acq.ident.images)}; retakes "
+        f"live {acq.retake_rate(LIVE):.4f}, chip {acq.retake_rate(CHIP):.4f}"
     )
-    assert fmr <= point.fmr + tolerance
-    assert tar >= 0.95
+    assert acq.failure_to_acquire <= FTA_BOUND[name]
 
 
-def test_genuine_pairs_across_photos_mostly_match(pipeline: Pipeline, fr_dir) -> None:
+def test_shipped_threshold_holds_its_fmr_on_every_set(
+    pipeline: Pipeline, acquired_sets: list[AcquiredSet]
+) -> None:
+    point = pipeline.operating_point
+    scores = option_scores(acquired_sets, _option(pipeline), pipeline.fusion)
+    checked = []
+    for acq in acquired_sets:
+        fig = source_figures(acq, scores[acq.ident.name], point.threshold, point.fmr, CHIP)
+        print(
+            f"\n{fig['name']}: FMR {fig['fmr_at_threshold']} on {fig['impostor']} impostor pairs "
+            f"(ratio {fig['fmr_ratio']}), FNMR {fig['fnmr_at_threshold']}"
+        )
+        if fig["fmr_ratio"] is not None:
+            checked.append(fig["name"])
+            assert fig["fmr_ratio"] <= MAX_FMR_RATIO, fig
+            assert fig["fnmr_at_threshold"] <= 0.2, fig
+    assert {"lfw_dev", "yaleb_moderate", "asian_celeb"} <= set(checked)
+
+
+@pytest.fixture(scope="module")
+def view1(pipeline: Pipeline, data_dir, tmp_path_factory) -> AcquiredSet:
+    pairs = lfw_pairs_set(data_dir / "lfw_dev")
+    assert pairs is not None, "lfw_dev/pairsDevTest.txt missing"
+    embedders = pipeline.fusion.embedders if pipeline.fusion else [pipeline.embedder.spec.name]
+    return acquire_sets([pairs], embedders, pipeline, cache_dir=tmp_path_factory.mktemp("v1"))[0]
+
+
+def test_lfw_view1_accuracy(pipeline: Pipeline, view1: AcquiredSet) -> None:
+    assert view1.ident.pairs is not None and len(view1.ident.pairs) == 1000
+    point = pipeline.operating_point
+    scores = option_scores([view1], _option(pipeline), pipeline.fusion)[view1.ident.name]
+    fig = source_figures(view1, scores, point.threshold, point.fmr, CHIP)
+    print(
+        f"\nView-1: accuracy {fig['accuracy_at_threshold']:.4f} at the shipped threshold, "
+        f"{fig['best_accuracy']:.4f} at the best; {fig['pairs_not_acquired']} pairs not acquired"
+    )
+    assert fig["pairs_not_acquired"] <= 10
+    assert fig["best_accuracy"] >= 0.99
+    # At the shipped threshold (FMR 1e-3 held on the hardest set) lfw_dev loses ~8 % of its
+    # genuine pairs; the best-threshold figure is the one comparable with published LFW results.
+    assert fig["accuracy_at_threshold"] >= 0.95
+
+
+def test_lfw_style_portraits_match_and_do_not_match(pipeline: Pipeline, data_dir) -> None:
+    """Two colour 250x250 portraits (the face ~40 % of the width) as live and chip: a decision,
+    not `retake` (the old chip face-size rule refused 97.6 % of them)."""
+    lfw = data_dir / "lfw_dev"
+    a, b = sorted((lfw / "Abdullah_Gul").iterdir())[:2]
+    other = sorted((lfw / "Aaron_Guiel").iterdir())[0]
+    same = pipeline.verify(read_image(a).rgb, read_image(b).rgb)
+    diff = pipeline.verify(read_image(a).rgb, read_image(other).rgb)
+    assert same.decision.value == "match", same.to_dict()["reasons"]
+    assert diff.decision.value == "no_match", diff.to_dict()["reasons"]
+
+
+def test_genuine_colour_pairs_match(pipeline: Pipeline, fr_dir) -> None:
     ids = fr_dir / "identities"
-    matched = total = 0
+    decisions = []
     for person in sorted(p for p in ids.iterdir() if p.is_dir()):
         photos = sorted(person.iterdir())
         for other in photos[1:]:
             result = pipeline.verify(read_image(photos[0]).rgb, read_image(other).rgb)
-            matched += result.decision.value == "match"
-            total += 1
-    print(f"\nfr_examples genuine pairs matched: {matched}/{total}")
-    # The threshold is set by the much larger grey yaleb set (FMR 1e-3); colour pairs with age and
-    # pose differences fall below it more often: "mostly" is a majority, not all.
-    assert matched > total / 2
+            decisions.append(result.decision.value)
+    print(f"\nfr_examples genuine pairs: {decisions}")
+    assert decisions.count("retake") == 0
+    assert decisions.count("match") >= len(decisions) - 2
 
 
 def test_impostor_pairs_do_not_match(pipeline: Pipeline, fr_dir) -> None:
@@ -70,17 +115,61 @@ def test_impostor_pairs_do_not_match(pipeline: Pipeline, fr_dir) -> None:
             assert result.decision.value == "no_match", (a.name, b.name, result.score)
 
 
-def test_fusion_scores_and_decides_with_its_own_threshold(fr_dir) -> None:
-    fused = Pipeline(embedder="fusion")
-    assert fused.fusion is not None and fused.secondary is not None
-    spec = fused.fusion.threshold_for(fused.operating_point.fmr)
-    assert spec.impostor_pairs > 10_000 and spec.tar >= 0.98
-    ids = fr_dir / "identities"
-    same = fused.verify(
-        read_image(ids / "obama/obama.jpg").rgb, read_image(ids / "obama/obama2.jpg").rgb
+def test_every_option_has_thresholds_checked_on_held_out_people(pipeline: Pipeline) -> None:
+    manifest = pipeline.manifest
+    assert manifest.default_choice and manifest.default_choice["chosen"] in (
+        "mobilefacenet", "dlib_resnet", FUSION
     )
-    other = fused.verify(
-        read_image(ids / "obama/obama.jpg").rgb, read_image(ids / "biden/biden.jpg").rgb
+    assert manifest.default_embedder == manifest.default_choice["chosen"]
+    for entry in [manifest.get("mobilefacenet"), manifest.get("dlib_resnet"), manifest.fusion]:
+        point = entry.threshold_for(1e-3)
+        assert point.weighting.startswith("equal weight per set")
+        assert {"lfw_dev", "yaleb_moderate"} <= set(point.datasets)
+        assert {r.name for r in point.per_set} >= {"lfw_dev", "asian_celeb", "yaleb_moderate"}
+        lo, hi = point.fmr_out_of_sample_ci
+        assert lo <= point.fmr_out_of_sample <= hi
+        assert point.fmr_out_of_sample <= 3 * point.fmr
+    # lfw_dev (3.4M impostor pairs) supports 1e-5.
+    assert manifest.get("mobilefacenet").threshold_for(1e-5).impostor_pairs >= 1_000_000
+
+
+def test_evaluate_command_prints_the_documented_json(tmp_path, data_dir) -> None:
+    """`biometric evaluate` on a folder source and a CSV pairs source, as an agency would."""
+    fr = data_dir / "fr_examples" / "identities"
+    photos = sorted(fr.glob("*/*"))
+    csv = tmp_path / "pairs.csv"
+    rows = ["file_x,file_y,same"]
+    for x in photos[:4]:
+        for y in photos[4:8]:
+            rows.append(f"{os.path.relpath(x, tmp_path)},{os.path.relpath(y, tmp_path)},"
+                        f"{'Yes' if x.parent == y.parent else 'No'}")
+    csv.write_text("\n".join(rows) + "\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "biometric.cli", "evaluate", str(data_dir / "fr_examples"),
+         str(csv), "--cap", "3", "--json", "--workers", "1"],
+        capture_output=True, text=True, timeout=600, check=False,
     )
-    assert same.decision.value == "match" and other.decision.value == "no_match"
-    assert same.threshold == fused.operating_point.threshold
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc) >= {"embedder", "fmr_claimed", "threshold", "sets"}
+    folder, pairs = doc["sets"]
+    assert folder["name"] == "fr_examples" and pairs["name"] == "pairs"
+    assert folder["images"] == sum(min(3, len(list(p.iterdir()))) for p in fr.iterdir())
+    assert pairs["genuine"] + pairs["impostor"] == 16  # all 16 listed pairs acquired
+    for s in doc["sets"]:
+        assert set(s) >= {"name", "images", "fta", "genuine", "impostor", "fnmr_at_threshold",
+                          "fmr_at_threshold", "tar_at_fmr"}
+        assert s["tar_at_fmr"] == {"1e-3": None, "1e-4": None}  # too few pairs: null
+        assert s["fta"] == 0.0
+    assert np.isclose(doc["threshold"], Pipeline().operating_point.threshold)
+
+
+def test_evaluate_refuses_a_bad_source(tmp_path) -> None:
+    bad = tmp_path / "pairs.csv"
+    bad.write_text("a,b\n1,2\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "biometric.cli", "evaluate", str(bad)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2
+    assert "file_x,file_y,same" in proc.stderr

@@ -421,6 +421,70 @@ def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: byte
         assert {"enrol", "erase"} <= actions
 
 
+# -- guided capture and languages -------------------------------------------------------------
+
+
+def _jpeg(path: Path, width: int) -> bytes:
+    img = Image.open(path).convert("RGB")
+    img = img.resize((width, round(img.height * width / img.width)))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def test_capture_check_guides_without_audit(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
+    with server.client(server.counter) as c, server.client(server.admin) as admin:
+        before = admin.get("/v1/audit", params={"limit": 500}).json()["items"]
+        frame = _jpeg(ids / "obama/obama2.jpg", 480)
+        r = c.post(
+            "/v1/capture-check",
+            content=frame,
+            headers={"Content-Type": "image/jpeg", "Accept-Language": "en-GB,en;q=0.9"},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["faces"] and body["subject"] is not None and body["quality"]
+        assert body["instruction"] in {"good", "centre", "hold_still", "face_camera"}
+        assert body["ready"] == (body["instruction"] == "good")
+        assert "embedding" not in r.text
+        # The same frame as the preview of a photo 4x smaller: the face would be too small.
+        tiny = c.post(
+            "/v1/capture-check",
+            content=_jpeg(ids / "obama/obama2.jpg", 120),
+            headers={"Content-Type": "image/jpeg", "Accept-Language": "en"},
+        ).json()
+        assert (tiny["instruction"], tiny["message"]) == ("move_closer", "Move closer")
+        empty = c.post(
+            "/v1/capture-check", content=no_face_jpeg, headers={"Content-Type": "image/jpeg"}
+        ).json()
+        assert (empty["instruction"], empty["message"]) == ("no_face", "Nhìn vào camera")
+        broken = c.post("/v1/capture-check", content=b"not an image")
+        assert broken.status_code in (415, 422) and broken.headers["content-type"] == PROBLEM
+        seen = {e["id"] for e in before}
+        new = [e for e in admin.get("/v1/audit", params={"limit": 500}).json()["items"]]
+        new = [e for e in new if e["id"] not in seen and e["action"] != "read_audit"]
+        # Frames are not audited; only the refused one is (every refusal is).
+        assert [e["decision"] for e in new] == ["refused"], new
+
+
+def test_messages_follow_accept_language(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
+    chip = (ids / "biden/biden.jpg").read_bytes()
+    with server.client(server.counter) as c:
+        vi = _verify(c, no_face_jpeg, chip).json()
+        c.headers["Accept-Language"] = "en-US,en;q=0.8"
+        en = _verify(c, no_face_jpeg, chip).json()
+    assert vi["decision"] == en["decision"] == "retake"
+    assert [r["code"] for r in vi["reasons"]] == [r["code"] for r in en["reasons"]] == ["no_face"]
+    assert vi["reasons"][0]["message"].startswith("Không tìm thấy khuôn mặt")
+    assert en["reasons"][0]["message"].startswith("No face found")
+    with server.client() as anonymous:
+        r = anonymous.post("/v1/capture-check", content=b"x")
+        assert r.status_code == 401 and r.headers["content-language"] == "vi"
+        assert r.json()["title"] == "Chưa đăng nhập"
+        r = anonymous.post("/v1/capture-check", content=b"x", headers={"Accept-Language": "en"})
+        assert r.json()["title"] == "Not signed in" and r.json()["type"].endswith("/unauthorized")
+
+
 # -- limits of every parameter (issue 12) -------------------------------------------------------
 
 FULL_WIDTH_ID = "１２３４５６７８９０１２"  # passes \d; must not make a second claimant

@@ -20,9 +20,10 @@ from biometric.chip import synthetic
 from biometric.chip.dg2 import parse_dg2
 from biometric.chip.errors import Dg2FormatError, SodFormatError, TrustStoreError
 from biometric.chip.passive_auth import ChipAuthStatus, authenticate
-from biometric.chip.policy import REFUSAL_TEXT, ChipAuthPolicy, refusal
+from biometric.chip.policy import ChipAuthPolicy, refusal
 from biometric.chip.sod import parse_sod
 from biometric.chip.trust import TrustStore
+from biometric.decide import reason_message
 from biometric.decode import decode_image
 
 
@@ -154,7 +155,9 @@ def test_policy() -> None:
 
     failed = ChipAuthResult(ChipAuthStatus.HASH_MISMATCH, "x")
     assert refusal(failed, ChipAuthPolicy.WARN) is None
-    assert refusal(failed, ChipAuthPolicy.BLOCK) == ("chip_auth_failed", REFUSAL_TEXT)
+    assert refusal(failed, ChipAuthPolicy.BLOCK) == (
+        "chip_auth_failed", reason_message("chip_auth_failed")
+    )
     assert refusal(ChipAuthResult(ChipAuthStatus.VERIFIED, "ok"), ChipAuthPolicy.BLOCK) is None
     assert refusal(None, ChipAuthPolicy.BLOCK)[0] == "chip_auth_not_checked"
 
@@ -238,5 +241,7 @@ def test_cli_verify_dg2(specimens: Specimens, fr_dir: Path) -> None:
     proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
                 "--chip-auth", "block")
     result = json.loads(proc.stdout)
-    assert result["decision"] == "refused" and result["reasons"][0]["message"] == REFUSAL_TEXT
+    assert result["decision"] == "refused" and result["reasons"][0]["message"] == reason_message(
+        "chip_auth_failed"
+    )
     assert result["chip_auth"]["status"] == "hash_mismatch"

@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from api.launcher import running_server
 from biometric import config
-from biometric.chip.policy import REFUSAL_TEXT
+from biometric.decide import reason_message
 from biometric.store import audit as audit_store
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key
@@ -98,7 +98,7 @@ def test_api_every_variant(server: ChipServer, specimens: Specimens, fr_dir: Pat
             reason = body["reasons"][0]
             assert reason["image"] == "chip"
             if v.expected != "not_checked":
-                assert reason["message"] == REFUSAL_TEXT
+                assert reason["message"] == reason_message("chip_auth_failed")
     metrics = httpx.get(server.url + "/metrics").text
     assert 'biometric_chip_auth_total{country="VN",status="hash_mismatch"} 3.0' in metrics
     with httpx.Client(base_url=server.url, headers={"X-API-Key": server.admin}) as c:

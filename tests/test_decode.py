@@ -98,8 +98,15 @@ def test_too_many_bytes(synthetic: np.ndarray) -> None:
 
 
 def test_unsupported_but_real_format(synthetic: np.ndarray) -> None:
-    with pytest.raises(UnsupportedImageType, match="GIF"):
-        decode_image(_encode(synthetic, "GIF"))
+    with pytest.raises(UnsupportedImageType, match="TIFF"):
+        decode_image(_encode(synthetic, "TIFF"))
+
+
+def test_gif_first_frame_decodes_to_rgb(synthetic: np.ndarray) -> None:
+    """Synthetic image. A palette GIF (some web-sourced portraits are GIFs) becomes RGB."""
+    decoded = decode_image(_encode(synthetic, "GIF"))
+    assert decoded.format == "GIF"
+    assert decoded.rgb.shape == synthetic.shape and decoded.rgb.dtype == np.uint8
 
 
 def test_missing_file(tmp_path) -> None:

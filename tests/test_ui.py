@@ -3,7 +3,8 @@ with face thumbnails on, a fake camera fed with a real photo, real verification 
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``,
 ``/usr/bin/chromedriver``); Selenium Manager is never asked to download a browser. Screenshots of
-every page state go to ``test-artifacts/ui/``."""
+every page state go to ``test-artifacts/ui/``: the counter flow in Vietnamese and in English
+(guided capture, countdown, automatic capture, chip upload, decision)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from sqlalchemy import text
 
 from api.launcher import running_server
 from biometric import config
+from biometric.guidance import Instruction
+from biometric.i18n import translate
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key
 
@@ -72,13 +75,13 @@ def ids(fr_dir: Path) -> Path:
     return fr_dir / "identities"
 
 
-def _write_y4m(bgr: np.ndarray, box: list[float], out: Path, frames: int = 5) -> Path:
-    """A 640x480 4:2:0 Y4M clip for Chromium's fake camera: a 4:3 cut of the photo around the
-    face ``box`` (the face about half the frame's height, as at a counter)."""
+def _frame(bgr: np.ndarray, box: list[float], face_share: float) -> np.ndarray:
+    """A 640x480 cut of the photo around the face ``box``, the face ``face_share`` of the
+    frame's height (0.5: at a counter; 0.12: too far from the camera)."""
     w, h = 640, 480
     x1, y1, x2, y2 = box[:4]
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    half_h = max(y2 - y1, (x2 - x1) * 3 / 4)  # frame height = 2 face heights
+    half_h = max(y2 - y1, (x2 - x1) * 3 / 4) / (2 * face_share)
     src = np.float32(
         [
             [cx - half_h * 4 / 3, cy - half_h],
@@ -87,14 +90,20 @@ def _write_y4m(bgr: np.ndarray, box: list[float], out: Path, frames: int = 5) ->
         ]
     )
     dst = np.float32([[0, 0], [w, 0], [0, h]])
-    frame = cv2.warpAffine(
+    return cv2.warpAffine(
         bgr, cv2.getAffineTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE
     )
-    i420 = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes()
+
+
+def _write_y4m(segments: list[tuple[np.ndarray, int]], out: Path, fps: int = 10) -> Path:
+    """A 4:2:0 Y4M clip for Chromium's fake camera (it loops): each frame repeated n times."""
+    h, w = segments[0][0].shape[:2]
     with out.open("wb") as fh:
-        fh.write(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
-            fh.write(b"FRAME\n" + i420)
+        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame, count in segments:
+            i420 = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes()
+            for _ in range(count):
+                fh.write(b"FRAME\n" + i420)
     return out
 
 
@@ -108,7 +117,12 @@ def browser(tmp_path_factory, ids: Path, pipeline) -> Iterator[WebDriver]:
     bgr = cv2.imread(str(photo))
     faces = pipeline.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     assert faces, photo
-    camera = _write_y4m(bgr, list(faces[0].box), tmp / "camera.y4m")
+    box = list(faces[0].box)
+    # 2 s of a person too far away, then 8 s at the right distance (the clip loops): guidance
+    # first, then the countdown and the automatic capture.
+    camera = _write_y4m(
+        [(_frame(bgr, box, 0.12), 20), (_frame(bgr, box, 0.5), 80)], tmp / "camera.y4m"
+    )
     options = Options()
     options.binary_location = str(CHROMIUM)
     for arg in (
@@ -174,23 +188,53 @@ def _verify_once(driver: WebDriver, chip: Path, citizen_id: str | None = None) -
     return result.find_element(By.ID, "decision").get_attribute("data-decision")
 
 
-def test_counter_page_verifies_camera_capture(
+def _use_language(driver: WebDriver, url: str, locale: str) -> None:
+    """Open ``url`` with ``locale`` chosen on the page (remembered by the browser)."""
+    driver.get(url)
+    Select(_wait(driver, ec.presence_of_element_located((By.ID, "lang")))).select_by_value(locale)
+    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == locale)
+
+
+def _guided_capture(driver: WebDriver, locale: str, shot_prefix: str) -> None:
+    """Start the camera; see an instruction, then the countdown, then the automatic capture."""
+    guide = driver.find_element(By.ID, "guide")
+    instructions = {translate(f"guide.{i.value}", locale) for i in Instruction} - {
+        translate("guide.good", locale)
+    }
+    countdown = {translate("guide.countdown", locale, n=n) for n in (1, 2, 3)}
+    driver.find_element(By.ID, "camera-start").click()
+    _wait(driver, lambda d: guide.text in instructions)
+    _shot(driver, shot_prefix + "-guide")
+    _wait(driver, lambda d: guide.text in countdown, 60)
+    _shot(driver, shot_prefix + "-countdown")
+    captured = translate("ui.counter.captured", locale, width=640, height=480)
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "live-status"), captured), 60)
+
+
+def test_counter_page_guided_capture_in_vietnamese_and_english(
     ui_server: UiServer, browser: WebDriver, ids: Path
 ) -> None:
     driver = browser
     driver.set_window_size(1100, 900)
-    driver.get(ui_server.url + "/ui/counter")
+    page = ui_server.url + "/ui/counter"
+    _use_language(driver, page, "vi")
     _wait(driver, ec.visibility_of_element_located((By.ID, "api-key")))
-    _shot(driver, "counter-1-sign-in")
-    _sign_in(driver, ui_server.url + "/ui/counter", ui_server.counter)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Xác thực tại quầy"
+    _shot(driver, "counter-vi-1-sign-in")
+    _sign_in(driver, page, ui_server.counter)
 
-    driver.find_element(By.ID, "camera-start").click()
-    capture = _wait(driver, ec.element_to_be_clickable((By.ID, "capture")))
-    _wait(driver, lambda d: d.execute_script("return document.getElementById('video').videoWidth"))
-    time.sleep(0.5)  # a few frames in
-    capture.click()
-    _wait(driver, ec.text_to_be_present_in_element((By.ID, "live-status"), "captured"))
+    _guided_capture(driver, "vi", "counter-vi-2")
+    assert _verify_once(driver, ids / "kit_harington/john2.jpeg") == "match"
+    decision = driver.find_element(By.ID, "decision")
+    assert decision.text.startswith("KHỚP") and "Người này là chủ thẻ." in decision.text
+    _shot(driver, "counter-vi-3-match")
 
+    # The switch on the page changes the language at once, the result included.
+    Select(driver.find_element(By.ID, "lang")).select_by_value("en")
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "decision"), "MATCH"))
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Counter verification"
+
+    _guided_capture(driver, "en", "counter-en-1")
     assert _verify_once(driver, ids / "kit_harington/john2.jpeg") == "match"
     decision = driver.find_element(By.ID, "decision")
     assert "MATCH" in decision.text and "NO MATCH" not in decision.text
@@ -198,11 +242,11 @@ def test_counter_page_verifies_camera_capture(
         driver.find_element(By.ID, "threshold").text.split()[0]
     )
     assert driver.find_element(By.ID, "live-quality").text  # quality shown
-    _shot(driver, "counter-2-match")
+    _shot(driver, "counter-en-2-match")
 
     assert _verify_once(driver, ids / "biden/biden.jpg", citizen_id="555500000001") == "no_match"
     assert "NO MATCH" in driver.find_element(By.ID, "decision").text
-    _shot(driver, "counter-3-no-match")
+    _shot(driver, "counter-en-3-no-match")
     with ui_server.client(ui_server.admin) as c:
         audit = c.get("/v1/audit", params={"citizen_id": "555500000001"}).json()["items"]
         assert [e["decision"] for e in audit] == ["no_match"]
@@ -213,7 +257,7 @@ def test_counter_page_verifies_camera_capture(
     assert driver.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth + 1"
     )
-    _shot(driver, "counter-4-phone")
+    _shot(driver, "counter-en-4-phone")
     driver.set_window_size(1100, 900)
 
 
@@ -232,7 +276,7 @@ def test_review_page_dismisses_case(ui_server: UiServer, browser: WebDriver, ids
         assert face.status_code == 200 and face.headers["content-type"] == "image/jpeg"
 
     driver.set_window_size(1100, 900)
-    driver.get(ui_server.url + "/ui/review")
+    _use_language(driver, ui_server.url + "/ui/review", "en")
     _wait(driver, ec.visibility_of_element_located((By.ID, "api-key")))
     _sign_in(driver, ui_server.url + "/ui/review", ui_server.reviewer)
     selector = f"article.case[data-case-id='{case_id}']"
@@ -355,7 +399,8 @@ def test_review_page_placeholder_without_stored_face(
 
     driver = browser
     driver.set_window_size(1100, 900)
-    driver.get(ui_server.url + "/ui/review")  # still signed in: the key is in sessionStorage
+    # Still signed in: the key is in sessionStorage.
+    _use_language(driver, ui_server.url + "/ui/review", "en")
     selector = f"article.case[data-case-id='{case_id}']"
     card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
     placeholder = _wait(

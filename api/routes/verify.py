@@ -28,6 +28,7 @@ from starlette.datastructures import UploadFile
 from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.errors import problem_from_error
+from api.i18n import localise_reasons, request_locale
 from api.metrics import Metrics
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONSES, check_ids
@@ -293,17 +294,23 @@ async def _parse_multipart(request: Request) -> VerifyInput:
             value = form.get(name)
             if value is None:
                 if name == LIVE:
-                    raise Problem(422, "missing_image", f"multipart part {name!r} is required")
+                    raise Problem(
+                        422, "missing_image", f"multipart part {name!r} is required", image=name
+                    )
                 parts[name] = None
                 continue
             if not isinstance(value, UploadFile):
-                raise Problem(422, "invalid_part", f"part {name!r} must be a file upload")
+                raise Problem(
+                    422, "invalid_part", f"part {name!r} must be a file upload", part=name
+                )
             parts[name] = await value.read()
         ids = {}
         for name in ("citizen_id", "counter_id"):
             value = form.get(name)
             if isinstance(value, UploadFile):
-                raise Problem(422, "invalid_part", f"part {name!r} must be a text field")
+                raise Problem(
+                    422, "invalid_part", f"part {name!r} must be a text field", part=name
+                )
             ids[name] = value or None
     check_ids(ids["citizen_id"], ids["counter_id"])
     live = parts[LIVE]
@@ -423,6 +430,7 @@ async def verify(
             "timeout",
             f"verification took longer than {settings.request_timeout_s:g} s; try again",
             headers={"Retry-After": "5"},
+            seconds=f"{settings.request_timeout_s:g}",
         ) from None
     except Problem as problem:
         await _audit(
@@ -468,13 +476,16 @@ async def verify(
         liveness=body["liveness"],
         chip_auth=_audit_chip(body["chip_auth"]),
     )
+    locale = request_locale(request)  # the audit above keeps the service's language
+    for role in (LIVE, CHIP):
+        body[role]["reasons"] = localise_reasons(body[role]["reasons"], locale)
     return {
         "request_id": rid,
         "decision": body["decision"],
         "score": body["score"],
         "threshold": body["threshold"],
         "fmr": body["fmr"],
-        "reasons": body["reasons"],
+        "reasons": localise_reasons(body["reasons"], locale),
         "faces": {LIVE: body[LIVE], CHIP: body[CHIP]},
         "timings_ms": timings,
         "models": body["models"],

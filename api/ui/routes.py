@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from biometric import i18n
 from biometric.gallery.style import CSS
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -46,6 +47,27 @@ async def counter_page() -> FileResponse:
 @router.get("/review")
 async def review_page() -> FileResponse:
     return _page("review.html")
+
+
+# What the pages translate: their own texts and the codes they show.
+PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "image.")
+
+
+@router.get("/i18n")
+async def page_messages(request: Request, locale: str | None = None) -> JSONResponse:
+    """The pages' texts in ``locale`` (vi or en; default: the service's BIOMETRIC_LOCALE).
+    Not secret, so no key: the sign-in form needs them before anyone has signed in."""
+    default = getattr(request.app.state.settings, "locale", None) or i18n.default_locale()
+    chosen = locale if locale in i18n.LOCALES else default
+    return JSONResponse(
+        {
+            "locale": chosen,
+            "default": default,
+            "available": list(i18n.LOCALES),
+            "messages": i18n.messages(chosen, PAGE_PREFIXES),
+        },
+        headers={"Cache-Control": "no-cache", "Content-Language": chosen},
+    )
 
 
 @router.get("/static/style.css")

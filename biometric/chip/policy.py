@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from biometric.chip.passive_auth import ChipAuthResult, ChipAuthStatus
-from biometric.decide import Decision, Reason
+from biometric.decide import Decision, Reason, reason_message
 
 if TYPE_CHECKING:
     from biometric.chip.reader import ChipReading
@@ -19,13 +19,9 @@ class ChipAuthPolicy(StrEnum):
     BLOCK = "block"  # anything but "verified" refuses the verification
 
 
+# Staff texts: catalogue keys reason.<code> (biometric/i18n), in every language.
 REFUSAL_CODE = "chip_auth_failed"
-REFUSAL_TEXT = ("The chip's data failed its signature check: the card may have been altered. "
-                "Do not accept it; refer to a supervisor.")
 NOT_CHECKED_CODE = "chip_auth_not_checked"
-NOT_CHECKED_TEXT = ("The chip's signature could not be checked (no security data from the chip, "
-                    "or no CSCA trust store). Read the card's chip again; if it happens again, "
-                    "refer to a supervisor.")
 
 
 def refusal(result: ChipAuthResult | None, policy: ChipAuthPolicy) -> tuple[str, str] | None:
@@ -34,9 +30,9 @@ def refusal(result: ChipAuthResult | None, policy: ChipAuthPolicy) -> tuple[str,
     if policy is not ChipAuthPolicy.BLOCK:
         return None
     if result is None or result.status is ChipAuthStatus.NOT_CHECKED:
-        return NOT_CHECKED_CODE, NOT_CHECKED_TEXT
+        return NOT_CHECKED_CODE, reason_message(NOT_CHECKED_CODE)
     if result.status is not ChipAuthStatus.VERIFIED:
-        return REFUSAL_CODE, REFUSAL_TEXT
+        return REFUSAL_CODE, reason_message(REFUSAL_CODE)
     return None
 
 

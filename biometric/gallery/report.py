@@ -20,7 +20,7 @@ from biometric.errors import BiometricError
 from biometric.gallery.screening import ScreeningResult
 from biometric.gallery.style import CSS
 from biometric.gallery.thumbnails import THUMB_PX, thumbnail_jpeg
-from biometric.pipeline import CHIP, Pipeline
+from biometric.pipeline import Pipeline
 
 HTML_MAX_PAIRS = 300
 
@@ -33,7 +33,7 @@ def _thumbnail(path: str, pipeline: Pipeline | None) -> str:
         return ""
     box = None
     if pipeline is not None:
-        faces = pipeline.detect(rgb, CHIP)
+        faces = pipeline.detect(rgb)
         if faces:
             box = faces[0].box
     try:

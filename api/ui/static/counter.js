@@ -1,16 +1,19 @@
-// The counter page: live capture (camera or file) + chip photo -> POST /v1/verify.
+// The counter page: guided live capture (camera with POST /v1/capture-check, or a file) +
+// chip photo -> POST /v1/verify. Every text comes from the catalogue (I18n.t).
 "use strict";
 
-(() => {
+(async () => {
   const PAGE = "counter";
   const $ = (id) => document.getElementById(id);
-  const state = { key: null, live: null, chip: null, stream: null };
-  const LABELS = {
-    match: ["MATCH", "The person is the holder of the card."],
-    no_match: ["NO MATCH", "The live photo does not match the chip photo. Check identity by other means."],
-    retake: ["RETAKE", "The photos cannot be compared yet. See why below."],
-    refused: ["REFUSED", "Do not accept this card. See why below."],
-  };
+  const t = I18n.t;
+  const state = { key: null, live: null, chip: null, stream: null, result: null };
+  // Guided capture: a preview frame this wide, this often; auto-capture after a countdown of
+  // COUNTDOWN steps once a frame passes the live quality bounds.
+  const CHECK_WIDTH = 480;
+  const CHECK_EVERY_MS = 300;
+  const COUNTDOWN = 3;
+  const STEP_MS = 1000;
+  const guide = { timer: null, busy: false, countdown: null, count: 0 };
 
   // -- sign in / out ----------------------------------------------------------------------
 
@@ -48,23 +51,23 @@
     bitmap.close();
   }
 
-  async function setImage(which, blob, description) {
+  async function setImage(which, blob, key, params) {
     state[which] = blob;
     const status = $(which + "-status");
+    I18n.set(status, key, params);
     try {
       await drawPreview($(which + "-preview"), blob);
-      status.textContent = description;
     } catch (_) {
       // Formats the browser cannot show (e.g. JPEG 2000) are still sent to the server.
       $(which + "-preview").classList.add("hidden");
-      status.textContent = description + " (no preview in this browser)";
+      status.textContent += " " + t("ui.counter.no_preview");
     }
   }
 
   async function startCamera() {
     const status = $("live-status");
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      status.textContent = "No camera access here (the page needs https or localhost). Choose a file.";
+      I18n.set(status, "ui.counter.no_camera_api");
       return;
     }
     try {
@@ -73,62 +76,165 @@
         audio: false,
       });
     } catch (err) {
-      status.textContent = "The camera could not be started (" + err.name + "). Choose a file instead.";
+      I18n.set(status, "ui.counter.camera_failed", { error: err.name });
       return;
     }
     const video = $("video");
     video.srcObject = state.stream;
-    video.classList.remove("hidden");
+    $("camera").classList.remove("hidden");
     $("live-preview").classList.add("hidden");
     await video.play().catch(() => {});
     $("capture").disabled = false;
-    $("camera-start").textContent = "Stop camera";
-    status.textContent = "Camera on. Ask the person to look at the camera, then press Capture.";
+    I18n.set($("camera-start"), "ui.counter.camera_stop");
+    I18n.set(status, "ui.counter.camera_on");
     $("capture").focus();
+    startGuide();
   }
 
   function stopCamera() {
-    if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+    stopGuide();
+    if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
     state.stream = null;
     $("video").srcObject = null;
-    $("video").classList.add("hidden");
+    $("camera").classList.add("hidden");
     $("capture").disabled = true;
-    $("camera-start").textContent = "Start camera";
+    I18n.set($("camera-start"), "ui.counter.camera_start");
   }
 
   $("camera-start").addEventListener("click", () => (state.stream ? stopCamera() : startCamera()));
 
-  $("capture").addEventListener("click", () => {
+  function capture() {
     const video = $("video");
     if (!video.videoWidth) {
-      $("live-status").textContent = "The camera is not ready yet; try again.";
+      I18n.set($("live-status"), "ui.counter.camera_not_ready");
       return;
     }
     const canvas = document.createElement("canvas");
     canvas.width = video.videoWidth;
     canvas.height = video.videoHeight;
     canvas.getContext("2d").drawImage(video, 0, 0);
+    stopGuide();
     canvas.toBlob(
       async (blob) => {
         stopCamera();
-        await setImage("live", blob, "Live photo captured (" + canvas.width + "×" + canvas.height + ").");
+        await setImage("live", blob, "ui.counter.captured", { width: canvas.width, height: canvas.height });
         $("chip-file").focus();
       },
       "image/jpeg",
       0.92
     );
-  });
+  }
+
+  $("capture").addEventListener("click", capture);
+
+  // -- guided capture -----------------------------------------------------------------------
+
+  function showGuide(text, kind) {
+    const el = $("guide");
+    el.textContent = text;
+    el.dataset.kind = kind;
+  }
+
+  function drawBoxes(check) {
+    const video = $("video");
+    const overlay = $("overlay");
+    overlay.width = video.clientWidth;
+    overlay.height = video.clientHeight;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, overlay.width, overlay.height);
+    if (!check) return;
+    const sx = overlay.width / check.width;
+    const sy = overlay.height / check.height;
+    check.faces.forEach((face, i) => {
+      const [x1, y1, x2, y2] = face.box;
+      const subject = i === check.subject;
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = subject ? (check.ready ? "#2ecc71" : "#f4a261") : "#e63946";
+      ctx.setLineDash(subject ? [] : [8, 6]);
+      ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
+    });
+  }
+
+  function cancelCountdown() {
+    if (guide.countdown) clearTimeout(guide.countdown);
+    guide.countdown = null;
+  }
+
+  function countdownStep() {
+    if (guide.count <= 0) {
+      guide.countdown = null;
+      capture();
+      return;
+    }
+    showGuide(t("guide.countdown", { n: guide.count }), "countdown");
+    guide.count -= 1;
+    guide.countdown = setTimeout(countdownStep, STEP_MS);
+  }
+
+  async function checkFrame() {
+    const video = $("video");
+    if (guide.busy || !state.stream || !video.videoWidth) return;
+    guide.busy = true;
+    try {
+      const scale = Math.min(1, CHECK_WIDTH / video.videoWidth);
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(video.videoWidth * scale);
+      canvas.height = Math.round(video.videoHeight * scale);
+      canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.8));
+      const check = await Api.json(state.key, "/v1/capture-check?full_width=" + video.videoWidth, {
+        method: "POST",
+        headers: { "Content-Type": "image/jpeg" },
+        body: blob,
+      });
+      if (!state.stream) return;
+      drawBoxes(check);
+      if (!check.ready) {
+        cancelCountdown();
+        showGuide(t("guide." + check.instruction), "instruction");
+      } else if (!guide.countdown) {
+        if ($("auto-capture").checked) {
+          guide.count = COUNTDOWN;
+          countdownStep();
+        } else {
+          showGuide(t("guide.good"), "good");
+        }
+      }
+    } catch (err) {
+      cancelCountdown();
+      showGuide(t("guide.unavailable"), "instruction");
+      if (err.status === 401) {
+        Api.clearKey(PAGE);
+        showSignedOut();
+      }
+    } finally {
+      guide.busy = false;
+    }
+  }
+
+  function startGuide() {
+    stopGuide();
+    showGuide(t("guide.checking"), "instruction");
+    guide.timer = setInterval(checkFrame, CHECK_EVERY_MS);
+  }
+
+  function stopGuide() {
+    if (guide.timer) clearInterval(guide.timer);
+    guide.timer = null;
+    cancelCountdown();
+    drawBoxes(null);
+  }
 
   $("live-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
     if (!file) return;
     stopCamera();
-    setImage("live", file, "Live photo: " + file.name);
+    setImage("live", file, "ui.counter.live_from_file", { name: file.name });
   });
 
   $("chip-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
-    if (file) setImage("chip", file, "Chip photo: " + file.name);
+    if (file) setImage("chip", file, "ui.counter.chip_from_file", { name: file.name });
   });
 
   // -- verify -----------------------------------------------------------------------------
@@ -139,13 +245,13 @@
     status.classList.remove("error");
     const chipFiles = ChipFiles.selected();
     if (!state.live || (!state.chip && !chipFiles)) {
-      status.textContent = !state.live ? "Take or choose the live photo first." : "Choose the chip photo first.";
+      status.textContent = !state.live ? t("ui.counter.need_live") : t("ui.counter.need_chip");
       status.classList.add("error");
       return;
     }
     const citizen = $("citizen-id").value.trim();
     if (citizen && !/^\d{12}$/.test(citizen)) {
-      status.textContent = "The citizen ID must be exactly 12 digits (or left empty).";
+      status.textContent = t("ui.citizen_id_invalid");
       status.classList.add("error");
       $("citizen-id").focus();
       return;
@@ -156,7 +262,7 @@
     else form.append("chip", state.chip, state.chip.name || "chip.jpg");
     if (citizen) form.append("citizen_id", citizen);
     $("verify").disabled = true;
-    status.textContent = "Verifying…";
+    status.textContent = t("ui.counter.verifying");
     try {
       const body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
       status.textContent = "";
@@ -205,33 +311,42 @@
   function qualityRows(table, info) {
     table.replaceChildren();
     const q = info.quality;
-    const rows = [["Faces found", String(info.faces.length)]];
+    const rows = [[t("ui.counter.faces_found"), String(info.faces.length)]];
     if (q) {
-      rows.push(["Quality", Api.fmt(q.score, 0) + " / 100"]);
-      rows.push(["Sharpness", Api.fmt(q.sharpness, 0)]);
-      rows.push(["Brightness", Api.fmt(q.brightness, 0)]);
-      rows.push(["Head turn (yaw)", Api.fmt(q.yaw_deg, 0) + "°"]);
-      rows.push(["Eye distance", Api.fmt(q.inter_eye_px, 0) + " px"]);
+      rows.push([t("ui.counter.quality"), Api.fmt(q.score, 0) + " / 100"]);
+      rows.push([t("ui.counter.sharpness"), Api.fmt(q.sharpness, 0)]);
+      rows.push([t("ui.counter.brightness"), Api.fmt(q.brightness, 0)]);
+      rows.push([t("ui.counter.yaw"), Api.fmt(q.yaw_deg, 0) + "°"]);
+      rows.push([t("ui.counter.eye_distance"), Api.fmt(q.inter_eye_px, 0) + " px"]);
     }
     for (const [k, v] of rows) {
       table.append(Api.el("tr", {}, Api.el("th", { scope: "row", text: k }), Api.el("td", { text: v })));
     }
   }
 
+  // Reasons by code from the catalogue (so a language switch re-renders them too); the
+  // server's message only for a code this page does not know yet.
+  const reasonText = (r) => (I18n.has("reason." + r.code) ? t("reason." + r.code) : r.message);
+
   async function showResult(body) {
-    const [label, sub] = LABELS[body.decision] || [body.decision, ""];
+    state.result = body;
+    const label = t("decision." + body.decision);
+    const sub = t("decision." + body.decision + ".detail");
     const decision = $("decision");
     decision.className = "decision " + body.decision;
     decision.replaceChildren(label, Api.el("small", { text: sub }));
     decision.dataset.decision = body.decision;
     const reasons = $("reasons");
-    reasons.replaceChildren(...body.reasons.map((r) => Api.el("li", { text: r.message })));
+    reasons.replaceChildren(...body.reasons.map((r) => Api.el("li", { text: reasonText(r) })));
     $("score").textContent = Api.fmt(body.score, 3);
-    $("threshold").textContent = Api.fmt(body.threshold, 3) + " (false-match rate " + body.fmr + ")";
+    $("threshold").textContent = t("ui.counter.threshold_value", {
+      threshold: Api.fmt(body.threshold, 3),
+      fmr: body.fmr,
+    });
     const meter = $("meter");
     if (body.score === null) {
       meter.classList.add("hidden");
-      $("score-note").textContent = "No similarity: a face is missing or unusable.";
+      $("score-note").textContent = t("ui.counter.no_similarity");
     } else {
       meter.classList.remove("hidden");
       const pct = (v) => Math.max(0, Math.min(100, v * 100)) + "%";
@@ -239,8 +354,8 @@
       $("meter-mark").style.left = pct(body.threshold);
       $("score-note").textContent =
         body.score >= body.threshold
-          ? "The similarity is at or above the threshold."
-          : "The similarity is below the threshold.";
+          ? t("ui.counter.above_threshold")
+          : t("ui.counter.below_threshold");
     }
     await drawFaces($("live-result"), state.live, body.faces.live);
     await drawFaces($("chip-result"), ChipFiles.portrait(body) || state.chip, body.faces.chip);
@@ -253,20 +368,25 @@
       const t = $("liveness");
       t.replaceChildren();
       const rows = [
-        ["Result", liveness.is_live ? "looks live" : "possible photo or screen (spoof)"],
-        ["Score", Api.fmt(liveness.score, 3) + " (threshold " + Api.fmt(liveness.threshold, 3) + ")"],
-        ["Policy", liveness.policy],
+        [t("ui.counter.liveness_result"), liveness.is_live ? t("ui.counter.looks_live") : t("ui.counter.possible_spoof")],
+        [t("ui.counter.score"), Api.fmt(liveness.score, 3) + " (" + t("ui.counter.threshold") + " " + Api.fmt(liveness.threshold, 3) + ")"],
+        [t("ui.counter.policy"), liveness.policy],
       ];
       for (const [k, v] of rows) {
         t.append(Api.el("tr", {}, Api.el("th", { scope: "row", text: k }), Api.el("td", { text: v })));
       }
     }
-    $("request-id").textContent = "Request " + body.request_id;
+    $("request-id").textContent = t("ui.counter.request_id", { id: body.request_id });
     const result = $("result");
     result.classList.remove("hidden");
     result.focus();
     result.scrollIntoView({ block: "start" });
   }
+
+  await I18n.init($("lang"));
+  I18n.onChange(() => {
+    if (state.result && !$("result").classList.contains("hidden")) showResult(state.result);
+  });
 
   Api.signIn({
     page: PAGE,

@@ -3,12 +3,12 @@
 // (POST /v1/cases/{id}/decision).
 "use strict";
 
-(() => {
+(async () => {
   const PAGE = "review";
+  const t = I18n.t;
   const $ = (id) => document.getElementById(id);
   const el = Api.el;
   const state = { key: null, offset: 0, total: 0, urls: [] };
-  const STATUS_TEXT = { open: "open", confirmed: "confirmed duplicate", dismissed: "dismissed" };
 
   function showSignedIn(key) {
     state.key = key;
@@ -52,13 +52,13 @@
     const status = $("queue-status");
     status.classList.remove("error");
     if (f.citizen && !/^\d{12}$/.test(f.citizen)) {
-      status.textContent = "The citizen ID must be exactly 12 digits (or left empty).";
+      status.textContent = t("ui.citizen_id_invalid");
       status.classList.add("error");
       return;
     }
     const params = new URLSearchParams({ status: f.status, limit: f.limit, offset: state.offset });
     if (f.citizen) params.set("citizen_id", f.citizen);
-    status.textContent = "Loading…";
+    status.textContent = t("ui.review.loading");
     let page;
     try {
       page = await Api.json(state.key, "/v1/cases?" + params);
@@ -82,30 +82,30 @@
     $("count").textContent = "(" + page.total + ")";
     const from = page.total ? page.offset + 1 : 0;
     const to = page.offset + page.items.length;
-    $("page-info").textContent = from + "–" + to + " of " + page.total;
+    $("page-info").textContent = t("ui.review.page_info", { from, to, total: page.total });
     $("prev").disabled = page.offset === 0;
     $("next").disabled = to >= page.total;
-    status.textContent = message || (page.total ? "" : "No cases to show.");
+    status.textContent = message || (page.total ? "" : t("ui.review.no_cases"));
   }
 
   function face(citizenId, enrolledAt, role) {
     const figure = el("figure", { class: "face", "data-citizen": citizenId });
-    const holder = el("div", { class: "no-photo", role: "img", "aria-label": "photo loading" }, "…");
+    const holder = el("div", { class: "no-photo", role: "img", "aria-label": t("ui.review.photo_loading") }, "…");
     figure.append(
       holder,
-      el("figcaption", {}, el("b", { text: citizenId }), el("br"), role + ", enrolled " + Api.date(enrolledAt))
+      el("figcaption", {}, el("b", { text: citizenId }), el("br"), t("ui.review.enrolled", { role, date: Api.date(enrolledAt) }))
     );
     Api.call(state.key, "/v1/claimants/" + citizenId + "/face")
       .then((r) => r.blob())
       .then((blob) => {
         const url = URL.createObjectURL(blob);
         state.urls.push(url);
-        const img = el("img", { src: url, alt: "face of claimant " + citizenId });
+        const img = el("img", { src: url, alt: t("ui.review.face_of", { id: citizenId }) });
         holder.replaceWith(img);
       })
       .catch(() => {
-        holder.textContent = "photo not stored";
-        holder.setAttribute("aria-label", "photo not stored for claimant " + citizenId);
+        holder.textContent = t("ui.review.photo_not_stored");
+        holder.setAttribute("aria-label", t("ui.review.photo_not_stored_for", { id: citizenId }));
       });
     return figure;
   }
@@ -114,36 +114,36 @@
     const noteId = "note-" + c.id;
     const card = el(
       "article",
-      { class: "pair case", "data-case-id": c.id, "data-status": c.status, "aria-label": "case " + c.id },
-      face(c.citizen_id, c.claimant_enrolled_at, "Newer claimant"),
+      { class: "pair case", "data-case-id": c.id, "data-status": c.status, "aria-label": t("ui.review.case", { id: c.id }) },
+      face(c.citizen_id, c.claimant_enrolled_at, t("ui.review.newer")),
       el(
         "div",
         { class: "score" },
         Api.fmt(c.score, 3),
-        el("small", { text: "similarity" }),
-        el("small", { text: "threshold " + Api.fmt(c.threshold, 3) })
+        el("small", { text: t("ui.review.similarity") }),
+        el("small", { text: t("ui.review.threshold", { value: Api.fmt(c.threshold, 3) }) })
       ),
-      face(c.candidate_citizen_id, c.candidate_enrolled_at, "Already enrolled")
+      face(c.candidate_citizen_id, c.candidate_enrolled_at, t("ui.review.already_enrolled"))
     );
     const side = el(
       "div",
       { class: "case-actions" },
-      el("div", {}, el("b", { text: "Case " + c.id + " " }),
-        el("span", { class: "pill " + c.status, text: STATUS_TEXT[c.status] || c.status })),
-      el("div", { class: "note", text: "Opened " + Api.date(c.created_at) + " (" + c.origin + ")" })
+      el("div", {}, el("b", { text: t("ui.review.case", { id: c.id }) + " " }),
+        el("span", { class: "pill " + c.status, text: I18n.has("ui.review.pill_" + c.status) ? t("ui.review.pill_" + c.status) : c.status })),
+      el("div", { class: "note", text: t("ui.review.opened", { date: Api.date(c.created_at), origin: c.origin }) })
     );
     if (c.status === "open") {
       const form = el("form", { class: "decide" });
       form.append(
-        el("label", { for: noteId, text: "Note" }),
+        el("label", { for: noteId, text: t("ui.review.note") }),
         el("textarea", { id: noteId, name: "note", maxlength: "2000", rows: "2" }),
         el(
           "div",
           { class: "row" },
           el("button", { type: "submit", class: "danger", value: "confirmed", "data-decision": "confirmed",
-            text: "Confirm duplicate" }),
+            text: t("ui.review.confirm") }),
           el("button", { type: "submit", value: "dismissed", "data-decision": "dismissed",
-            text: "Dismiss (different people)" })
+            text: t("ui.review.dismiss") })
         ),
         el("p", { class: "status-line error", role: "alert" })
       );
@@ -151,8 +151,8 @@
       side.append(form);
     } else {
       side.append(
-        el("div", { class: "note", text: "Decided " + Api.date(c.decided_at) + " by " + (c.reviewer || "–") }),
-        c.note ? el("div", { text: "Note: " + c.note }) : null
+        el("div", { class: "note", text: t("ui.review.decided", { date: Api.date(c.decided_at), reviewer: c.reviewer || "–" }) }),
+        c.note ? el("div", { text: t("ui.review.note_value", { note: c.note }) }) : null
       );
     }
     card.append(side);
@@ -179,7 +179,7 @@
       form.querySelectorAll("button").forEach((b) => (b.disabled = false));
       return;
     }
-    await load("Case " + c.id + " " + (decision === "confirmed" ? "confirmed as a duplicate" : "dismissed") + ".");
+    await load(t(decision === "confirmed" ? "ui.review.case_confirmed" : "ui.review.case_dismissed", { id: c.id }));
     $("queue-status").focus();
   }
 
@@ -195,6 +195,11 @@
   $("next").addEventListener("click", () => {
     state.offset += filters().limit;
     load();
+  });
+
+  await I18n.init($("lang"));
+  I18n.onChange(() => {
+    if (state.key) load();
   });
 
   Api.signIn({
