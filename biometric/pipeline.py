@@ -73,7 +73,7 @@ def onet_box(box: tuple[float, float, float, float]) -> list[float]:
 class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     # BlazeFace by measurement (dlib ResNet, every shared set, 2026-11-24, against the MTCNN
-    # acquisition of the time, with the face-size rule issue 11 removed): failure to acquire
+    # acquisition of the time, with the face-size rule that issue 11 removed): failure to acquire
     # lower on every set (asian_celeb 22.4 -> 0.9 %, lfw_dev 97.9 -> 0 %, yaleb_moderate
     # 3.1 -> 1.1 %, fr_examples 0 -> 0), TAR at FMR 1e-3 on the images both acquired within
     # the confidence interval or better (asian_celeb 0.750 -> 0.778, yaleb 0.9888 -> 0.9880,
