@@ -148,7 +148,8 @@ def _server_processes() -> list[int]:
                     cmd = Path(f"/proc/{child}/cmdline").read_bytes()
                 except OSError:
                     continue
-                if pid != os.getpid() or b"uvicorn" in cmd:
+                # the server (api.launcher starts ``python -m api.server``), not the clients
+                if pid != os.getpid() or b"api.server" in cmd or b"uvicorn" in cmd:
                     tree.append(child)
                     todo.append(child)
     return tree
