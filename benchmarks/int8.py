@@ -24,8 +24,8 @@ from benchmarks import accuracy, common
 from biometric.decode import read_image
 from biometric.embed import Embedder
 from biometric.errors import ImageDecodeError
-from biometric.evaluation import threshold_at_fmr
 from biometric.pipeline import CHIP, FrontEnd
+from biometric.rates import threshold_at_fmr
 
 CALIBRATION_SETS = ("asian_celeb", "fr_examples")
 CALIBRATION_STRIDE = {"yaleb_moderate": 10}
