@@ -21,7 +21,7 @@ KINDS = (
     "api",
     "scale",
 )
-NAME_RE = re.compile(r"^(?P<kind>[a-z_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
+NAME_RE = re.compile(r"^(?P<kind>[a-z0-9_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
 
 
 def latest(out_dir: Path) -> dict[str, tuple[Path, dict]]:
