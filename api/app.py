@@ -2,9 +2,10 @@
 
 Run it with ``biometric serve`` or ``uvicorn api.app:create_app --factory``. This module only
 assembles the app: start-up and shutdown (models, database, gallery index), middleware, error
-handlers and the routers of ``api.routes`` (one per resource) and ``api.ui``. Pipeline calls run
-in a bounded thread pool (``thread_pool_size``), never on the event loop; database calls run in
-anyio's default worker threads.
+handlers and the routers of ``api.routes`` (one per resource) and ``api.ui``. Verifications run
+in worker processes (``verify_workers``, one per core: ``biometric.workers``); other pipeline
+calls run in a bounded thread pool (``thread_pool_size``); never on the event loop. Database
+calls run in anyio's default worker threads.
 
 ``/docs`` (Swagger UI) and ``/redoc`` are served with their assets from this host (see
 :mod:`api.docs`), so they work at a counter without internet.
@@ -38,6 +39,7 @@ from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.store.db import make_engine, migrate, session_factory
+from biometric.workers import PipelinePool, PoolConfig
 
 log = logging.getLogger("biometric.api")
 
@@ -54,18 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate, engine)
 
+        pipeline_settings = PipelineConfig(
+            fmr=settings.fmr,
+            limits=limits,
+            threads=settings.onnx_threads,
+            liveness=settings.liveness,
+            liveness_model=settings.liveness_model,
+        )
+
         def load() -> Pipeline:
-            pipeline = Pipeline(
-                settings.models_dir,
-                PipelineConfig(
-                    fmr=settings.fmr,
-                    limits=limits,
-                    threads=settings.onnx_threads,
-                    liveness=settings.liveness,
-                    liveness_model=settings.liveness_model,
-                ),
-                settings.embedder,
-            )
+            pipeline = Pipeline(settings.models_dir, pipeline_settings, settings.embedder)
             pipeline.warm_up()
             _ = pipeline.operating_point  # fail at start-up, not on the first request
             return pipeline
@@ -82,6 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_factory(engine)
         app.state.pipeline = await anyio.to_thread.run_sync(load)
         app.state.limiter = anyio.CapacityLimiter(settings.thread_pool_size)
+        app.state.verify_pool = None
+        if settings.verify_workers:
+            pool = PipelinePool(
+                settings.verify_workers,
+                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder),
+            )
+            await pool.start()
+            app.state.verify_pool = pool
+            log.info("verify workers: %d, RSS %s bytes", pool.size, pool.memory_bytes())
         app.state.gallery = await anyio.to_thread.run_sync(
             lambda: open_gallery(
                 engine,
@@ -95,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.verify_pool is not None:
+                await app.state.verify_pool.close()
             await anyio.to_thread.run_sync(app.state.gallery.save_index)
             engine.dispose()
 

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0)
     thread_pool_size: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0)
     onnx_threads: int = Field(1, gt=0)  # intra-op threads per model session
+    # Verification worker processes (each loads the models once, ~0.3-0.4 GB): one per core by
+    # default, so every core verifies; 0 verifies in this process's thread pool instead.
+    verify_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block

@@ -1,8 +1,9 @@
 """``python -m benchmarks NAME [--quick] [--out benchmarks/results]``.
 
-NAME: accuracy, chip, stages, peer, quality, capture, index, api, scale, report. Every run writes
-``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG plots, and
-prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of each kind.
+NAME: accuracy, chip, stages, peer, quality, capture, int8, index, api, scale, report. Every
+run writes ``<out>/<name>-<YYYY-MM-DD>.json`` (``...-quick.json`` in quick mode) and its PNG
+plots, and prints a short table; ``report`` regenerates BENCHMARKS.md from the latest JSON of
+each kind.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ NAMES = (
     "peer",
     "quality",
     "capture",
+    "int8",
     "index",
     "api",
     "scale",
@@ -83,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import peer
 
         peer.run(args.quick, out, cache)
+    elif args.name == "int8":
+        from benchmarks import int8
+
+        int8.run(args.quick, out)
     elif args.name == "quality":
         from benchmarks import quality
 

@@ -1,10 +1,12 @@
 """HTTP service throughput and latency: ``python -m benchmarks api [--quick]`` or
 ``python -m benchmarks.api_bench [--quick] [--concurrency 1,4,16] [--duration 20]``.
 
-Starts the real server (uvicorn, one worker, a temporary SQLite database) in a subprocess,
-then drives ``POST /v1/verify`` over loopback from a second process with N concurrent clients
-(threads, one keep-alive connection each) for a fixed time per level. Live images are real
-photos resized to 640x480, chip images another photo of the same person shrunk to <= 320 px.
+Starts the real server (uvicorn, one verify process per core, a temporary SQLite database) in
+a subprocess, then drives ``POST /v1/verify`` over loopback from a second process with N
+concurrent clients (threads, one keep-alive connection each) for a fixed time per level. Live
+images are real photos cropped around the face to 640x480 JPEG, chips a second photo of the
+same person rendered as a 240x320 JPEG 2000 portrait. Only match/no_match answers count as
+decisions; the server's CPU time (all its processes, from /proc) is reported per request.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ def _live_640x480(photo: Image.Image, pipeline: Any) -> Image.Image:
 
 
 def make_pairs(data_dir: Path, out: Path, limit: int = 6) -> list[tuple[Path, Path]]:
-    """Genuine pairs (live 640x480, chip <= 320 px) written to ``out``."""
-    from biometric.pipeline import Pipeline
+    """Genuine pairs (live 640x480 JPEG, chip 240x320 JPEG 2000 portrait rendered as in the
+    chip benchmark) written to ``out``."""
+    from benchmarks import chip as chipmod
+    from biometric.pipeline import CHIP, Pipeline
 
     pipeline = Pipeline()
     root = data_dir / "fr_examples" / "identities"
@@ -65,11 +69,14 @@ def make_pairs(data_dir: Path, out: Path, limit: int = 6) -> list[tuple[Path, Pa
         if len(photos) < 2:
             continue
         live = _live_640x480(ImageOps.exif_transpose(Image.open(photos[0])), pipeline)
-        chip = ImageOps.exif_transpose(Image.open(photos[1]))
-        chip.thumbnail((320, 320))
-        live_path, chip_path = out / f"{person.name}-live.jpg", out / f"{person.name}-chip.jpg"
+        src = np.asarray(ImageOps.exif_transpose(Image.open(photos[1])).convert("RGB"))
+        subject = pipeline.analyse(src, CHIP).subject
+        if subject is None:
+            continue
+        portrait = chipmod.portrait_crop(src, subject.landmarks, (240, 320))
+        live_path, chip_path = out / f"{person.name}-live.jpg", out / f"{person.name}-chip.jp2"
         live_path.write_bytes(_jpeg(live))
-        chip_path.write_bytes(_jpeg(chip))
+        chip_path.write_bytes(chipmod.encode_chip(portrait, grey=False)[0])
         pairs.append((live_path, chip_path))
         if len(pairs) == limit:
             break
@@ -123,6 +130,54 @@ def client_main(url: str, key: str, concurrency: int, duration_s: float, pairs_j
 # -- driver -------------------------------------------------------------------------------------
 
 
+def _server_processes() -> list[int]:
+    """The uvicorn server this process started and every process under it (verify workers)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    tree, todo = [], [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for child, ppid in parent.items():
+            if ppid == pid:
+                try:
+                    cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                # the server (api.launcher starts ``python -m api.server``), not the clients
+                if pid != os.getpid() or b"api.server" in cmd or b"uvicorn" in cmd:
+                    tree.append(child)
+                    todo.append(child)
+    return tree
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
+def _rss_mb(pids: list[int]) -> list[float]:
+    page = os.sysconf("SC_PAGE_SIZE")
+    out = []
+    for pid in pids:
+        try:
+            out.append(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page / 2**20)
+        except OSError:
+            continue
+    return out
+
+
 def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -135,6 +190,8 @@ def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[s
         str(duration_s),
         json.dumps([[str(a), str(b)] for a, b in pairs]),
     ]
+    server = _server_processes()
+    cpu_before = _cpu_seconds(server)
     done = subprocess.run(
         cmd,
         capture_output=True,
@@ -143,14 +200,21 @@ def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[s
         cwd=common.REPO_ROOT,
         timeout=duration_s + 300,
     )
+    server_cpu_s = _cpu_seconds(server) - cpu_before
     raw = json.loads(done.stdout.strip().splitlines()[-1])
     lat = np.asarray(raw["latencies_ms"], dtype=float)
     n = int(lat.size)
     ok = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match", "retake"})
+    decisions = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match"})
     return {
         "concurrency": c,
         "requests": n,
         "ok": ok,
+        "decisions": decisions,
+        "decisions_per_second": decisions / raw["elapsed_s"] if raw["elapsed_s"] else None,
+        "server_cpu_s": server_cpu_s,
+        "server_cpu_ms_per_request": server_cpu_s * 1000.0 / n if n else None,
+        "server_rss_mb": _rss_mb(server),
         "outcomes": raw["outcomes"],
         "elapsed_s": raw["elapsed_s"],
         "throughput_rps": n / raw["elapsed_s"] if raw["elapsed_s"] else None,
@@ -170,6 +234,7 @@ def run(
     concurrency = concurrency or ([1, 2] if quick else [1, 4, 16])
     duration_s = duration_s or (2.5 if quick else 20.0)
     pool = min(4, os.cpu_count() or 1)
+    workers = os.cpu_count() or 1  # the service default: one verify process per core
     with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
         tmpdir = Path(tmp)
         pairs = make_pairs(common.data_dir(), tmpdir)
@@ -184,7 +249,11 @@ def run(
             _, key = create_key(s, "bench", "counter")
         engine.dispose()
 
-        env = {"BIOMETRIC_DATABASE_URL": db_url, "BIOMETRIC_THREAD_POOL_SIZE": str(pool)}
+        env = {
+            "BIOMETRIC_DATABASE_URL": db_url,
+            "BIOMETRIC_THREAD_POOL_SIZE": str(pool),
+            "BIOMETRIC_VERIFY_WORKERS": str(workers),
+        }
         with running_server(env) as url:
             # one untimed request per pair: first-call costs do not belong in the figures
             with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as c:
@@ -201,13 +270,15 @@ def run(
             "concurrency": concurrency,
             "duration_s": duration_s,
             "server": {
-                "workers": 1,
+                "uvicorn_workers": 1,
+                "verify_worker_processes": workers,
                 "thread_pool_size": pool,
                 "onnx_threads": 1,
                 "database": "sqlite",
             },
             "pairs": len(pairs),
             "live_size": [640, 480],
+            "chip": "240x320 JPEG 2000, 10-20 KB, a second photo of the same person",
             "transport": "HTTP/1.1 over loopback, multipart, one keep-alive connection per client",
         },
         "levels": levels,
@@ -215,16 +286,17 @@ def run(
     common.write_result(out_dir, "api", payload)
     common.print_table(
         "POST /v1/verify over loopback",
-        ["concurrency", "requests", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms"],
+        ["clients", "requests", "decisions", "req/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/req"],
         [
             [
                 lv["concurrency"],
                 lv["requests"],
-                lv["ok"],
+                lv["decisions"],
                 lv["throughput_rps"],
                 lv["p50_ms"],
                 lv["p95_ms"],
                 lv["p99_ms"],
+                lv["server_cpu_ms_per_request"],
             ]
             for lv in levels
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -159,10 +160,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def make_pipeline(threads: int = 1, embedder: str | None = None):
+def make_pipeline(threads: int = 1, embedder: str | None = None, front_end=None):
+    """A warmed-up pipeline with the default settings, or the given front end."""
     from biometric.pipeline import Pipeline, PipelineConfig
 
-    pipeline = Pipeline(settings=PipelineConfig(threads=threads), embedder=embedder)
+    settings = PipelineConfig(threads=threads)
+    if front_end is not None:
+        settings = dataclasses.replace(settings, front_end=front_end)
+    pipeline = Pipeline(settings=settings, embedder=embedder)
     pipeline.warm_up()
     return pipeline
 

@@ -1,26 +1,37 @@
 """Peer comparison: face_recognition (dlib HOG detector + ResNet encoder) beside this pipeline.
 
 face_recognition is NOT a dependency of this project and is never installed by CI. It runs as a
-subprocess with the interpreter of a separate venv where dlib was built (default
-``/tmp/dlibvenv``, override with ``BENCH_PEER_PYTHON``), through ``benchmarks/peer_worker.py``.
-When that interpreter or dlib is missing the benchmark says so and reports ours alone.
+subprocess with the interpreter of a separate scratch venv (default ``/tmp/peervenv``, override
+with ``BENCH_PEER_PYTHON``), through ``benchmarks/peer_worker.py``. dlib need not be compiled:
 
-Accuracy: the same images and pairs as the accuracy benchmark (all pairs within each set); the
-peer uses its own detector (``face_locations(model="hog")``, upsample 1) and
-``face_encodings``; its score is ``1 - euclidean distance``. Figures are given on each system's
-own acquired images and on the images both acquired. Speed: the same 640x480 letterboxed JPEG
-frames, per image: ours = decode + detect + align + embed, theirs = load + locate + encode.
-Ratios are ours / theirs.
+    python3 -m venv /tmp/peervenv
+    /tmp/peervenv/bin/pip install dlib-bin==20.0.1.post1 numpy Pillow click
+    /tmp/peervenv/bin/pip install --no-deps face-recognition face-recognition-models
+
+When that interpreter or dlib is missing the benchmark says so and reports ours alone. The
+peer's results on the accuracy images are cached (``var/cache/peer``): ~0.7 s an image.
+
+Accuracy: the images and pairs of the accuracy benchmark (all pairs within each set), each set
+cut to its first PEER_MAX_IMAGES images (whole identities); the peer uses its own detector
+(``face_locations(model="hog")``, upsample 1) and ``face_encodings``; its score is ``1 -
+euclidean distance``. Figures are given on each system's own acquired images and on the images
+both acquired. Speed: the same 640x480 letterboxed JPEG frames, per image: ours = decode +
+detect + align + embed, theirs = load + locate + encode, measured in one run, frame by frame,
+alternating which system goes first, so both see the same machine load; wall-clock and CPU time
+of each. Ratios are ours / theirs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +39,15 @@ import numpy as np
 
 from benchmarks import accuracy, common, stages
 from biometric.decode import read_image
-from biometric.evaluation import EmbeddedSet, pair_scores
+from biometric.evaluation import EmbeddedSet, IdentitySet, pair_scores
 from biometric.pipeline import LIVE
 
 WORKER = Path(__file__).with_name("peer_worker.py")
-DEFAULT_PEER_PYTHON = "/tmp/dlibvenv/bin/python"
+DEFAULT_PEER_PYTHON = "/tmp/peervenv/bin/python"
+PEER_CACHE = common.REPO_ROOT / "var" / "cache" / "peer"
 PEER_PACKAGES = ["face_recognition", "face_recognition_models", "Click", "Pillow", "numpy"]
 SPEED_FRAMES = 20
+PEER_MAX_IMAGES = 120
 
 
 def peer_python() -> str:
@@ -74,21 +87,98 @@ def peer_status(install: bool = True) -> tuple[bool, str]:
     return True, f"dlib {msg}, face_recognition {msg2} at {python}"
 
 
-def run_worker(paths: list[str], timeout: float = 3600) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        req, res = Path(tmp, "request.json"), Path(tmp, "result.json")
-        req.write_text(json.dumps({"images": paths, "upsample": 1, "model": "hog"}))
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        proc = subprocess.run(
-            [peer_python(), str(WORKER), str(req), str(res)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"peer worker failed: {proc.stderr.strip()[-500:]}")
-        return json.loads(res.read_text())
+class PeerWorker:
+    """One face_recognition process for the whole run, spoken to one image at a time."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.versions = self._read()["versions"]
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"peer worker stopped: {err.strip()[-500:]}")
+        return json.loads(line)
+
+    def ask(self, path: str | Path) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        request = {"path": str(path), "upsample": 1, "model": "hog"}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+
+@contextmanager
+def peer_worker() -> Iterator[PeerWorker]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [peer_python(), str(WORKER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        yield PeerWorker(proc)
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def peer_accuracy_results(worker: PeerWorker, paths: list[Path]) -> dict[str, dict]:
+    """The peer on every accuracy image. Each answer is appended to a cache file as it comes
+    (keyed by file identity and peer versions), so an interrupted run resumes."""
+    key = hashlib.sha256(json.dumps(worker.versions, sort_keys=True).encode()).hexdigest()[:16]
+    cache = PEER_CACHE / f"peer-{key}.jsonl"
+    known: dict[tuple, dict] = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            known[(r["path"], r["size"], r["mtime_ns"])] = r
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with (
+        cache.open("a") as out,
+        common.progress_bar("peer: face_recognition on every image", len(paths)) as advance,
+    ):
+        for p in paths:
+            st = p.stat()
+            ident = (str(p), st.st_size, st.st_mtime_ns)
+            if ident not in known:
+                r = worker.ask(p)
+                known[ident] = {
+                    "path": str(p),
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                    "faces": r["faces"],
+                    "encoding": r["encoding"],
+                }
+                out.write(json.dumps(known[ident]) + "\n")
+                out.flush()
+            results[str(p)] = known[ident]
+            advance(1)
+    return results
+
+
+def peer_subset(ident: IdentitySet) -> IdentitySet:
+    """At most PEER_MAX_IMAGES images of a set, whole identities in order (so genuine pairs
+    stay): the peer costs ~0.7 s of CPU an image (lfw_dev alone: 45 CPU-minutes)."""
+    if len(ident.images) <= PEER_MAX_IMAGES:
+        return ident
+    images, labels = [], []
+    for img, label in zip(ident.images, ident.labels, strict=True):
+        if len(images) >= PEER_MAX_IMAGES and label != labels[-1]:
+            break
+        images.append(img)
+        labels.append(label)
+    return IdentitySet(ident.name, images, labels)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -185,20 +275,66 @@ def speed_frames(sets, folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def our_speed(pipeline, frames: list[Path]) -> dict[str, float]:
-    ms = []
+def _ours(pipeline, path: Path) -> tuple[float, float]:
+    data = path.read_bytes()
+    cpu, start = time.process_time(), time.perf_counter()
+    pipeline.template(pipeline.decode(data).rgb, LIVE)
+    return (time.perf_counter() - start) * 1000.0, (time.process_time() - cpu) * 1000.0
+
+
+def _summary(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    return {
+        "median_ms": float(np.median(wall)),
+        "p99_ms": float(np.percentile(wall, 99)),
+        "cpu_median_ms": float(np.median(cpu)),
+    }
+
+
+def interleaved_speed(
+    pipeline, worker: PeerWorker | None, frames: list[Path]
+) -> dict[str, dict[str, float]]:
+    """Both systems on each frame in turn (who goes first alternates); the first frame is a
+    warm-up for both."""
+    ours: tuple[list[float], list[float]] = ([], [])
+    theirs: tuple[list[float], list[float]] = ([], [])
+    detect, encode = [], []
     for k, path in enumerate([frames[0], *frames]):
-        data = path.read_bytes()
-        start = time.perf_counter()
-        pipeline.template(pipeline.decode(data).rgb, LIVE)
-        if k:  # the first is a warm-up
-            ms.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
+        order = ["ours", "theirs"] if k % 2 == 0 else ["theirs", "ours"]
+        for system in order:
+            if system == "ours":
+                wall, cpu = _ours(pipeline, path)
+                if k:
+                    ours[0].append(wall)
+                    ours[1].append(cpu)
+            elif worker is not None:
+                r = worker.ask(path)
+                if k:
+                    theirs[0].append(r["load_ms"] + r["detect_ms"] + r["encode_ms"])
+                    theirs[1].append(r["cpu_ms"])
+                    detect.append(r["detect_ms"])
+                    encode.append(r["encode_ms"])
+    out = {"ours": _summary(*ours)}
+    if worker is not None:
+        out["theirs"] = {
+            **_summary(*theirs),
+            "detect_median_ms": float(np.median(detect)),
+            "encode_median_ms": float(np.median(encode)),
+        }
+    return out
+
+
+@contextmanager
+def _maybe_worker(available: bool) -> Iterator[PeerWorker | None]:
+    if not available:
+        yield None
+        return
+    with peer_worker() as worker:
+        yield worker
 
 
 def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:
     pipeline = common.make_pipeline(threads=1)
-    sets = accuracy.load_sets(quick)
+    sets = [peer_subset(s) for s in accuracy.load_sets(quick)]
     ours = accuracy.embed_all(pipeline, sets, cache_dir)
     ours_figures, _ = accuracy.evaluate(ours, "ours")
     payload: dict[str, Any] = {
@@ -210,6 +346,7 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
             "our_score": "cosine similarity",
             "speed_frames": "real photos letterboxed to 640x480, JPEG q90",
             "onnxruntime_threads": 1,
+            "front_end": pipeline.settings.front_end.value,
             "ratio": "ours / theirs",
         },
         "model_versions": pipeline.model_versions,
@@ -221,34 +358,26 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
     payload["peer_available"] = available
     payload["peer_message"] = message
     common.console.print(f"[bold]{message}[/bold]")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _maybe_worker(available) as worker:
         frames = speed_frames(sets, Path(tmp), 5 if quick else SPEED_FRAMES)
-        speed_ours = our_speed(pipeline, frames)
+        speed = interleaved_speed(pipeline, worker, frames)
+        speed_ours = speed["ours"]
         payload["speed"] = {"frames": len(frames), "ours_ms_per_640px_image": speed_ours}
-        if available:
-            paths = [str(p) for s in sets for p in s.images]
-            with common.progress_bar("peer: face_recognition on every image", 2) as advance:
-                peer_acc = run_worker(paths)
-                advance()
-                warm = [str(frames[0])] + [str(p) for p in frames]
-                peer_speed = run_worker(warm)["results"][1:]
-                advance()
-            results = {r["path"]: r for r in peer_acc["results"]}
-            payload["peer_versions"] = peer_acc["versions"]
+        if worker is not None:
+            paths = [p for s in sets for p in s.images]
+            results = peer_accuracy_results(worker, paths)
+            payload["peer_versions"] = worker.versions
             payload["accuracy"] = accuracy_part(ours, results)
-            totals = [r["load_ms"] + r["detect_ms"] + r["encode_ms"] for r in peer_speed]
-            theirs = {
-                "median_ms": float(np.median(totals)),
-                "p99_ms": float(np.percentile(totals, 99)),
-                "detect_median_ms": float(np.median([r["detect_ms"] for r in peer_speed])),
-                "encode_median_ms": float(np.median([r["encode_ms"] for r in peer_speed])),
-            }
+            theirs = speed["theirs"]
             payload["speed"]["theirs_ms_per_640px_image"] = theirs
             payload["speed"]["ratio_ms_ours_over_theirs"] = _ratio(
                 speed_ours["median_ms"], theirs["median_ms"]
             )
             payload["speed"]["ratio_speed_ours_over_theirs"] = _ratio(
                 theirs["median_ms"], speed_ours["median_ms"]
+            )
+            payload["speed"]["ratio_cpu_ours_over_theirs"] = _ratio(
+                speed_ours["cpu_median_ms"], theirs["cpu_median_ms"]
             )
             rows = []
             for name, f in payload["accuracy"].items():
@@ -286,10 +415,9 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
         else:
             payload["accuracy"] = {"ours_only": ours_figures}
         common.print_table(
-            "Speed per 640x480 image (median ms)",
-            ["system", "median ms", "p99 ms"],
-            [["ours", speed_ours["median_ms"], speed_ours["p99_ms"]]]
-            + ([["face_recognition", theirs["median_ms"], theirs["p99_ms"]]] if available else []),
+            "Speed per 640x480 image (interleaved)",
+            ["system", "median ms", "p99 ms", "CPU median ms"],
+            [[name, v["median_ms"], v["p99_ms"], v["cpu_median_ms"]] for name, v in speed.items()],
         )
     common.write_result(out_dir, "peer", payload)
     return payload

@@ -9,8 +9,19 @@ from typing import Any
 
 from benchmarks import common
 
-KINDS = ("accuracy", "chip", "stages", "peer", "quality", "capture", "index", "api", "scale")
-NAME_RE = re.compile(r"^(?P<kind>[a-z_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
+KINDS = (
+    "accuracy",
+    "chip",
+    "stages",
+    "peer",
+    "quality",
+    "capture",
+    "int8",
+    "index",
+    "api",
+    "scale",
+)
+NAME_RE = re.compile(r"^(?P<kind>[a-z0-9_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
 
 
 def latest(out_dir: Path) -> dict[str, tuple[Path, dict]]:
@@ -698,16 +709,28 @@ def peer_section(path: Path, doc: dict) -> list[str]:
         rows,
     )
     o, t = sp.get("ours_ms_per_640px_image", {}), sp.get("theirs_ms_per_640px_image", {})
+    front_end = doc["settings"].get("front_end", "mtcnn")
     out += table(
-        ["per 640x480 image", "median ms", "p99 ms"],
+        ["per 640x480 image (interleaved, same run)", "median ms", "p99 ms", "CPU median ms"],
         [
-            ["ours (onnxruntime, 1 thread)", o.get("median_ms"), o.get("p99_ms")],
-            ["face_recognition (HOG + ResNet)", t.get("median_ms"), t.get("p99_ms")],
+            [
+                f"ours ({front_end} front end, onnxruntime, 1 thread)",
+                o.get("median_ms"),
+                o.get("p99_ms"),
+                o.get("cpu_median_ms"),
+            ],
+            [
+                "face_recognition (HOG + ResNet)",
+                t.get("median_ms"),
+                t.get("p99_ms"),
+                t.get("cpu_median_ms"),
+            ],
         ],
     )
     out.append(
         f"Time ratio ours/theirs: {f(sp.get('ratio_ms_ours_over_theirs'))} "
-        f"(ours is {f(sp.get('ratio_speed_ours_over_theirs'))}x as fast)."
+        f"(ours is {f(sp.get('ratio_speed_ours_over_theirs'))}x as fast); CPU-time ratio "
+        f"{f(sp.get('ratio_cpu_ours_over_theirs'))}."
     )
     return [*out, ""]
 
@@ -758,6 +781,62 @@ def _plots(doc: dict) -> list[str]:
     ]
 
 
+def int8_section(path: Path, doc: dict) -> list[str]:
+    s = doc["settings"]
+    out = ["## Static int8 quantisation of the embedders", "", source_line(path, doc), ""]
+    out.append(
+        f"{s['quantisation']}; calibration on {s['calibration']}; alignment from the "
+        f"{s['front_end']}. Rule: {s['rule']}. Same crops for both models."
+    )
+    out.append("")
+    rows = []
+    for name, e in doc["embedders"].items():
+        for set_name, fig in e["sets"].items():
+            a, b = fig["fp32"], fig["int8"]
+            rows.append(
+                [
+                    name,
+                    set_name,
+                    a["genuine_pairs"],
+                    a["tar_at_1e-3"],
+                    f"{f(a['tar_ci'][0])}-{f(a['tar_ci'][1])}",
+                    b["tar_at_1e-3"],
+                    a["fmr_at_fp32_threshold"],
+                    b["fmr_at_fp32_threshold"],
+                    fig["cosine_fp32_int8"]["min"],
+                    "yes" if fig["holds"] else "**no**",
+                ]
+            )
+    out += table(
+        [
+            "embedder",
+            "set",
+            "genuine pairs",
+            "TAR@1e-3 fp32",
+            "95% interval",
+            "TAR@1e-3 int8",
+            "FMR fp32",
+            "FMR int8 at fp32 threshold",
+            "min cosine fp32/int8",
+            "holds",
+        ],
+        rows,
+    )
+    speed = []
+    for name, e in doc["embedders"].items():
+        sp = e["speed_batch1"]
+        speed.append(
+            [
+                name,
+                sp["fp32"]["cpu_median_ms"],
+                sp["int8"]["cpu_median_ms"],
+                "yes" if e["holds_on_every_set"] else "no",
+            ]
+        )
+    out += table(["embedder", "CPU ms fp32 (1 crop)", "CPU ms int8", "ships"], speed)
+    return out
+
+
 SECTIONS = {
     "accuracy": accuracy_section,
     "chip": chip_section,
@@ -765,6 +844,7 @@ SECTIONS = {
     "peer": peer_section,
     "quality": quality_section,
     "capture": capture_section,
+    "int8": int8_section,
     "scale": scale_section,
 }
 
@@ -780,8 +860,8 @@ def render(out_dir: Path) -> str:
         "each kind in `benchmarks/results/`; edit `benchmarks/report.py`, not this file.*",
         "",
         "Run: `.venv/bin/python -m benchmarks NAME [--quick] [--out benchmarks/results]`, NAME in "
-        "accuracy, chip, stages, peer, quality, capture, index, api, scale, report. `--quick` "
-        "uses small subsets (< 60 s) and never runs the peer.",
+        "accuracy, chip, stages, peer, quality, capture, int8, index, api, scale, report. "
+        "`--quick` uses small subsets (< 60 s) and never runs the peer.",
         "",
     ]
     if "accuracy" in found:

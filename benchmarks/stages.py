@@ -27,7 +27,7 @@ from biometric.chip.trust import TrustStore
 from biometric.compare import cosine
 from biometric.decode import read_image
 from biometric.evaluation import discover_sets
-from biometric.pipeline import CHIP, LIVE
+from biometric.pipeline import CHIP, LIVE, FrontEnd, PipelineConfig
 
 FRAME_SIZE = (640, 480)
 WARMUP = 3
@@ -132,17 +132,22 @@ def measure(fn: Callable[[int], Any], runs: int) -> dict[str, float]:
     }
 
 
-def stage_functions(pipeline, inputs: list[dict]) -> dict[str, tuple[str, Callable[[int], Any]]]:
+def stage_functions(
+    pipelines: dict[str, Any], default: str, inputs: list[dict]
+) -> dict[str, tuple[str, Callable[[int], Any]]]:
+    """Every stage once; detection and verify once per front end (``<stage>_<front end>``)."""
     n = len(inputs)
+    pipeline = pipelines[default]
     emb = pipeline.embedder
     crops = [emb.align(x["live_rgb"], x["live_landmarks"]) for x in inputs]
     batch8 = np.stack([crops[k % n] for k in range(8)])
     vectors = emb.embed_crops(np.stack(crops))
+    name = emb.spec.name
 
     def pick(k: int) -> dict:
         return inputs[k % n]
 
-    return {
+    stages: dict[str, tuple[str, Callable[[int], Any]]] = {
         "decode_jpeg_640x480": (
             "decode a 640x480 JPEG (q90)",
             lambda k: pipeline.decode(pick(k)["live_bytes"]),
@@ -151,29 +156,41 @@ def stage_functions(pipeline, inputs: list[dict]) -> dict[str, tuple[str, Callab
             "decode a 240x320 JPEG 2000 chip (10-20 KB)",
             lambda k: pipeline.decode(pick(k)["chip_bytes"]),
         ),
-        "detect_live_640x480": (
-            "MTCNN on the 640x480 live frame",
-            lambda k: pipeline.detect(pick(k)["live_rgb"]),
-        ),
-        "detect_chip_240x320": (
-            "MTCNN on the 240x320 chip (padded, retried)",
-            lambda k: pipeline.detect(pick(k)["chip_rgb"]),
-        ),
+    }
+    for fe, p in pipelines.items():
+        what = FRONT_END_TEXT[fe]
+        stages[f"detect_live_640x480_{fe}"] = (
+            f"{what} on the 640x480 live frame",
+            lambda k, p=p: p.detect(pick(k)["live_rgb"]),
+        )
+        stages[f"detect_chip_240x320_{fe}"] = (
+            f"{what} on the 240x320 chip",
+            lambda k, p=p: p.detect(pick(k)["chip_rgb"]),
+        )
+    stages |= {
         "align": (
-            "similarity transform + warp to 112x112",
+            "similarity transform + warp to the embedder's crop",
             lambda k: emb.align(pick(k)["live_rgb"], pick(k)["live_landmarks"]),
         ),
-        "embed_batch1": ("MobileFaceNet, 1 crop", lambda k: emb.embed_crops(crops[k % n][None])),
-        "embed_batch8": ("MobileFaceNet, 8 crops in one call", lambda k: emb.embed_crops(batch8)),
+        "embed_batch1": (f"{name}, 1 crop", lambda k: emb.embed_crops(crops[k % n][None])),
+        "embed_batch8": (f"{name}, 8 crops in one call", lambda k: emb.embed_crops(batch8)),
         "compare": (
             "cosine of two templates",
             lambda k: cosine(vectors[k % n], vectors[(k + 1) % n]),
         ),
-        "verify": (
-            "pipeline.verify(live JPEG bytes, chip JP2 bytes), end to end",
-            lambda k: pipeline.verify(pick(k)["live_bytes"], pick(k)["chip_bytes"]),
-        ),
     }
+    for fe, p in pipelines.items():
+        stages[f"verify_{fe}"] = (
+            f"pipeline.verify(live JPEG bytes, chip JP2 bytes), end to end, {fe} front end",
+            lambda k, p=p: p.verify(pick(k)["live_bytes"], pick(k)["chip_bytes"]),
+        )
+    return stages
+
+
+FRONT_END_TEXT = {
+    FrontEnd.MTCNN.value: "MTCNN cascade (padded and retried on small images)",
+    FrontEnd.BLAZEFACE.value: "BlazeFace + O-Net landmarks (MTCNN fallback)",
+}
 
 
 def chip_stage_functions(inputs: list[dict]) -> dict[str, tuple[str, Callable[[int], Any]]]:
@@ -205,33 +222,40 @@ def chip_stage_functions(inputs: list[dict]) -> dict[str, tuple[str, Callable[[i
 
 
 def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, Any]:
-    pipeline = common.make_pipeline(threads=threads)
+    default = PipelineConfig().front_end.value
+    pipelines = {fe.value: common.make_pipeline(threads=threads, front_end=fe) for fe in FrontEnd}
+    pipeline = pipelines[default]
     inputs = make_inputs(pipeline, n_inputs)
     stages = {}
-    functions = {**stage_functions(pipeline, inputs), **chip_stage_functions(inputs)}
+    functions = {**stage_functions(pipelines, default, inputs), **chip_stage_functions(inputs)}
     for name, (what, fn) in functions.items():
         stages[name] = {"what": what, **measure(fn, runs)}
         advance()
-    verify_breakdown: dict[str, list[float]] = {}
-    decisions: dict[str, int] = {}
-    for x in inputs:
-        result = pipeline.verify(x["live_bytes"], x["chip_bytes"])
-        decisions[result.decision.value] = decisions.get(result.decision.value, 0) + 1
-        for k, v in result.timings_ms.items():
-            verify_breakdown.setdefault(k, []).append(v)
+    verify_breakdown: dict[str, dict[str, list[float]]] = {}
+    decisions: dict[str, dict[str, int]] = {}
+    for fe, p in pipelines.items():
+        for x in inputs:
+            result = p.verify(x["live_bytes"], x["chip_bytes"])
+            d = decisions.setdefault(fe, {})
+            d[result.decision.value] = d.get(result.decision.value, 0) + 1
+            for k, v in result.timings_ms.items():
+                verify_breakdown.setdefault(fe, {}).setdefault(k, []).append(v)
     med = {k: stages[k]["median_ms"] for k in stages}
     cpu = {k: stages[k]["cpu_median_ms"] for k in stages}
     chip_ms = {k: v for k, v in med.items() if k.startswith("chip_auth_")}
-    per_face_ms = med["detect_live_640x480"] + med["align"] + med["embed_batch1"]
-    per_face_b8_ms = med["detect_live_640x480"] + med["align"] + med["embed_batch8"] / 8
-    per_face_cpu = cpu["detect_live_640x480"] + cpu["align"] + cpu["embed_batch1"]
-    per_face_b8_cpu = cpu["detect_live_640x480"] + cpu["align"] + cpu["embed_batch8"] / 8
+    detect, verify = f"detect_live_640x480_{default}", f"verify_{default}"
+    per_face_ms = med[detect] + med["align"] + med["embed_batch1"]
+    per_face_b8_ms = med[detect] + med["align"] + med["embed_batch8"] / 8
+    per_face_cpu = cpu[detect] + cpu["align"] + cpu["embed_batch1"]
+    per_face_b8_cpu = cpu[detect] + cpu["align"] + cpu["embed_batch8"] / 8
     return {
         "threads": threads,
+        "default_front_end": default,
         "model_versions": pipeline.model_versions,
         "stages": stages,
         "verify_internal_breakdown_median_ms": {
-            k: float(np.median(v)) for k, v in verify_breakdown.items()
+            fe: {k: float(np.median(v)) for k, v in b.items()}
+            for fe, b in verify_breakdown.items()
         },
         "verify_decisions_on_inputs": decisions,
         "chip_auth": {
@@ -239,7 +263,7 @@ def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, An
             "median_ms": chip_ms,
             "worst_median_ms": max(chip_ms.values()),
             "met": max(chip_ms.values()) <= CHIP_AUTH_TARGET_MS,
-            "share_of_verify": max(chip_ms.values()) / med["verify"],
+            "share_of_verify": max(chip_ms.values()) / med[verify],
         },
         "inputs": [
             {"live": x["live_path"], "chip": x["chip_path"], "chip_bytes": len(x["chip_bytes"])}
@@ -249,14 +273,14 @@ def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, An
             "live_faces_per_second": 1000.0 / per_face_ms,
             "live_faces_per_second_per_core": 1000.0 / per_face_ms / threads,
             "live_faces_per_second_per_core_embed_batch8": 1000.0 / per_face_b8_ms / threads,
-            "verifications_per_second": 1000.0 / med["verify"],
-            "verifications_per_second_per_core": 1000.0 / med["verify"] / threads,
+            "verifications_per_second": 1000.0 / med[verify],
+            "verifications_per_second_per_core": 1000.0 / med[verify] / threads,
             # CPU seconds per face: what one core can do when it is not shared (robust to load)
             "live_faces_per_cpu_second": 1000.0 / per_face_cpu,
             "live_faces_per_cpu_second_embed_batch8": 1000.0 / per_face_b8_cpu,
-            "verifications_per_cpu_second": 1000.0 / cpu["verify"],
-            "note": "one live face = detect 640x480 + align + embed (medians); "
-            "per core = / threads",
+            "verifications_per_cpu_second": 1000.0 / cpu[verify],
+            "note": f"default front end ({default}); one live face = detect 640x480 + align + "
+            "embed (medians); per core = / threads",
         },
     }
 
@@ -266,7 +290,7 @@ def run(quick: bool, out_dir: Path, threads_list: tuple[int, ...] = (1, 2)) -> d
     n_inputs = 2 if quick else 8
     results = {}
     load_before = os.getloadavg()
-    n_stages = 10 + len(CHIP_AUTH_KINDS)  # 9 pipeline stages, DG2 parse, one per algorithm
+    n_stages = 7 + 3 * len(FrontEnd) + 1 + len(CHIP_AUTH_KINDS)
     with common.progress_bar("timing stages", n_stages * len(threads_list)) as advance:
         for t in threads_list:
             results[str(t)] = run_threads(t, runs, n_inputs, advance)

@@ -81,18 +81,23 @@ def drop_face_parts(faces: list[Face], confident: float, cfg: AcquisitionConfig)
     return kept
 
 
+def unpad(faces: list[Face], pad: int, width: int, height: int) -> list[Face]:
+    """Faces found in an image padded by ``pad`` on every side, in the original's pixels."""
+    out = []
+    for f in faces:
+        x1, y1, x2, y2 = (v - pad for v in f.box)
+        box = (max(x1, 0.0), max(y1, 0.0), min(x2, width - 1.0), min(y2, height - 1.0))
+        out.append(Face(box=box, score=f.score, landmarks=f.landmarks - pad))
+    return out
+
+
 def _detect_padded(
     detector: MtcnnDetector, rgb: np.ndarray, ratio: float, cfg: AcquisitionConfig
 ) -> list[Face]:
     height, width = rgb.shape[:2]
     pad = round(ratio * max(height, width))
     padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    faces = []
-    for f in detector.detect(padded, cfg.portrait_thresholds):
-        x1, y1, x2, y2 = (v - pad for v in f.box)
-        box = (max(x1, 0.0), max(y1, 0.0), min(x2, width - 1.0), min(y2, height - 1.0))
-        faces.append(Face(box=box, score=f.score, landmarks=f.landmarks - pad))
-    return faces
+    return unpad(detector.detect(padded, cfg.portrait_thresholds), pad, width, height)
 
 
 def find_faces(

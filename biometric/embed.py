@@ -41,6 +41,13 @@ class Embedder:
             rgb, landmarks, self.spec.template, self.spec.input_size, replicate_border
         )
 
+    def network_input(self, batch: np.ndarray) -> np.ndarray:
+        """Aligned RGB crops (N x H x W x 3 uint8) -> the network's normalised input tensor."""
+        x = (batch.astype(np.float32) - self._mean) * self._scale
+        if self.spec.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
     def embed_crops(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
         """Embed aligned RGB crops (N x H x W x 3 uint8) -> (N, D) float32, unit length."""
         batch = np.asarray(crops)
@@ -48,11 +55,8 @@ class Embedder:
             batch = batch[None]
         if batch.shape[0] == 0:
             return np.empty((0, self.spec.embedding_size), dtype=np.float32)
-        x = (batch.astype(np.float32) - self._mean) * self._scale
-        if self.spec.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
         out = self._session.run(
-            [self.spec.output_name], {self.spec.input_name: np.ascontiguousarray(x)}
+            [self.spec.output_name], {self.spec.input_name: self.network_input(batch)}
         )[0]
         out = out.reshape(out.shape[0], -1).astype(np.float32)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-10)

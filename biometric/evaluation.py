@@ -245,7 +245,8 @@ def cache_key(pipeline: Pipeline, images: Sequence[Path], *extra: object) -> str
     """Changes whenever a result could change: detector and embedder versions, acquisition and
     quality settings, the files (path, size, mtime), plus the caller's ``extra``."""
     s = pipeline.settings
-    settings = repr((s.detector, s.acquisition, s.subject, s.quality, OUTSIDE_FILL))
+    detection = (s.detector, s.acquisition, s.front_end, s.fast, s.fast_pad_ratio)
+    settings = repr((*detection, s.subject, s.quality, OUTSIDE_FILL))
     stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in images]
     blob = json.dumps([pipeline.model_versions, settings, stat, [repr(e) for e in extra]])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -1,8 +1,9 @@
 """1:1 verification at the counter: ``POST /v1/verify`` (live capture vs the chip portrait).
 
-Multipart or JSON with base64 images; the pipeline runs in the bounded thread pool, never on the
-event loop, and stops waiting after ``request_timeout_s``. Every decision and every refusal is
-written to the audit trail (never the photos).
+Multipart or JSON with base64 images; the pipeline runs in a worker process (or, with
+``verify_workers=0``, the bounded thread pool), never on the event loop; after
+``request_timeout_s`` the request is answered 503 and, in a worker process, its work stopped.
+Every decision and every refusal is written to the audit trail (never the photos).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from biometric.chip.reader import ChipReading, read_chip
 from biometric.errors import BiometricError
 from biometric.pipeline import CHIP, LIVE, Pipeline, VerifyResult
 from biometric.store.models import Role
+from biometric.workers import PipelinePool, VerifyFailed
 
 log = logging.getLogger("biometric.api")
 
@@ -408,11 +410,20 @@ async def verify(
         chip_policy.apply(result, reading, policy)
         return result, (started - queued) * 1000.0
 
+    pool: PipelinePool | None = request.app.state.verify_pool
     try:
         with anyio.fail_after(settings.request_timeout_s):
-            result, queue_ms = await anyio.to_thread.run_sync(
-                work, limiter=request.app.state.limiter, abandon_on_cancel=True
-            )
+            if pool is None:
+                result, queue_ms = await anyio.to_thread.run_sync(
+                    work, limiter=request.app.state.limiter, abandon_on_cancel=True
+                )
+            else:  # on timeout the worker process is stopped and replaced
+                try:
+                    result, queue_ms = await pool.verify(data.live, data.chip)
+                except VerifyFailed as exc:
+                    if exc.image is None:
+                        raise exc.cause from None
+                    raise problem_from_error(exc.cause, exc.image) from None
     except TimeoutError:
         raise Problem(
             503,

