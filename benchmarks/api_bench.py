@@ -57,7 +57,7 @@ def _live_640x480(photo: Image.Image, pipeline: Any) -> Image.Image:
 
 def make_pairs(data_dir: Path, out: Path, limit: int = 6) -> list[tuple[Path, Path]]:
     """Genuine pairs (live 640x480 JPEG, chip 240x320 JPEG 2000 portrait rendered as in the
-    chip benchmark) written to ``out``."""
+    chip benchmark) written to ``out``, then each live capture with another person's chip."""
     from benchmarks import chip as chipmod
     from biometric.pipeline import CHIP, Pipeline
 
@@ -80,9 +80,10 @@ def make_pairs(data_dir: Path, out: Path, limit: int = 6) -> list[tuple[Path, Pa
         pairs.append((live_path, chip_path))
         if len(pairs) == limit:
             break
-    if not pairs:
-        raise SystemExit(f"no identity with two photos under {root}")
-    return pairs
+    if len(pairs) < 2:
+        raise SystemExit(f"fewer than two identities with two photos under {root}")
+    # The same live captures against the next person's chip: no-match decisions, timed too.
+    return pairs + [(live, pairs[(k + 1) % len(pairs)][1]) for k, (live, _) in enumerate(pairs)]
 
 
 # -- client process -----------------------------------------------------------------------------
@@ -206,6 +207,7 @@ def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[s
     n = int(lat.size)
     ok = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match", "retake"})
     decisions = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match"})
+    counted = common.check_decisions(raw["outcomes"], f"API at {c} clients")
     return {
         "concurrency": c,
         "requests": n,
@@ -216,6 +218,7 @@ def _level(url: str, key: str, c: int, duration_s: float, pairs: list) -> dict[s
         "server_cpu_ms_per_request": server_cpu_s * 1000.0 / n if n else None,
         "server_rss_mb": _rss_mb(server),
         "outcomes": raw["outcomes"],
+        "decision_counts": counted,
         "elapsed_s": raw["elapsed_s"],
         "throughput_rps": n / raw["elapsed_s"] if raw["elapsed_s"] else None,
         "p50_ms": float(np.percentile(lat, 50)) if n else None,

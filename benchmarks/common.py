@@ -160,6 +160,28 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# A latency figure is only a figure of the decision it claims to time: a run in which more than
+# this share of answers were retakes measured the refusal path (the first API benchmark: 157 of
+# 157 requests were retakes) and must not be reported.
+MAX_RETAKE_SHARE = 0.05
+
+
+def check_decisions(outcomes: dict[str, int], what: str) -> dict[str, Any]:
+    """Counts of match / no_match / retake / other among ``outcomes``; raises when retakes (or
+    errors) exceed MAX_RETAKE_SHARE, or when matches or non-matches are missing."""
+    total = sum(outcomes.values())
+    match, no_match = outcomes.get("match", 0), outcomes.get("no_match", 0)
+    other = total - match - no_match
+    if not total or other / total > MAX_RETAKE_SHARE:
+        raise RuntimeError(
+            f"{what}: {other} of {total} answers were not match/no_match decisions ({outcomes}); "
+            f"the benchmark would time refusals, not decisions"
+        )
+    if not match or not no_match:
+        raise RuntimeError(f"{what}: expected both matches and non-matches, got {outcomes}")
+    return {"total": total, "match": match, "no_match": no_match, "not_decided": other}
+
+
 def make_pipeline(threads: int = 1, embedder: str | None = None, front_end=None):
     """A warmed-up pipeline with the default settings, or the given front end."""
     from biometric.pipeline import Pipeline, PipelineConfig

@@ -61,7 +61,8 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 
 def make_inputs(pipeline, count: int) -> list[dict[str, Any]]:
-    """(live JPEG 640x480, chip JP2 240x320) pairs of the same person from real photos."""
+    """(live JPEG 640x480, chip JP2 240x320) pairs of the same person from real photos, then as
+    many of different people (``impostor_inputs``)."""
     sets = discover_sets(common.data_dir())
     # Colour photos first (fr_examples), then the rest; identities with at least 2 photos.
     sets.sort(key=lambda s: s.name != "fr_examples")
@@ -107,7 +108,23 @@ def make_inputs(pipeline, count: int) -> list[dict[str, Any]]:
             break
     if not inputs:
         raise RuntimeError("no usable live/chip pair found in the data folder")
-    return inputs
+    return inputs + impostor_inputs(inputs)
+
+
+def impostor_inputs(genuine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each live capture with the chip of the next input's (different) person, so that verify
+    is timed on no-match decisions as well as matches."""
+    out = []
+    for i, x in enumerate(genuine):
+        other = next(
+            (y for y in genuine[i + 1 :] + genuine[:i]
+             if Path(y["chip_path"]).parent != Path(x["live_path"]).parent),
+            None,
+        )
+        if other is not None:
+            chip = {k: other[k] for k in ("chip_path", "chip_bytes", "chip_rgb", "chip_landmarks")}
+            out.append({**x, **chip})
+    return out
 
 
 def measure(fn: Callable[[int], Any], runs: int) -> dict[str, float]:
@@ -257,7 +274,9 @@ def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, An
             fe: {k: float(np.median(v)) for k, v in b.items()}
             for fe, b in verify_breakdown.items()
         },
-        "verify_decisions_on_inputs": decisions,
+        "verify_decisions_on_inputs": {
+            fe: common.check_decisions(d, f"verify ({fe} front end)") for fe, d in decisions.items()
+        },
         "chip_auth": {
             "target_ms": CHIP_AUTH_TARGET_MS,
             "median_ms": chip_ms,
@@ -287,7 +306,7 @@ def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, An
 
 def run(quick: bool, out_dir: Path, threads_list: tuple[int, ...] = (1, 2)) -> dict:
     runs = 10 if quick else 60
-    n_inputs = 2 if quick else 8
+    n_inputs = 4 if quick else 8  # genuine pairs; as many impostor pairs are added
     results = {}
     load_before = os.getloadavg()
     n_stages = 7 + 3 * len(FrontEnd) + 1 + len(CHIP_AUTH_KINDS)

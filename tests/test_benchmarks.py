@@ -130,6 +130,18 @@ def test_stages_quick(out_dir: Path) -> None:
             assert 0 < st["min_ms"] <= st["median_ms"] <= st["p99_ms"] <= st["max_ms"]
         assert res["throughput"]["live_faces_per_second_per_core"] > 0
         assert set(res["verify_decisions_on_inputs"]) == {"mtcnn", "blazeface"}
+        for counts in res["verify_decisions_on_inputs"].values():
+            # real decisions, both kinds (genuine and impostor inputs), not retakes
+            assert counts["match"] and counts["no_match"]
+            assert counts["not_decided"] <= 0.05 * counts["total"]
+
+
+def test_benchmarks_refuse_to_time_retakes() -> None:
+    common.check_decisions({"match": 20, "no_match": 20}, "ok")
+    with pytest.raises(RuntimeError, match="not match/no_match"):
+        common.check_decisions({"match": 10, "no_match": 8, "retake": 2}, "too many retakes")
+    with pytest.raises(RuntimeError, match="both"):
+        common.check_decisions({"match": 40}, "only matches")
 
 
 def test_quality_quick(out_dir: Path) -> None:

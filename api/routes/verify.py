@@ -381,9 +381,9 @@ async def verify(
     policy = settings.chip_auth
     reading: ChipReading | None = None
 
-    def work() -> tuple[VerifyResult, float]:
+    def chip_portrait() -> bytes:
+        """The chip's portrait: the ``chip`` image, or the one in DG2, checked against the SOD."""
         nonlocal reading
-        started = time.perf_counter()
         if data.dg2 is not None:
             try:
                 reading = read_chip(data.dg2, data.sod, request.app.state.trust, data.dg1,
@@ -393,13 +393,18 @@ async def verify(
                 problem = problem_from_error(exc, part)
                 problem.extra.update(exc.location())  # the tag and byte offset, for tools
                 raise problem from None
+        portrait = reading.portrait if reading is not None else data.chip
+        assert portrait is not None  # check_chip_source: chip or dg2
+        return portrait
+
+    def work() -> tuple[VerifyResult, float]:
+        started = time.perf_counter()
+        portrait = chip_portrait()
         decode_start = time.perf_counter()
         image = LIVE
         try:
             live = pipeline.decode(data.live).rgb
             image = CHIP
-            portrait = reading.portrait if reading is not None else data.chip
-            assert portrait is not None  # check_chip_source: chip or dg2
             chip = pipeline.decode(portrait).rgb
         except BiometricError as exc:
             raise problem_from_error(exc, image) from None
@@ -418,12 +423,14 @@ async def verify(
                     work, limiter=request.app.state.limiter, abandon_on_cancel=True
                 )
             else:  # on timeout the worker process is stopped and replaced
+                portrait = await anyio.to_thread.run_sync(chip_portrait)
                 try:
-                    result, queue_ms = await pool.verify(data.live, data.chip)
+                    result, queue_ms = await pool.verify(data.live, portrait)
                 except VerifyFailed as exc:
                     if exc.image is None:
                         raise exc.cause from None
                     raise problem_from_error(exc.cause, exc.image) from None
+                chip_policy.apply(result, reading, policy)
     except TimeoutError:
         raise Problem(
             503,
