@@ -284,22 +284,10 @@ def plot_det_per_set(curves: dict[str, dict[str, tuple]], path: Path) -> Path:
             ax.plot(np.maximum(fmr, floor), np.maximum(fnmr, floor), styles[o % 3],
                     color=colours[k % len(colours)], drawstyle="steps-post",
                     label=f"{option} / {name} (G={len(genuine)}, I={len(impostor)})")
-    for fmr in common.FMRS:
-        ax.axvline(fmr, color="grey", lw=0.6, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(floor, 1)
-    ax.set_ylim(1e-4, 1)
-    ax.set_xlabel("FMR (false match rate)")
-    ax.set_ylabel("FNMR (false non-match rate)")
-    ax.set_title("DET per set: colour = set, line = option")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, loc="lower left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return common.finish_det(
+        plt, fig, ax, "DET per set: colour = set, line = option", path, (floor, 1e-4),
+        legend_size=6,
+    )
 
 
 def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE) -> dict:

@@ -275,17 +275,23 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path:
             label=f"{name} (G={len(genuine)}, I={len(impostor)})",
             drawstyle="steps-post",
         )
+    return finish_det(plt, fig, ax, title, path, (floor, floor * 10), legend_size=8)
+
+
+def finish_det(plt, fig, ax, title: str, path: Path, floors: tuple[float, float],
+               legend_size: int) -> Path:
+    """Log-log DET axes with the reported FMRs marked; saves and closes the figure."""
     for fmr in FMRS:
         ax.axvline(fmr, color="grey", lw=0.6, ls=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlim(floor, 1)
-    ax.set_ylim(floor * 10, 1)
+    ax.set_xlim(floors[0], 1)
+    ax.set_ylim(floors[1], 1)
     ax.set_xlabel("FMR (false match rate)")
     ax.set_ylabel("FNMR (false non-match rate)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=legend_size, loc="lower left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
