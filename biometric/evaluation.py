@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -339,19 +339,6 @@ def _load(ident: IdentitySet, path: Path, embedders: Sequence[str]) -> AcquiredS
         )
 
 
-def embed_set(
-    pipeline: Pipeline,
-    ident: IdentitySet,
-    cache_dir: Path | None = None,
-    progress: Callable[[int], None] | None = None,
-    workers: int | None = None,
-) -> EmbeddedSet:
-    """Every image of a set embedded by ``pipeline``'s embedder."""
-    name = pipeline.embedder.spec.name
-    acq = acquire_sets([ident], [name], pipeline, workers, cache_dir, progress)[0]
-    return acq.embedded(name)
-
-
 # -- pair scores ----------------------------------------------------------------------------
 
 
@@ -406,9 +393,3 @@ def pair_scores(sets: Sequence[EmbeddedSet]) -> PairScores:
         return np.empty((0, width), np.int8) if width else np.empty(0, np.float32)
 
     return PairScores(cat("g", 0), cat("i", 0), cat("gf", 2), cat("if", 2))
-
-
-def only_acquired_by_all(sets: Sequence[EmbeddedSet]) -> list[EmbeddedSet]:
-    """The same sets with every image that one of them did not acquire removed from all."""
-    keep = np.logical_and.reduce([s.acquired for s in sets])
-    return [replace(s, embeddings=np.where(keep[:, None], s.embeddings, np.nan)) for s in sets]
