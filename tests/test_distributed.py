@@ -25,7 +25,6 @@ from biometric.distributed.load import load_shards
 from biometric.distributed.runtime import RayTarget, connect
 from biometric.distributed.screening import (
     DistributedScreening,
-    StoreGallery,
     engine_url,
     screen_distributed,
 )
@@ -33,7 +32,7 @@ from biometric.distributed.shards import ShardedIndex, merge_top_k
 from biometric.distributed.source import SourceError, SourceRow, read_source, shard_of
 from biometric.evaluation import IMAGE_SUFFIXES
 from biometric.gallery.screening import screen
-from biometric.gallery.service import open_gallery
+from biometric.gallery.service import IndexBackend, open_gallery
 from biometric.index import FaceIndex, IndexKind, IndexSpec
 from biometric.pipeline import CHIP
 from biometric.store.db import make_engine, migrate
@@ -271,7 +270,7 @@ def test_sharded_index_follows_the_store_and_survives_a_dead_shard(ray_local, st
         kinds = {i["kind"] for i in index.info()}
         assert kinds == {IndexKind.FLAT.value}  # IndexSpec.for_size's choice at this size
         ids = gallery.index_ids()
-        vectors = gallery._index.vectors(ids)
+        vectors = gallery.searcher.replica.index.vectors(ids)
         flat = FaceIndex.build(ids, vectors, IndexSpec.for_size(IndexKind.FLAT, gallery.dim, 0))
         want_s, want_i = flat.search(vectors, 5)
         got_s, got_i = index.search(vectors, 5)
@@ -316,7 +315,7 @@ def test_distributed_screening_finds_the_same_pairs(
 
     ray_engine = make_engine(f"sqlite:///{tmp_path / 'ray.db'}")
     migrate(ray_engine)
-    gallery = open_gallery(ray_engine, pipeline, gallery_class=StoreGallery)
+    gallery = open_gallery(ray_engine, pipeline, backend=IndexBackend("store"))
     settings = DistributedScreening(TARGET, shards=3, workers=2, batch_size=4)
     result, job = screen_distributed(gallery, ray_engine, source, tmp_path / "out", settings)
 
