@@ -13,6 +13,7 @@ calls run in anyio's default worker threads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,12 +37,23 @@ from biometric.chip.errors import TrustStoreError
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
-from biometric.gallery.service import open_gallery
+from biometric.gallery.service import Gallery, IndexBackend, open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.workers import PipelinePool, PoolConfig
 
 log = logging.getLogger("biometric.api")
+
+
+async def _refresh_index(gallery: Gallery, interval_s: float) -> None:
+    """Catch the gallery's index up with the store now and then, between requests: a worker
+    maps a rewritten shared index file (after an erasure) even when idle."""
+    while True:
+        await anyio.sleep(interval_s)
+        try:
+            await anyio.to_thread.run_sync(gallery.sync)
+        except Exception:  # the next request retries and reports; keep the loop alive
+            log.exception("index refresh failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -98,15 +110,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.index_dir or config.index_dir(),
                 settings.duplicate_fmr,
                 settings.duplicate_policy,
+                backend=IndexBackend.parse(settings.index),
             )
         )
         log.info("biometric API ready: %s", app.state.pipeline.model_versions)
+        refresher = asyncio.create_task(
+            _refresh_index(app.state.gallery, settings.index_refresh_s)
+        )
         try:
             yield
         finally:
+            refresher.cancel()
             if app.state.verify_pool is not None:
                 await app.state.verify_pool.close()
-            await anyio.to_thread.run_sync(app.state.gallery.save_index)
+            await anyio.to_thread.run_sync(app.state.gallery.close)
             engine.dispose()
 
     app = FastAPI(

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     csca_dir: Path | None = None
     embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
+    # Where the 1:N index lives (biometric.gallery.backend): "shared" (one mapped file per
+    # machine for all workers), "memory", "ray:local" / "ray://host:10001" (sharded), with
+    # optional "?kind=ivf_sq8&shards=N". None: shared.
+    index: str | None = None
+    # Seconds between catch-ups of an idle worker with the change log, so that a worker
+    # serving no request still maps the rewritten file soon after an erasure.
+    index_refresh_s: float = Field(2.0, gt=0)
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
     # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the

@@ -247,10 +247,17 @@ class ShardedSearcher:
     API enrols, searches and erases through the same endpoints as with a local index."""
 
     def __init__(
-        self, engine: Engine, model: str, dim: int, n_shards: int, target: RayTarget
+        self,
+        engine: Engine,
+        model: str,
+        dim: int,
+        n_shards: int,
+        target: RayTarget,
+        kind: IndexKind | None = None,
     ) -> None:
         connect(target)
-        self.index = ShardedIndex(engine_url(engine), model, dim, n_shards)
+        kind_ = kind.value if kind else None
+        self.index = ShardedIndex(engine_url(engine), model, dim, n_shards, kind_)
 
     @property
     def change_number(self) -> int:

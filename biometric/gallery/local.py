@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from biometric.gallery.replica import IndexReplica
 from biometric.index import FaceIndex, SharedIndex
-from biometric.index.spec import ProgressFn
+from biometric.index.spec import IndexKind, ProgressFn
 
 
 @contextmanager
@@ -53,12 +53,13 @@ class LocalSearcher:
         index_path: Path | None = None,
         *,
         shared: bool = False,
+        kind: IndexKind | None = None,
         progress: ProgressFn | None = None,
     ) -> None:
         self.index_path = index_path
         self.shared = shared and index_path is not None
         self._lock = threading.RLock()
-        self.replica = IndexReplica(sessions, model, dim)
+        self.replica = IndexReplica(sessions, model, dim, kind=kind)
         with self._lock:
             if self.shared:
                 with file_lock(self.index_path):

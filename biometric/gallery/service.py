@@ -27,19 +27,20 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from biometric.gallery.backend import IndexBackend
+from biometric.gallery.bulk import NewTemplate, enrolled_among, insert_new
 from biometric.gallery.cases import CaseQueue, CaseView, open_case
+from biometric.gallery.changelog import change_log_transaction
 from biometric.gallery.errors import (
     CaseAlreadyDecided,
     CaseNotFound,
@@ -78,9 +79,6 @@ __all__ = [
 # a second claimant for the same person.
 CITIZEN_ID_PATTERN = r"^[0-9]{12}$"
 CITIZEN_ID = re.compile(CITIZEN_ID_PATTERN)
-# Key of the PostgreSQL advisory lock that orders change-log writers (any constant, unique
-# within the database; the migration lock uses 748213).
-CHANGE_LOG_LOCK = 748214
 
 
 class DuplicatePolicy(StrEnum):
@@ -120,16 +118,6 @@ def check_citizen_id(citizen_id: str) -> str:
     return citizen_id
 
 
-@contextmanager
-def _change_log_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A write transaction that may append to ``index_changes``: on PostgreSQL it first takes
-    the change-log advisory lock, so change numbers commit in the order they are handed out."""
-    with sessions.begin() as s:
-        if s.get_bind().dialect.name == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
-        yield s
-
-
 def _to_blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 
@@ -144,7 +132,7 @@ class Gallery:
     def __init__(
         self,
         engine: Engine,
-        searcher: Searcher,
+        searcher: Searcher | None = None,
         *,
         model: str,
         model_version: str,
@@ -155,7 +143,8 @@ class Gallery:
         policy: DuplicatePolicy = DuplicatePolicy.FLAG,
     ) -> None:
         self._sessions = session_factory(engine)
-        self.searcher = searcher
+        # Default: an index of its own in memory, not saved.
+        self.searcher = searcher or IndexBackend("memory").searcher(engine, model, dim, None)
         self.model = model
         self.model_version = model_version
         self.dim = dim
@@ -185,6 +174,12 @@ class Gallery:
 
     def index_ids(self) -> np.ndarray:
         return self.searcher.ids()
+
+    def index_matches_store(self) -> bool:
+        """Whether the index holds exactly the store's templates of this model."""
+        with self._sessions() as s:
+            stored = s.scalars(select(Template.id).where(Template.model == self.model)).all()
+        return np.array_equal(np.sort(np.asarray(stored, np.int64)), self.index_ids())
 
     # -- enrolment and search -------------------------------------------------------------
 
@@ -240,7 +235,7 @@ class Gallery:
                     if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
                 ]
             try:
-                with _change_log_transaction(self._sessions) as s:
+                with change_log_transaction(self._sessions) as s:
                     claimant, template, replaced = self._store_template(
                         s, citizen_id, embedding, quality, source, display_name, existed is None
                     )
@@ -275,13 +270,25 @@ class Gallery:
         ``(citizen_id, embedding, quality, source)`` items, one transaction for the batch."""
         template_ids = []
         with self._lock:
-            with _change_log_transaction(self._sessions) as s:
+            with change_log_transaction(self._sessions) as s:
                 for citizen_id, embedding, quality, source in items:
                     check_citizen_id(citizen_id)
                     _, template, _ = self._store_template(s, citizen_id, embedding, quality, source)
                     template_ids.append(template.id)
             self.sync()
         return template_ids
+
+    def enrol_new_bulk(self, items: list[NewTemplate]) -> int:
+        """Bulk enrolment of claimants without a template of this model (``load-templates``):
+        COPY on PostgreSQL, executemany on SQLite (:mod:`biometric.gallery.bulk`)."""
+        with self._lock:
+            n = insert_new(self._sessions, self.model, self.model_version, items)
+            self.sync()
+        return n
+
+    def enrolled_among(self, citizen_ids: list[str]) -> set[str]:
+        """Which of ``citizen_ids`` hold a template of this model."""
+        return enrolled_among(self._sessions, self.model, citizen_ids)
 
     def _store_template(
         self,
@@ -351,7 +358,7 @@ class Gallery:
         Returns the number of templates removed."""
         check_citizen_id(citizen_id)
         with self._lock:
-            with _change_log_transaction(self._sessions) as s:
+            with change_log_transaction(self._sessions) as s:
                 claimant = s.scalar(select(Claimant).where(Claimant.citizen_id == citizen_id))
                 if claimant is None:
                     raise ClaimantNotFound(f"no claimant with citizen id {citizen_id}")
