@@ -22,9 +22,11 @@ from biometric.gallery.service import (
     ClaimantNotFound,
     DuplicatePolicy,
     Gallery,
+    IndexBackend,
     InvalidCitizenId,
     open_gallery,
 )
+from biometric.index import SharedIndex
 from biometric.pipeline import CHIP, Pipeline
 from biometric.store.db import make_engine, migrate, session_factory
 
@@ -215,3 +217,43 @@ def test_screening_survives_kill_9_and_resumes(data_dir: Path, pipeline: Pipelin
     assert n_cases > 0
     report = (tmp_path / "report" / "report.html").read_text()
     assert "Duplicate screening report" in report and "data:image/jpeg;base64," in report
+
+
+def test_workers_sharing_one_index_file_erase_without_a_copy(tmp_path: Path) -> None:
+    """Two workers (two galleries, as two API processes) map one saved index file. One erases;
+    the other, which still maps the old file, catches up at its next sync and maps the new one;
+    its shutdown save cannot write the erased template back. Random unit vectors (synthetic)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    dim = 64
+
+    def worker() -> Gallery:
+        e = make_engine(url)
+        searcher = IndexBackend().searcher(e, "synthetic", dim, tmp_path / "index" / "s.faiss")
+        return Gallery(e, searcher, model="synthetic", model_version="t", dim=dim,
+                       duplicate_threshold=0.9, duplicate_fmr=1e-6)
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    one = worker()
+    for n in range(5):
+        one.enrol(f"80000000000{n}", x[n])
+    one.save_index()
+    two = worker()  # maps the file one wrote
+    assert isinstance(two.searcher.replica.index, SharedIndex)
+    assert len(two.index_ids()) == 5
+    two.enrol("800000000005", x[5])  # a change only in the log and two's delta
+    assert one.search(x[5])[0].citizen_id == "800000000005"  # one replays it
+
+    needle = x[1].astype("<f4").tobytes()
+    assert one.erase("800000000001") == 1  # one rewrites the file
+    files = [p for p in (tmp_path / "index").iterdir() if p.is_file()]
+    assert not any(needle in p.read_bytes() for p in files)
+    assert all(c.citizen_id != "800000000001" for c in two.search(x[1]))
+    two.close()  # shutdown save by the worker that did not erase
+    assert not any(needle in p.read_bytes() for p in (tmp_path / "index").iterdir() if p.is_file())
+    three = worker()
+    assert three.index_matches_store() and len(three.index_ids()) == 5
+    assert three.search(x[5])[0].citizen_id == "800000000005"
