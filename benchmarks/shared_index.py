@@ -76,9 +76,10 @@ def spec_for(n: int):
     from biometric.index import IndexKind, IndexSpec
 
     spec = IndexSpec.for_size(IndexKind.IVF_SQ8, DIM, n)
-    # 10M: 16384 lists would take an hour of k-means on these 2 shared cores; 8192 lists
-    # trained on 40 points per list keep training to minutes. nprobe from for_size's rule.
-    nlist = min(spec.nlist, 8192)
+    # 10M: for_size's 16384 lists would take about an hour of k-means and assignment on these
+    # 2 shared cores; 1M's 4096 lists (trained on 40 points per list) keep the build to
+    # minutes, at the cost of scanning more codes per query. nprobe from for_size's rule.
+    nlist = min(spec.nlist, 4096)
     nprobe = max(8, round(0.75 * np.sqrt(nlist)))
     return replace(spec, nlist=nlist, nprobe=nprobe, max_train=40 * nlist)
 
@@ -106,9 +107,9 @@ def fill_store(url: str, n: int) -> dict:
     started, cpu0 = time.perf_counter(), time.process_time()
     loaded = 0
     batch = 10_000
-    for c in range(already // CHUNK, n // CHUNK):
+    for c in range(already // CHUNK, -(-n // CHUNK)):
         x = chunk_templates(c)
-        for s in range(0, CHUNK, batch):
+        for s in range(0, min(CHUNK, n - c * CHUNK), batch):
             first = c * CHUNK + s
             loaded += gallery.enrol_new_bulk(
                 [NewTemplate(f"{first + i + 1:012d}", x[s + i], None) for i in range(batch)]
@@ -246,8 +247,10 @@ def build_index(n: int, path: Path) -> dict:
     index = FaceIndex(spec)
     started, cpu0 = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(3)
-    sample_chunks = sorted(rng.choice(n // CHUNK, min(n // CHUNK, 4), replace=False))
-    sample = np.concatenate([chunk_templates(int(c)) for c in sample_chunks])
+    per = -(-spec.max_train // (n // CHUNK))  # the training sample drawn from every chunk
+    sample = np.concatenate(
+        [chunk_templates(c)[rng.choice(CHUNK, per, replace=False)] for c in range(n // CHUNK)]
+    )
     index.train_if_needed(sample, seed=0)
     del sample
     trained = time.perf_counter() - started
