@@ -257,3 +257,34 @@ def test_workers_sharing_one_index_file_erase_without_a_copy(tmp_path: Path) -> 
     three = worker()
     assert three.index_matches_store() and len(three.index_ids()) == 5
     assert three.search(x[5])[0].citizen_id == "800000000005"
+
+
+def test_bulk_load_writes_templates_and_change_log(database_url: str) -> None:
+    """``load-templates``' store path (COPY on PostgreSQL, executemany on SQLite): the templates,
+    their claimants and change-log rows in one transaction; another process's index replays
+    them. Random unit vectors (synthetic)."""
+    from biometric.gallery.bulk import NewTemplate
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    dim = 32
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+
+    def gallery(model: str) -> Gallery:
+        return Gallery(make_engine(database_url), model=model, model_version="t", dim=dim,
+                       duplicate_threshold=0.9, duplicate_fmr=1e-6)
+
+    other = gallery("other")  # a claimant known under another model keeps its row
+    other.enrol("810000000000", x[0])
+    loader, reader = gallery("synthetic"), gallery("synthetic")
+    items = [NewTemplate(f"81000000000{i}", x[i], 0.5) for i in range(5)]
+    assert loader.enrol_new_bulk(items) == 5
+    assert loader.enrolled_among(["810000000000", "819999999999"]) == {"810000000000"}
+    assert reader.sync() == 5 and reader.index_matches_store()
+    for i in range(5):
+        assert reader.search(x[i])[0].citizen_id == f"81000000000{i}"
+    with session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Claimant)) == 5
+    engine.dispose()
