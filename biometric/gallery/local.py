@@ -145,18 +145,21 @@ class LocalSearcher:
             self.save()
 
     def save(self) -> None:
-        """Write the index file, compacted first so that it holds no removed template."""
+        """Write the index file, caught up with the store and compacted first, so that it
+        holds no removed template. Every process writing the file does so under its lock and
+        replays the change log inside it: a process saving at shutdown cannot write back a
+        template another process erased."""
         if self.index_path is None:
             return
-        with self._lock:
-            if self.shared:
-                with file_lock(self.index_path):
-                    if self.replica.index.stale():  # type: ignore[union-attr]
-                        self._map_current()
-                    self._write_file()
+        with self._lock, file_lock(self.index_path):
+            if not self.shared:
+                self.replica.sync()
+                self.replica.index.compact()
+                self.replica.index.save(self.index_path, self.replica.seq)
                 return
-            self.replica.index.compact()
-            self.replica.index.save(self.index_path, self.replica.seq)
+            if self.replica.index.stale():  # type: ignore[union-attr]
+                self._map_current()
+            self._write_file()
 
     def close(self) -> None:
         self.save()
