@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from biometric.console import fail
+
 keys_app = typer.Typer(help="Manage API keys (tokens are shown once).", no_args_is_help=True)
 
 DatabaseUrl = Annotated[
@@ -67,14 +69,12 @@ def keys_create(
     from biometric.store.models import Role
 
     if role not in {r.value for r in Role}:
-        typer.echo(f"error: role must be one of {[r.value for r in Role]}", err=True)
-        raise typer.Exit(2)
+        fail("invalid_role", f"role must be one of {', '.join(r.value for r in Role)}")
     with _sessions(database_url)() as s:
         try:
             key, token = create_key(s, name, role)
         except KeyStoreError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail("key_store", str(exc))
     typer.echo(token)
     typer.echo(f"created key {key.name!r} (role {key.role}); store the token now", err=True)
 
@@ -102,8 +102,7 @@ def keys_revoke(
         try:
             key = revoke_key(s, name)
         except KeyStoreError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail("key_store", str(exc))
     typer.echo(f"revoked {key.name}")
 
 

@@ -23,7 +23,7 @@ from biometric.chip.cli import (
     read_optional,
 )
 from biometric.chip.policy import ChipAuthPolicy
-from biometric.console import err, guard, out, progress_bar
+from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 
@@ -133,30 +133,37 @@ def evaluate(
     from biometric.evaluation import load_source
 
     if role not in ("chip", "live"):
-        err.print("[red]error[/red]: --role must be chip or live", highlight=False)
-        raise typer.Exit(2)
+        fail("invalid_option", "--role must be chip or live")
     try:
         loaded = [load_source(p, cap) for p in sources]
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail("invalid_source", str(exc))
     pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
     with progress_bar("evaluating", sum(len(s.images) for s in loaded)) as advance:
         report = evaluate_sources(loaded, pipeline, role, workers, progress=advance)
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
         return
-    table = Table("source", "images", "FTA", f"retake ({role})", "genuine", "impostor",
-                  "FNMR", "FMR", "FMR / claim", "TAR@1e-3", "TAR@1e-4")
-
     def f(v: float | None, spec: str = ".4f") -> str:
         return "n/a" if v is None else format(v, spec)
 
-    for s in report["sets"]:
-        table.add_row(s["name"], str(s["images"]), f(s["fta"], ".2%"), f(s["retake_rate"], ".2%"),
-                      str(s["genuine"]), str(s["impostor"]), f(s["fnmr_at_threshold"]),
-                      f(s["fmr_at_threshold"], ".2e"), f(s["fmr_ratio"], ".2f"),
-                      f(s["tar_at_fmr"]["1e-3"]), f(s["tar_at_fmr"]["1e-4"]))
+    # One row per measure, one column per source: eleven measures side by side do not fit an
+    # 80-column terminal (rich cut them to "..."), a few sources do.
+    rows = {
+        "images": lambda s: str(s["images"]),
+        "FTA": lambda s: f(s["fta"], ".2%"),
+        f"retake ({role})": lambda s: f(s["retake_rate"], ".2%"),
+        "genuine pairs": lambda s: str(s["genuine"]),
+        "impostor pairs": lambda s: str(s["impostor"]),
+        "FNMR": lambda s: f(s["fnmr_at_threshold"]),
+        "FMR": lambda s: f(s["fmr_at_threshold"], ".2e"),
+        "FMR / claim": lambda s: f(s["fmr_ratio"], ".2f"),
+        "TAR@1e-3": lambda s: f(s["tar_at_fmr"]["1e-3"]),
+        "TAR@1e-4": lambda s: f(s["tar_at_fmr"]["1e-4"]),
+    }
+    table = Table("measure", *(s["name"] for s in report["sets"]))
+    for label, cell in rows.items():
+        table.add_row(label, *(cell(s) for s in report["sets"]))
     out.print(f"{report['embedder']} at threshold {report['threshold']:.4f} "
               f"(claimed FMR {report['fmr_claimed']:g})")
     out.print(table)
@@ -165,18 +172,22 @@ def evaluate(
         out.print(f"worst set: {name}, FMR {ratio:.2f}x the claim")
 
 
+DECISION_COLOURS = {"match": "green", "no_match": "red", "retake": "yellow",
+                    "manual_check": "yellow", "chip_untrusted": "red", "refused": "red"}
+
+
 def _print_verify(result: dict) -> None:
-    colour = {"match": "green", "no_match": "red", "retake": "yellow", "refused": "red"}[
-        result["decision"]]
-    out.print(f"decision: [bold {colour}]{result['decision'].upper()}[/]")
+    decision = result["decision"]
+    out.print(f"decision: [bold {DECISION_COLOURS[decision]}]{decision.upper()}[/]")
+    if result.get("chip_trust") == "not_verified" and decision in ("match", "no_match"):
+        out.print("[bold yellow]chip not verified[/]: the decision rests on the faces only")
     if result["score"] is not None:
         out.print(
-            f"score {result['score']:.4f} vs threshold {result['threshold']:.4f} "
-            f"(set for FMR {result['fmr']:g})"
+            f"score {result['display_score']}/100 (raw {result['score']:.4f} vs threshold "
+            f"{result['threshold']:.4f}, set for FMR {result['fmr']:g})"
         )
     for r in result["reasons"]:
-        verb = "refused" if r["code"].startswith("chip_auth") else "retake"
-        out.print(f"  {verb} ({r['image']}): {r['message']}")
+        out.print(f"  {decision} ({r['image']}): {r['message']}")
     if "chip_auth" in result and result["chip_auth"] is not None:
         print_auth(out, result["chip_auth"])
     for role in ("live", "chip"):
@@ -216,24 +227,23 @@ def verify(
         help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Compare a live capture with the chip portrait: match, no_match, retake or refused."""
+    """Compare a live capture with the chip portrait: match, no_match, retake (live capture),
+    manual_check (no usable face on the chip), chip_untrusted or refused."""
     from biometric.chip import policy as chip_policy
     from biometric.chip.reader import read_chip
 
     if (chip is None) == (dg2 is None):
-        err.print("[red]error[/red]: give the chip portrait as CHIP or --dg2, not both")
-        raise typer.Exit(2)
+        fail("invalid_option", "give the chip portrait as CHIP or --dg2, not both")
     if sod is not None and dg2 is None:
-        err.print("[red]error[/red]: --sod needs --dg2 (the signature covers the DG2 file)")
-        raise typer.Exit(2)
+        fail("invalid_option", "--sod needs --dg2 (the signature covers the DG2 file)")
     reading = None
     if dg2 is not None:
         reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
                                            load_trust(csca), read_optional(dg1), chip_auth))
     pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
-    chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
-                      else read_image(chip).rgb)  # type: ignore[arg-type]
-    result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
+    # Bytes, so the pipeline decodes and times the decoding (decode_image checks the size).
+    chip_bytes = reading.portrait if reading is not None else guard(chip.read_bytes)  # type: ignore[union-attr]
+    result = guard(lambda: pipeline.verify(guard(live.read_bytes), chip_bytes))
     chip_policy.apply(result, reading, chip_auth)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
@@ -305,6 +315,9 @@ def embed(
             sys.stdout.write(json.dumps(r) + "\n")
 
 
+DRAW_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 @app.command()
 def detect(
     image: Annotated[Path, typer.Argument(help="Image file.")],
@@ -314,6 +327,11 @@ def detect(
     models_dir: ModelsDir = None,
 ) -> None:
     """List every face with its score, box and five landmarks."""
+    if draw is not None:
+        if draw.suffix.lower() not in DRAW_SUFFIXES:
+            fail("invalid_output", f"--draw {draw}: name a {', '.join(DRAW_SUFFIXES)} file")
+        if not draw.parent.is_dir():
+            fail("invalid_output", f"--draw {draw}: folder {draw.parent} does not exist")
     pipeline = guard(lambda: _pipeline(models_dir))
     rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
@@ -335,7 +353,10 @@ def detect(
             )
             for x, y in f.landmarks:
                 cv2.circle(canvas, (round(x), round(y)), 2 * thick, (0, 0, 255), -1)
-        cv2.imwrite(str(draw), canvas)
+        ok, encoded = cv2.imencode(draw.suffix.lower(), canvas)
+        if not ok:
+            fail("invalid_output", f"--draw {draw}: could not encode the image")
+        guard(lambda: draw.write_bytes(encoded.tobytes()))
         err.print(f"wrote {draw}")
 
 
@@ -357,8 +378,8 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     pipeline = guard(lambda: _pipeline(models_dir))
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
-                                                                     read_image(chip).rgb))
+        result = guard(lambda live=live, chip=chip: pipeline.verify(live.read_bytes(),
+                                                                     chip.read_bytes()))
         _print_verify(result.to_dict())
 
     # Every sample photo as a separate claimant: photos of one person under several citizen

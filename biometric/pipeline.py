@@ -19,7 +19,17 @@ from biometric import config
 from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, unpad
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
-from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, decide, reason_message
+from biometric.decide import (
+    ChipTrust,
+    Decision,
+    OperatingPoint,
+    Reason,
+    RetakeReason,
+    ScoreScale,
+    chip_problems,
+    decide,
+    reason_message,
+)
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
@@ -155,11 +165,15 @@ class VerifyResult:
     models: dict[str, str]
     liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
     chip_auth: dict | None = None  # passive authentication of the chip (biometric.chip.policy)
+    display_score: int | None = None  # 0-100, the decision threshold at 50 (ScoreScale)
+    chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED  # set by biometric.chip.policy.apply
 
     def to_dict(self) -> dict:
         return {
             "decision": self.decision.value,
             "score": None if self.score is None else round(self.score, 4),
+            "display_score": self.display_score,
+            "chip_trust": self.chip_trust.value,
             "threshold": round(self.threshold, 4),
             "fmr": self.fmr,
             "reasons": [r.to_dict() for r in self.reasons],
@@ -237,6 +251,14 @@ class Pipeline:
         else:
             calibrated = self.manifest.get(self.embedder.spec.name).threshold_for(fmr)
         return OperatingPoint(threshold=calibrated.threshold, fmr=calibrated.fmr)
+
+    @cached_property
+    def score_scale(self) -> ScoreScale:
+        """The 0-100 display scale over the calibrated operating points of the score in use."""
+        thresholds = (self.fusion.thresholds if self.fusion is not None
+                      else self.manifest.get(self.embedder.spec.name).thresholds)
+        points = tuple(OperatingPoint(t.threshold, t.fmr) for t in thresholds)
+        return ScoreScale(points, self.operating_point.fmr)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -343,6 +365,9 @@ class Pipeline:
             chip_rgb = chip if isinstance(chip, np.ndarray) else self.decode(chip).rgb
         live_a = self.analyse(live_rgb, LIVE, timer)
         chip_a = self.analyse(chip_rgb, CHIP, timer)
+        # A chip portrait cannot be retaken: only a missing or unusable face stops the
+        # comparison (staff check by hand); its pose and lighting stay in its quality report.
+        chip_a.reasons = chip_problems([r.code for r in chip_a.reasons])
         liveness = self._check_liveness(live_rgb, live_a, timer)
         reasons = live_a.reasons + chip_a.reasons
         score = None
@@ -353,11 +378,12 @@ class Pipeline:
                 if self.fusion is not None:
                     second = cosine(live_a.secondary_embedding, chip_a.secondary_embedding)  # type: ignore[arg-type]
                     score = float(self.fusion.fuse([score, second]))
-        decision = decide(score, point, reasons)
+        decision = decide(score, point, live_a.reasons, chip_a.reasons)
         timer.ms["total"] = sum(timer.ms.values())
         return VerifyResult(
             decision=decision,
             score=score,
+            display_score=self.score_scale.display(score),
             threshold=point.threshold,
             fmr=point.fmr,
             reasons=reasons,

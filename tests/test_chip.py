@@ -154,10 +154,11 @@ def test_policy() -> None:
     from biometric.chip.passive_auth import ChipAuthResult
 
     failed = ChipAuthResult(ChipAuthStatus.HASH_MISMATCH, "x")
-    assert refusal(failed, ChipAuthPolicy.WARN) is None
-    assert refusal(failed, ChipAuthPolicy.BLOCK) == (
-        "chip_auth_failed", reason_message("chip_auth_failed")
-    )
+    unchecked = ChipAuthResult(ChipAuthStatus.NOT_CHECKED, "x")
+    for policy in (ChipAuthPolicy.WARN, ChipAuthPolicy.BLOCK):  # a failed chip, under both
+        assert refusal(failed, policy) == ("chip_auth_failed", reason_message("chip_auth_failed"))
+    assert refusal(failed, ChipAuthPolicy.OFF) is None
+    assert refusal(unchecked, ChipAuthPolicy.WARN) is None
     assert refusal(ChipAuthResult(ChipAuthStatus.VERIFIED, "ok"), ChipAuthPolicy.BLOCK) is None
     assert refusal(None, ChipAuthPolicy.BLOCK)[0] == "chip_auth_not_checked"
 
@@ -237,11 +238,19 @@ def test_cli_verify_dg2(specimens: Specimens, fr_dir: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["decision"] == "match" and result["chip_auth"]["status"] == "verified"
     assert "chip_auth" in result["timings_ms"]
-    bad = specimens.variants["sod_for_other_dg2"]
-    proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
-                "--chip-auth", "block")
+    # An altered portrait (the image bytes changed after signing) is never a match, under the
+    # default policy (warn) as under block: the faces still match, the decision does not.
+    for policy in ("warn", "block"):
+        for name in ("image_byte_changed", "sod_for_other_dg2"):
+            bad = specimens.variants[name]
+            proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
+                        "--chip-auth", policy)
+            result = json.loads(proc.stdout)
+            assert result["decision"] == "chip_untrusted", (policy, name, result["decision"])
+            assert result["reasons"][0]["message"] == reason_message("chip_auth_failed")
+            assert result["chip_auth"]["status"] == "hash_mismatch"
+            assert result["chip_trust"] == "failed"
+    # Not checked (no EF.SOD): the face decision, marked not verified.
+    proc = _cli("verify", live, "--dg2", str(genuine.dg2), *common)
     result = json.loads(proc.stdout)
-    assert result["decision"] == "refused" and result["reasons"][0]["message"] == reason_message(
-        "chip_auth_failed"
-    )
-    assert result["chip_auth"]["status"] == "hash_mismatch"
+    assert result["decision"] == "match" and result["chip_trust"] == "not_verified"
