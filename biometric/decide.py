@@ -56,6 +56,11 @@ class Reason:
         return {"code": self.code, "image": self.image, "message": self.message}
 
 
+def reason(code: str, image: str) -> Reason:
+    """A reason with its staff text in the service's language."""
+    return Reason(code=str(code), image=image, message=reason_message(str(code)))
+
+
 def decide(score: float | None, point: OperatingPoint, reasons: list[Reason]) -> Decision:
     if reasons or score is None:
         return Decision.RETAKE
