@@ -229,26 +229,24 @@ def verify(
 ) -> None:
     """Compare a live capture with the chip portrait: match, no_match, retake (live capture),
     manual_check (no usable face on the chip), chip_untrusted or refused."""
-    from biometric.chip import policy as chip_policy
-    from biometric.chip.reader import read_chip
+    from biometric.verification import ChipFiles, Verifier, VerifyRequest
 
     if (chip is None) == (dg2 is None):
         fail("invalid_option", "give the chip portrait as CHIP or --dg2, not both")
     if sod is not None and dg2 is None:
         fail("invalid_option", "--sod needs --dg2 (the signature covers the DG2 file)")
-    reading = None
-    if dg2 is not None:
-        reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
-                                           load_trust(csca), read_optional(dg1), chip_auth))
-    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
-    # Bytes, so the pipeline decodes and times the decoding (decode_image checks the size).
-    chip_bytes = reading.portrait if reading is not None else guard(chip.read_bytes)  # type: ignore[union-attr]
-    result = guard(lambda: pipeline.verify(guard(live.read_bytes), chip_bytes))
-    chip_policy.apply(result, reading, chip_auth)
+    request = guard(lambda: VerifyRequest(
+        live.read_bytes(),
+        portrait=chip.read_bytes() if chip is not None else None,
+        chip_files=ChipFiles(dg2.read_bytes(), read_optional(sod), read_optional(dg1))
+        if dg2 is not None else None))
+    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness)), chip_auth,
+                        guard(lambda: load_trust(csca)))
+    outcome = guard(lambda: verifier.verify(request))
     if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(json.dumps(outcome.to_dict()))
     else:
-        _print_verify(result.to_dict())
+        _print_verify(outcome.to_dict())
 
 
 def _expand_images(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -369,6 +367,7 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     from biometric.gallery.screening import screen
     from biometric.gallery.service import open_gallery
     from biometric.store.db import make_engine, migrate
+    from biometric.verification import Verifier, VerifyRequest
 
     data = (data_dir or config.data_dir()) / "fr_examples" / "identities"
     pairs = [
@@ -376,11 +375,11 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
         ("impostor", data / "obama" / "obama.jpg", data / "biden" / "biden.jpg"),
     ]
     pipeline = guard(lambda: _pipeline(models_dir))
+    verifier = Verifier(pipeline, ChipAuthPolicy.OFF)  # sample photos: there is no chip
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = guard(lambda live=live, chip=chip: pipeline.verify(live.read_bytes(),
-                                                                     chip.read_bytes()))
-        _print_verify(result.to_dict())
+        request = VerifyRequest(live.read_bytes(), portrait=chip.read_bytes())
+        _print_verify(guard(lambda request=request: verifier.verify(request)).to_dict())
 
     # Every sample photo as a separate claimant: photos of one person under several citizen
     # ids are exactly what screening must find. A fresh embedded store each run.

@@ -80,40 +80,16 @@ class Reason:
         return {"code": self.code, "image": self.image, "message": self.message}
 
 
-def chip_problems(codes: Sequence[str], locale: str | None = None) -> list[Reason]:
+def reason(code: str, image: str) -> Reason:
+    """A reason with its staff text in the service's language."""
+    return Reason(code=str(code), image=image, message=reason_message(str(code)))
+
+
+def chip_problems(codes: Sequence[str]) -> list[Reason]:
     """The chip portrait's problems that stop the comparison, as staff reasons (``chip_<code>``:
     check identity by hand, and why); pose or lighting problems of a chip portrait are not
     among them (nobody can retake a chip photo)."""
-    return [
-        Reason(code=CHIP_REASON_PREFIX + c, image="chip",
-               message=reason_message(CHIP_REASON_PREFIX + c, locale))
-        for c in codes
-        if c in CHIP_UNUSABLE
-    ]
-
-
-def decide(
-    score: float | None,
-    point: OperatingPoint,
-    live: Sequence[Reason],
-    chip: Sequence[Reason] = (),
-    chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED,
-    require_verified_chip: bool = False,
-) -> Decision:
-    """The decision, most serious first: a chip that failed passive authentication is never a
-    match (``chip_untrusted``); under a policy that requires a verified chip an unchecked one is
-    ``refused``; a live capture with problems is a ``retake``; a chip portrait without a usable
-    face is a ``manual_check``; else the score against the threshold. ``live`` and ``chip``:
-    the problems of each image (``chip``: only those of :func:`chip_problems`)."""
-    if chip_trust is ChipTrust.FAILED:
-        return Decision.CHIP_UNTRUSTED
-    if require_verified_chip and chip_trust is not ChipTrust.VERIFIED:
-        return Decision.REFUSED
-    if live:
-        return Decision.RETAKE
-    if chip or score is None:
-        return Decision.MANUAL_CHECK
-    return Decision.MATCH if score >= point.threshold else Decision.NO_MATCH
+    return [reason(CHIP_REASON_PREFIX + c, "chip") for c in codes if c in CHIP_UNUSABLE]
 
 
 @dataclass(frozen=True)

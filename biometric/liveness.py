@@ -18,7 +18,8 @@ attacks). Its threshold comes from the package, not from a calibration on our da
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +38,16 @@ _LAPLACE_RESPONSE_THRESHOLD = 50  # FaceAntiSpoofing.LAPLACE_THRESHOLD
 _GREY_WEIGHTS = (np.float32(0.3), np.float32(0.59), np.float32(0.11))
 
 
+class LivenessPolicy(StrEnum):
+    """What a failed passive liveness check does. Off by default: on colour bona fide photos the
+    best model (MiniFASNet at 0.01) still rejects 6.2 % of lfw_dev faces, above the 5 % bar for
+    a warn default, and FaceAntiSpoofing rejects 93 % (README, "Liveness")."""
+
+    OFF = "off"
+    WARN = "warn"  # score reported, decision unchanged
+    BLOCK = "block"  # a suspected attack turns the decision into a retake
+
+
 @dataclass(frozen=True)
 class LivenessResult:
     # FaceAntiSpoofing: the spoof score (leafScore1), lower is more live; MiniFASNet: the
@@ -50,6 +61,28 @@ class LivenessResult:
     threshold: float  # the score threshold used for is_live
     crop_box: tuple[int, int, int, int]  # crop actually used: x1, y1, x2, y2 (exclusive)
     higher_is_live: bool = False
+
+
+@dataclass(frozen=True)
+class LivenessCheck:
+    """The liveness of a verification's live capture, as reported and audited."""
+
+    score: float  # rounded to 4 decimals
+    is_live: bool
+    sharpness: int | None
+    threshold: float
+    higher_is_live: bool
+    model: str | None  # the manifest entry's name
+    policy: LivenessPolicy
+
+    @classmethod
+    def of(cls, result: LivenessResult, model: str | None,
+           policy: LivenessPolicy) -> LivenessCheck:
+        return cls(round(result.score, 4), result.is_live, result.sharpness, result.threshold,
+                   result.higher_is_live, model, policy)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "policy": self.policy.value}
 
 
 def square_crop_box(
