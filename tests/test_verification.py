@@ -163,3 +163,23 @@ def test_a_rejected_image_is_named_and_crosses_a_process_boundary() -> None:
     assert rejected.code == "image_decode_error" and rejected.message == "chip image: truncated"
     back = pickle.loads(pickle.dumps(rejected))
     assert (back.image, back.code, back.message) == ("chip", rejected.code, rejected.message)
+
+
+def test_display_score_is_fifty_at_the_decision_threshold_on_either_scale() -> None:
+    """The staff score: 50 at the threshold of the decision's FMR whatever the raw scale (the
+    fusion's z-scores, a cosine), ten times rarer impostors per 50/3 points at FMR 1e-3."""
+    from biometric.decide import ScoreScale
+
+    fused = ScoreScale(tuple(OperatingPoint(t, f) for f, t in
+                             ((1e-2, 2.08), (1e-3, 2.363), (1e-4, 2.52), (1e-5, 2.52))), 1e-3)
+    cosine = ScoreScale(tuple(OperatingPoint(t, f) for f, t in
+                              ((1e-2, 0.547), (1e-3, 0.613), (1e-4, 0.657))), 1e-3)
+    assert fused.display(2.363) == 50 and cosine.display(0.613) == 50
+    assert fused.display(2.08) == 33 and fused.display(2.52) == 67  # 1e-2, 1e-4 (tie: 1e-4)
+    assert cosine.display(0.547) == 33 and cosine.display(0.657) == 67
+    raw = [-1.0, 0.0, 1.0, 2.0, 2.2, 2.4, 2.6, 3.0, 9.0]
+    shown = [fused.display(r) for r in raw]
+    assert shown == sorted(shown) and shown[0] == 0 and shown[-1] == 100
+    assert fused.display(None) is None
+    assert ScoreScale((OperatingPoint(0.5, 1e-3),), 1e-3).display(0.7) is None  # no slope
+    assert ScoreScale(cosine.points, 1e-2).display(0.547) == 50  # another operating point

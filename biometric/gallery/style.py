@@ -51,7 +51,15 @@ button:disabled { opacity: .5; cursor: not-allowed; }
 .decision.match { color: var(--match); background: var(--match-bg); }
 .decision.no_match { color: var(--nomatch); background: var(--nomatch-bg); }
 .decision.retake { color: var(--retake); background: var(--retake-bg); }
-.decision.refused { color: #fff; background: var(--nomatch); }
+.decision.refused, .decision.chip_untrusted { color: #fff; background: var(--nomatch); }
+.decision.manual_check { color: var(--retake); background: var(--retake-bg); }
+/* a face decision on a chip that was not verified: amber, never the verified green */
+.decision.unverified { color: var(--retake); background: var(--retake-bg);
+  border: 4px dashed var(--retake); }
+.chip-banner { font-size: 1.1rem; font-weight: 700; color: var(--retake);
+  background: var(--retake-bg); border-left: 6px solid var(--retake); padding: .5rem .8rem; }
+.sources { margin: .3rem 0; }
+.raw { color: var(--muted); font-size: .85rem; }
 .decision small { display: block; font-size: 1rem; font-weight: 600; letter-spacing: 0; }
 ul.reasons { font-size: 1.1rem; font-weight: 600; color: var(--retake); }
 .meter { height: .8rem; background: #e6e8ec; border-radius: 4px; position: relative;
