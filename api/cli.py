@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from biometric.console import fail
+from biometric.console import err, fail
 
 keys_app = typer.Typer(help="Manage API keys (tokens are shown once).", no_args_is_help=True)
 
@@ -40,6 +40,7 @@ def serve(
 ) -> None:
     """Run the verification HTTP service (uvicorn, app factory api.app:create_app)."""
     from api.server import run
+    from api.settings import Settings, trust_store_warning
     from biometric.store.db import make_engine, migrate
 
     if database_url:
@@ -47,6 +48,9 @@ def serve(
     engine = make_engine(database_url)
     migrate(engine)  # once, before the workers start
     engine.dispose()
+    warning = trust_store_warning(Settings())
+    if warning:
+        err.print(f"[bold black on yellow] WARNING [/] [bold yellow]{warning}[/]", highlight=False)
     run(host, port, workers, log_level, healthcheck_timeout=healthcheck_timeout)
 
 

@@ -49,3 +49,16 @@ class Settings(BaseSettings):
     # header_timeout_s; a request body may not stall for longer than read_timeout_s.
     header_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
+
+
+def trust_store_warning(settings: Settings) -> str | None:
+    """What ``serve`` and the app say at start when chips are checked against no CSCA trust
+    store: every chip then shows as "chip not verified" (README, "Chip trust store")."""
+    if settings.chip_auth == "off":
+        return ("BIOMETRIC_CHIP_AUTH=off: chip signatures are not checked; every decision shows "
+                "the chip as not verified")
+    if settings.csca_dir is None:
+        return ("no CSCA trust store (BIOMETRIC_CSCA_DIR is not set): no chip can be verified, "
+                "every decision shows the chip as not verified; install the agency's CSCA "
+                "certificates or master list (README, \"Chip trust store\")")
+    return None
