@@ -40,9 +40,10 @@ class Settings(BaseSettings):
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
-    # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
-    # faces of a duplicate case; off, the store keeps templates only (no photos).
-    store_face_thumbnails: bool = False
+    # Keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the faces
+    # of a duplicate case (README, "Reviewers see faces"); false where the agency's policy
+    # forbids keeping face images: the store then keeps templates only.
+    store_face_thumbnails: bool = True
     # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
     locale: Literal["vi", "en"] = "vi"
     # Connection deadlines (api.server): the whole request head must arrive within

@@ -59,6 +59,12 @@ button:disabled { opacity: .5; cursor: not-allowed; }
 .chip-banner { font-size: 1.1rem; font-weight: 700; color: var(--retake);
   background: var(--retake-bg); border-left: 6px solid var(--retake); padding: .5rem .8rem; }
 .sources { margin: .3rem 0; }
+/* file pickers: the native button is hidden (it speaks the browser's language, not the page's) */
+input.file-input { position: absolute; width: 1px; height: 1px; opacity: 0; }
+label.file-pick { display: inline-block; border: 1px solid var(--brand); border-radius: 6px;
+  padding: .4rem .8rem; margin: .3rem 0; color: var(--brand); background: #fff; cursor: pointer;
+  font-weight: 600; }
+input.file-input:focus-visible + label.file-pick { outline: 3px solid var(--focus); }
 .raw { color: var(--muted); font-size: .85rem; }
 .decision small { display: block; font-size: 1rem; font-weight: 600; letter-spacing: 0; }
 ul.reasons { font-size: 1.1rem; font-weight: 600; color: var(--retake); }
