@@ -18,7 +18,7 @@ attacks). Its threshold comes from the package, not from a calibration on our da
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -80,9 +80,6 @@ class LivenessCheck:
            policy: LivenessPolicy) -> LivenessCheck:
         return cls(round(result.score, 4), result.is_live, result.sharpness, result.threshold,
                    result.higher_is_live, model, policy)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "policy": self.policy.value}
 
 
 def square_crop_box(
