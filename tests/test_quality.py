@@ -26,7 +26,9 @@ def _codes(pipeline: Pipeline, rgb: np.ndarray, role: str = LIVE) -> set[str]:
 
 
 def test_good_photos_pass(pipeline: Pipeline, fr_dir: Path) -> None:
-    for path in sorted((fr_dir / "identities").glob("*/*")):
+    paths = sorted((fr_dir / "identities").glob("*/*"))
+    assert len(paths) >= 10, f"expected the fr_examples photos under {fr_dir}"
+    for path in paths:
         analysis = pipeline.analyse(read_image(path).rgb, LIVE)
         assert analysis.reasons == [], (path.name, analysis.reasons)
         assert analysis.quality is not None and analysis.quality.score >= 70
