@@ -22,7 +22,7 @@ import pytest
 
 from biometric import config
 from biometric.decode import read_image
-from biometric.liveness import network_input, rescale_crop, square_crop_box
+from biometric.liveness.antispoof import network_input, rescale_crop, square_crop_box
 from biometric.modelbuild import sources
 from biometric.modelbuild.antispoof import FACTS, convert
 from biometric.modelbuild.fetch import extract_file
@@ -174,7 +174,7 @@ def test_shipped_facts_are_what_the_model_and_runtime_use() -> None:
     constants: 256x256 RGB / 255, score threshold 0.2, sharpness threshold 50)."""
     import json
 
-    from biometric.liveness import LivenessDetector
+    from biometric.liveness.antispoof import LivenessDetector
     from biometric.manifest import load_manifest
 
     entry = load_manifest(config.models_dir()).get("antispoof")
