@@ -26,6 +26,7 @@ from biometric.chip.policy import ChipAuthPolicy
 from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
+from biometric.views import FaceView, VerifyView
 
 app = typer.Typer(
     help="Face verification and duplicate screening for ID card holders.",
@@ -176,37 +177,34 @@ DECISION_COLOURS = {"match": "green", "no_match": "red", "retake": "yellow",
                     "manual_check": "yellow", "chip_untrusted": "red", "refused": "red"}
 
 
-def _print_verify(result: dict) -> None:
-    decision = result["decision"]
+def _print_verify(result: VerifyView) -> None:
+    decision = result.decision
     out.print(f"decision: [bold {DECISION_COLOURS[decision]}]{decision.upper()}[/]")
-    if result.get("chip_trust") == "not_verified" and decision in ("match", "no_match"):
+    if result.chip_trust == "not_verified" and decision in ("match", "no_match"):
         out.print("[bold yellow]chip not verified[/]: the decision rests on the faces only")
-    if result["score"] is not None:
+    if result.score is not None:
         out.print(
-            f"score {result['display_score']}/100 (raw {result['score']:.4f} vs threshold "
-            f"{result['threshold']:.4f}, set for FMR {result['fmr']:g})"
+            f"score {result.display_score}/100 (raw {result.score:.4f} vs threshold "
+            f"{result.threshold:.4f}, set for FMR {result.fmr:g})"
         )
-    for r in result["reasons"]:
-        out.print(f"  {decision} ({r['image']}): {r['message']}")
-    if "chip_auth" in result and result["chip_auth"] is not None:
-        print_auth(out, result["chip_auth"])
-    for role in ("live", "chip"):
-        a = result[role]
-        faces = ", ".join(f"box {f['box']} score {f['score']}" for f in a["faces"]) or "none"
-        out.print(f"{role}: {a['width']}x{a['height']}, faces: {faces}")
-    for role in ("live", "chip"):
-        q = result[role].get("quality")
-        if q:
-            out.print(f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
-                      f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})")
-    if result.get("liveness"):
-        lv = result["liveness"]
-        verdict = "live" if lv["is_live"] else "suspected attack"
-        out.print(f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
-                  f"threshold {lv['threshold']})")
-    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
+    for r in result.reasons:
+        out.print(f"  {decision} ({r.image}): {r.message}")
+    if result.chip_auth is not None:
+        print_auth(out, result.chip_auth)
+    for role, a in (("live", result.live), ("chip", result.chip)):
+        faces = ", ".join(f"box {f.box} score {f.score}" for f in a.faces) or "none"
+        out.print(f"{role}: {a.width}x{a.height}, faces: {faces}")
+    for role, a in (("live", result.live), ("chip", result.chip)):
+        if (q := a.quality) is not None:
+            out.print(f"{role} quality {q.score:.0f}/100 (inter-eye {q.inter_eye_px:.0f} px, "
+                      f"yaw {q.yaw_deg:.0f}, sharpness {q.sharpness:.0f})")
+    if (lv := result.liveness) is not None:
+        verdict = "live" if lv.is_live else "suspected attack"
+        out.print(f"liveness ({lv.policy}): score {lv.score} ({verdict}; "
+                  f"threshold {lv.threshold})")
+    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
     out.print(f"timings: {timings}")
-    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
+    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result.models.items()))
 
 
 @app.command()
@@ -242,11 +240,11 @@ def verify(
         if dg2 is not None else None))
     verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness)), chip_auth,
                         guard(lambda: load_trust(csca)))
-    outcome = guard(lambda: verifier.verify(request))
+    view = VerifyView.model_validate(guard(lambda: verifier.verify(request)))
     if as_json:
-        out.print_json(json.dumps(outcome.to_dict()))
+        out.print_json(view.model_dump_json())
     else:
-        _print_verify(outcome.to_dict())
+        _print_verify(view)
 
 
 def _expand_images(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -289,7 +287,8 @@ def embed(
                 {
                     "path": str(path),
                     "identity": identity or None,
-                    "box": analysis.subject.to_dict()["box"] if analysis.subject else None,
+                    "box": FaceView.model_validate(analysis.subject).box
+                    if analysis.subject else None,
                     "embedding": None if vec is None else [round(float(v), 6) for v in vec],
                 }
             )
@@ -333,7 +332,7 @@ def detect(
     pipeline = guard(lambda: _pipeline(models_dir))
     rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
-    out.print_json(json.dumps({"faces": [f.to_dict() for f in faces]}))
+    out.print_json(json.dumps({"faces": [FaceView.model_validate(f).model_dump() for f in faces]}))
     if draw is not None:
         canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         thick = max(1, round(max(rgb.shape[:2]) / 400))
@@ -379,7 +378,7 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
         request = VerifyRequest(live.read_bytes(), portrait=chip.read_bytes())
-        _print_verify(guard(lambda request=request: verifier.verify(request)).to_dict())
+        _print_verify(VerifyView.model_validate(guard(lambda r=request: verifier.verify(r))))
 
     # Every sample photo as a separate claimant: photos of one person under several citizen
     # ids are exactly what screening must find. A fresh embedded store each run.

@@ -121,15 +121,10 @@ class FaceAnalysis:
     secondary_crop: np.ndarray | None = None
     secondary_embedding: np.ndarray | None = None
 
-    def to_dict(self) -> dict:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "faces": [f.to_dict() for f in self.faces],
-            "subject": self.faces.index(self.subject) if self.subject is not None else None,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "quality": self.quality.to_dict() if self.quality is not None else None,
-        }
+    @property
+    def subject_index(self) -> int | None:
+        """Index of the chosen face in ``faces`` (None: no subject)."""
+        return self.faces.index(self.subject) if self.subject is not None else None
 
 
 class Pipeline:

@@ -227,30 +227,18 @@ class VerifyOutcome:
     timings_ms: dict[str, float]
     models: dict[str, str]
     liveness: LivenessCheck | None = None
-    # Passive authentication of the chip (image only: not_checked); None under policy "off".
+    # Passive authentication of the chip, with the policy that judged it (a portrait image:
+    # not_checked); None under policy "off".
     chip_auth: ChipAuthResult | None = None
-    chip_auth_policy: ChipAuthPolicy | None = None
     chip_image: FaceImage | None = None  # where the portrait sat in EF.DG2, when it was sent
     display_score: int | None = None  # 0-100, the decision threshold at 50 (ScoreScale)
     chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED
+    citizen_id: str | None = None
+    counter_id: str | None = None
 
-    def to_dict(self) -> dict:
-        return {
-            "decision": self.decision.value,
-            "score": None if self.score is None else round(self.score, 4),
-            "display_score": self.display_score,
-            "chip_trust": self.chip_trust.value,
-            "threshold": round(self.threshold, 4),
-            "fmr": self.fmr,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "live": self.live.to_dict(),
-            "chip": self.chip.to_dict(),
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-            "models": self.models,
-            "liveness": self.liveness.to_dict() if self.liveness is not None else None,
-            "chip_auth": None if self.chip_auth is None else {
-                **self.chip_auth.to_dict(), "policy": str(self.chip_auth_policy)},
-        }
+    @property
+    def faces(self) -> dict[str, FaceAnalysis]:
+        return {LIVE: self.live, CHIP: self.chip}
 
 
 # -- the verifier -------------------------------------------------------------------------------
@@ -267,7 +255,9 @@ class Verifier:
         self.trust = trust
 
     def verify(self, request: VerifyRequest) -> VerifyOutcome:
-        return self.compare(request.live, self.read_chip(request))
+        outcome = self.compare(request.live, self.read_chip(request))
+        outcome.citizen_id, outcome.counter_id = request.citizen_id, request.counter_id
+        return outcome
 
     def read_chip(self, request: VerifyRequest) -> ChipReading | None:
         """The chip files read and authenticated (None when a portrait image was sent).
@@ -331,12 +321,13 @@ class Verifier:
             models=pipeline.model_versions,
             liveness=liveness,
             chip_auth=auth,
-            chip_auth_policy=None if auth is None else policies.chip_auth,
             chip_image=reading.dg2.portrait if reading is not None else None,
         )
 
     def _chip_auth(self, reading: ChipReading | None) -> ChipAuthResult | None:
-        if self.policies.chip_auth is ChipAuthPolicy.OFF:
+        policy = self.policies.chip_auth
+        if policy is ChipAuthPolicy.OFF:
             return None
-        return reading.auth if reading is not None else IMAGE_ONLY
+        auth = reading.auth if reading is not None else IMAGE_ONLY
+        return None if auth is None else replace(auth, policy=policy)
 

@@ -90,8 +90,8 @@ def test_lfw_style_portraits_match_and_do_not_match(pipeline: Pipeline, data_dir
     other = sorted((lfw / "Aaron_Guiel").iterdir())[0]
     same = Verifier(pipeline).verify_faces(read_image(a).rgb, read_image(b).rgb)
     diff = Verifier(pipeline).verify_faces(read_image(a).rgb, read_image(other).rgb)
-    assert same.decision.value == "match", same.to_dict()["reasons"]
-    assert diff.decision.value == "no_match", diff.to_dict()["reasons"]
+    assert same.decision.value == "match", same.reasons
+    assert diff.decision.value == "no_match", diff.reasons
 
 
 def test_genuine_colour_pairs_match(pipeline: Pipeline, fr_dir) -> None:

@@ -143,7 +143,7 @@ def test_chip_portrait_problems_are_not_retakes() -> None:
     verdict = decide(FaceEvidence(None, POINT, (), tuple(unusable)), None, VERIFIED, Policies())
     assert verdict.decision is Decision.MANUAL_CHECK
     assert [r.code for r in verdict.reasons] == ["chip_no_face"]
-    assert "thủ công" in verdict.reasons[0].message  # staff check by hand (vi default)
+    assert "thủ công" in verdict.reasons[0].text("vi")  # staff check by hand
     # A live problem is still a retake: the citizen can fix that one first.
     face = FaceEvidence(None, POINT, (DARK,), tuple(unusable))
     assert decide(face, None, VERIFIED, Policies()).decision is Decision.RETAKE

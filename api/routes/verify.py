@@ -13,7 +13,7 @@ import binascii
 import logging
 import re
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.errors import problem_from_error
-from api.i18n import localise_reasons, request_locale
+from api.i18n import request_locale
 from api.metrics import Metrics
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONSES, check_ids
@@ -43,6 +43,7 @@ from biometric.verification import (
     VerifyOutcome,
     VerifyRequest,
 )
+from biometric.views import DecisionView, ImageFacesView, VerifyView
 from biometric.workers import PipelinePool
 
 log = logging.getLogger("biometric.api")
@@ -52,93 +53,16 @@ _DATA_URL_RE = re.compile(r"^data:[\w/+.-]+;base64,")
 router = APIRouter(tags=["verify"])
 
 
-class ReasonOut(BaseModel):
-    code: str
-    image: str
-    message: str
-
-
-class FaceOut(BaseModel):
-    box: list[float]
-    score: float
-    landmarks: list[list[float]]
-
-
-class ImageFacesOut(BaseModel):
-    width: int
-    height: int
-    faces: list[FaceOut]
-    subject: int | None = Field(description="index of the chosen face in `faces`")
-    reasons: list[ReasonOut]
-    quality: dict[str, Any] | None = Field(None, description="capture quality of the subject")
-
-
 class VerifyFacesOut(BaseModel):
-    live: ImageFacesOut
-    chip: ImageFacesOut
+    live: ImageFacesView
+    chip: ImageFacesView
 
 
-class LivenessOut(BaseModel):
-    score: float
-    is_live: bool
-    sharpness: int
-    threshold: float
-    policy: str
+class VerifyResponse(DecisionView):
+    """Built from the :class:`~biometric.verification.VerifyOutcome` (``from_attributes``)."""
 
-
-class ChipCheckOut(BaseModel):
-    name: str
-    status: str
-    detail: str
-
-
-class ChipAuthOut(BaseModel):
-    status: Literal[
-        "verified", "hash_mismatch", "bad_signature", "untrusted_signer", "expired", "not_checked"
-    ]
-    message: str
-    issuer: str | None = Field(description="the Document Signer's issuer (the CSCA), RFC 4514")
-    country: str | None
-    signer: str | None = Field(description="the Document Signer certificate's subject")
-    hash_algorithm: str | None
-    checks: list[ChipCheckOut]
-    policy: Literal["off", "warn", "block"]
-
-
-class ChipImageOut(BaseModel):
-    """Where the portrait sits in the EF.DG2 that was sent (so a page can show it)."""
-
-    version: str
-    image_type: str
-    data_type: Literal["jpeg", "jpeg2000"]
-    width: int
-    height: int
-    feature_points: int
-    image_offset: int
-    image_bytes: int
-
-
-class VerifyResponse(BaseModel):
     request_id: str
-    decision: Literal["match", "no_match", "retake", "manual_check", "chip_untrusted", "refused"]
-    score: float | None
-    display_score: int | None = Field(
-        None, description="the score on the 0-100 scale staff see (decision threshold = 50), "
-        "the same scale as duplicate search; `score` is the raw one")
-    chip_trust: Literal["verified", "not_verified", "failed"] = Field(
-        description="passive authentication as the decision used it: only `verified` is a "
-        "chip shown to be genuine")
-    threshold: float
-    fmr: float
-    reasons: list[ReasonOut]
     faces: VerifyFacesOut
-    timings_ms: dict[str, float]
-    models: dict[str, str]
-    liveness: LivenessOut | None = None
-    chip_auth: ChipAuthOut | None = Field(
-        None, description="passive authentication of the chip (not_checked when only a portrait "
-        "image was sent); null under BIOMETRIC_CHIP_AUTH=off")
-    chip_image: ChipImageOut | None = None
     citizen_id: str | None = None
     counter_id: str | None = None
 
@@ -378,7 +302,7 @@ def _problem(exc: ImageRejected) -> Problem:
 async def verify(
     request: Request,
     caller: Annotated[Caller, Depends(require_roles(Role.COUNTER, Role.ADMIN))],
-) -> dict[str, Any]:
+) -> VerifyResponse:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         data = await _parse_multipart(request)
@@ -428,55 +352,36 @@ async def verify(
 
 
 async def _respond(request: Request, data: VerifyRequest, outcome: VerifyOutcome,
-                   queue_ms: float) -> dict[str, Any]:
-    """Metrics, the audit record, then the answer in the caller's language."""
+                   queue_ms: float) -> VerifyResponse:
+    """Metrics, the audit record (in the service's language), then the answer in the caller's."""
     metrics: Metrics = request.app.state.metrics
-    body = outcome.to_dict()
-    timings = {"queue": round(queue_ms, 2), **body["timings_ms"]}
-    for stage, ms in timings.items():
+    answer = VerifyResponse.model_validate(
+        {**{name: getattr(outcome, name) for name in DecisionView.model_fields},
+         "request_id": request.state.request_id, "faces": outcome.faces,
+         "timings_ms": {"queue": queue_ms, **outcome.timings_ms},
+         "citizen_id": data.citizen_id, "counter_id": data.counter_id},
+        from_attributes=True, context={"locale": request_locale(request)})
+    for stage, ms in answer.timings_ms.items():
         metrics.stage_seconds.labels(stage).observe(ms / 1000.0)
-    metrics.decisions.labels(body["decision"]).inc()
-    if body["chip_auth"] is not None:
-        chip = body["chip_auth"]
-        metrics.chip_auth.labels(chip["status"], chip["country"] or "unknown").inc()
+    metrics.decisions.labels(answer.decision).inc()
+    if (chip := answer.chip_auth) is not None:
+        metrics.chip_auth.labels(chip.status, chip.country or "unknown").inc()
+    record = VerifyView.model_validate(outcome).model_dump(mode="json")
     await _audit(
         request,
         data,
-        body["decision"],
-        score=body["score"],
-        threshold=body["threshold"],
-        fmr=body["fmr"],
-        reasons=body["reasons"],
-        model_versions=body["models"],
-        quality={
-            role: body[role]["quality"]["score"]
-            for role in (LIVE, CHIP)
-            if body[role].get("quality")
-        },
-        liveness=body["liveness"],
-        chip_auth=_audit_chip(body["chip_auth"]),
+        record["decision"],
+        score=record["score"],
+        threshold=record["threshold"],
+        fmr=record["fmr"],
+        reasons=record["reasons"],
+        model_versions=record["models"],
+        quality={role: record[role]["quality"]["score"] for role in (LIVE, CHIP)
+                 if record[role]["quality"]},
+        liveness=record["liveness"],
+        chip_auth=_audit_chip(record["chip_auth"]),
     )
-    locale = request_locale(request)  # the audit above keeps the service's language
-    for role in (LIVE, CHIP):
-        body[role]["reasons"] = localise_reasons(body[role]["reasons"], locale)
-    return {
-        "request_id": request.state.request_id,
-        "decision": body["decision"],
-        "score": body["score"],
-        "threshold": body["threshold"],
-        "fmr": body["fmr"],
-        "display_score": body["display_score"],
-        "chip_trust": body["chip_trust"],
-        "reasons": localise_reasons(body["reasons"], locale),
-        "faces": {LIVE: body[LIVE], CHIP: body[CHIP]},
-        "timings_ms": timings,
-        "models": body["models"],
-        "liveness": body["liveness"],
-        "chip_auth": body["chip_auth"],
-        "chip_image": outcome.chip_image.to_dict() if outcome.chip_image is not None else None,
-        "citizen_id": data.citizen_id,
-        "counter_id": data.counter_id,
-    }
+    return answer
 
 
 def _audit_chip(chip_auth: dict[str, Any] | None) -> dict[str, Any] | None:
