@@ -202,7 +202,8 @@ def _print_verify(result: VerifyView) -> None:
         verdict = "live" if lv.is_live else "suspected attack"
         out.print(f"liveness ({lv.policy}): score {lv.score} ({verdict}; "
                   f"threshold {lv.threshold})")
-    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+    # Two decimals below a millisecond: "compare 0.0 ms" read as a stage that did not run.
+    timings = ", ".join(f"{k} {v:.{2 if v < 1 else 1}f} ms" for k, v in result.timings_ms.items())
     out.print(f"timings: {timings}")
     out.print("models: " + ", ".join(f"{k} {v}" for k, v in result.models.items()))
 

@@ -424,6 +424,20 @@ def test_review_page_placeholder_without_stored_face(
     assert len(placeholder) == 1
     assert len(card.find_elements(By.TAG_NAME, "img")) == 1
     _shot(driver, "review-4-photo-not-stored")
+    # The page asked only for the faces that exist: loading it wrote no "not found" refusal.
+    with ui_server.client(ui_server.admin) as c:
+        refused = c.get("/v1/audit", params={"decision": "refused", "limit": 500}).json()["items"]
+    assert not [e for e in refused if e["action"] == "claimant_face"], refused
+
+    # The review page in Vietnamese: case origin, scores and texts, no English left.
+    Select(driver.find_element(By.ID, "lang")).select_by_value("vi")
+    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == "vi")
+    card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    _wait(driver, lambda d: translate("ui.review.origin_enrolment", "vi") in card.text)
+    assert "enrolment" not in card.text
+    left = _english_left(driver)
+    assert not left, left
+    _shot(driver, "issue20-6-review-vi")
 
 
 # -- counter decisions staff can trust (issue 20) -----------------------------------------------

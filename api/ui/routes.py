@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auditing import audit
 from api.auth import Caller, require_roles
+from api.validation import ERROR_RESPONSES
 from biometric import i18n
 from biometric.gallery.style import CSS
 from biometric.store.models import Role
@@ -31,6 +32,8 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+# Under /v1 so that a refused sign-in is audited like every other refused API call.
+session_router = APIRouter(prefix="/v1/session", tags=["session"], responses=ERROR_RESPONSES)
 
 
 def _page(name: str) -> FileResponse:
@@ -60,14 +63,14 @@ async def _signed_in(request: Request, caller: Caller, page: str) -> dict[str, s
 
 # Sign-in checks: the key is tried once when staff sign in, so a wrong key (401) or a key of
 # the wrong role (403) is refused on the sign-in form, not at the first verification.
-@router.get("/session/counter")
+@session_router.get("/counter", summary="Check a key at sign-in on the counter page")
 async def counter_session(
     request: Request, caller: Annotated[Caller, Depends(require_roles(Role.COUNTER, Role.ADMIN))]
 ) -> dict[str, str]:
     return await _signed_in(request, caller, "counter")
 
 
-@router.get("/session/review")
+@session_router.get("/review", summary="Check a key at sign-in on the review page")
 async def review_session(
     request: Request, caller: Annotated[Caller, Depends(require_roles(Role.REVIEWER, Role.ADMIN))]
 ) -> dict[str, str]:
@@ -103,4 +106,5 @@ async def style_css() -> Response:
 def install(app: FastAPI) -> None:
     """Add the pages and their static files (scripts) to the app."""
     app.include_router(router)
+    app.include_router(session_router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")

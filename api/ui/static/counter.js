@@ -456,7 +456,7 @@
     form: $("sign-in-form"),
     input: $("api-key"),
     errorEl: $("sign-in-error"),
-    check: (key) => Api.json(key, "/ui/session/" + PAGE),
+    check: (key) => Api.json(key, "/v1/session/" + PAGE),
     onSignedIn: showSignedIn,
     onSignedOut: showSignedOut,
   });
