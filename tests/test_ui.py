@@ -199,10 +199,13 @@ def _verify_once(driver: WebDriver, chip: Path, citizen_id: str | None = None) -
 
 
 def _use_language(driver: WebDriver, url: str, locale: str) -> None:
-    """Open ``url`` with ``locale`` chosen on the page (remembered by the browser)."""
+    """Open ``url`` with ``locale`` chosen, as the switch remembers it in the browser (set before
+    the page starts: choosing on a page whose script has not yet bound the switch is lost)."""
     driver.get(url)
-    Select(_wait(driver, ec.presence_of_element_located((By.ID, "lang")))).select_by_value(locale)
-    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == locale)
+    driver.execute_script("localStorage.setItem('biometric.locale', arguments[0])", locale)
+    driver.get(url)
+    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == locale
+          and d.find_element(By.ID, "lang").get_attribute("value") == locale)
 
 
 def _guided_capture(driver: WebDriver, locale: str, shot_prefix: str) -> None:
@@ -407,34 +410,36 @@ def test_review_page_placeholder_without_stored_face(
         missing = c.get("/v1/claimants/777700000001/face")
         assert missing.status_code == 404 and missing.json()["type"].endswith("/face_not_stored")
 
+    def face_refusals() -> int:
+        with ui_server.client(ui_server.admin) as c:
+            items = c.get("/v1/audit", params={"decision": "refused", "limit": 500}).json()
+        return len([e for e in items["items"] if e["action"] == "claimant_face"])
+
+    refused_before = face_refusals()  # the 404 just asked for above
     driver = browser
     driver.set_window_size(1100, 900)
     # Still signed in: the key is in sessionStorage.
     _use_language(driver, ui_server.url + "/ui/review", "en")
     selector = f"article.case[data-case-id='{case_id}']"
-    card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
-    placeholder = _wait(
-        driver,
-        lambda d: [
-            p
-            for p in d.find_elements(By.CSS_SELECTOR, selector + " .no-photo")
-            if "photo not stored" in p.text
-        ],
+    _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    # Counted in the page (the list re-renders when the language is set: no stale elements).
+    count = (
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".filter(e => e.textContent.includes(arguments[1])).length"
     )
-    assert len(placeholder) == 1
-    assert len(card.find_elements(By.TAG_NAME, "img")) == 1
+    missing = selector + " .no-photo"
+    _wait(driver, lambda d: d.execute_script(count, missing, "photo not stored") == 1)
+    _wait(driver, lambda d: d.execute_script(count, selector + " img", "") == 1)
     _shot(driver, "review-4-photo-not-stored")
     # The page asked only for the faces that exist: loading it wrote no "not found" refusal.
-    with ui_server.client(ui_server.admin) as c:
-        refused = c.get("/v1/audit", params={"decision": "refused", "limit": 500}).json()["items"]
-    assert not [e for e in refused if e["action"] == "claimant_face"], refused
+    assert face_refusals() == refused_before
 
     # The review page in Vietnamese: case origin, scores and texts, no English left.
     Select(driver.find_element(By.ID, "lang")).select_by_value("vi")
     _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == "vi")
-    card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
-    _wait(driver, lambda d: translate("ui.review.origin_enrolment", "vi") in card.text)
-    assert "enrolment" not in card.text
+    origin = translate("ui.review.origin_enrolment", "vi")
+    _wait(driver, lambda d: d.execute_script(count, selector, origin) == 1)
+    assert "enrolment" not in driver.find_element(By.CSS_SELECTOR, selector).text
     left = _english_left(driver)
     assert not left, left
     _shot(driver, "issue20-6-review-vi")
