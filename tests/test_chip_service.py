@@ -80,7 +80,7 @@ def test_api_every_variant(server: ChipServer, specimens: Specimens, fr_dir: Pat
         if v.expected == "dg2_malformed":
             assert r.status_code == 422, r.text
             body = r.json()
-            assert body["type"].endswith("/dg2_malformed") and "offset 0" in body["detail"]
+            assert body["type"].endswith("/dg2_malformed") and "byte 0" in body["detail"]
             assert (body["tag"], body["offset"]) == ("75", 0)
             continue
         assert r.status_code == 200, r.text
@@ -203,7 +203,7 @@ def test_counter_page_shows_chip_result(server: ChipServer, specimens: Specimens
                                   ".dispatchEvent(new Event('change'))")
         driver.find_element(By.ID, "verify").click()
         if v.expected == "dg2_malformed":
-            wait.until(ec.text_to_be_present_in_element((By.ID, "verify-status"), "offset 0"))
+            wait.until(ec.text_to_be_present_in_element((By.ID, "verify-status"), "byte 0"))
             continue
         result = wait.until(ec.visibility_of_element_located((By.ID, "result")))
         pill = result.find_element(By.ID, "chip-auth")

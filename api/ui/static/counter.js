@@ -70,10 +70,11 @@
     hideResult();
   }
 
-  async function setImage(which, blob, key, params) {
+  // ``key``: the status line; ``source``: the catalogue key naming the image in the result.
+  async function setImage(which, blob, key, params, source) {
     hideResult();
     state[which] = blob;
-    state[which + "Source"] = { key, params };
+    state[which + "Source"] = { key: source, params };
     const status = $(which + "-status");
     I18n.set(status, key, params);
     try {
@@ -139,7 +140,8 @@
       async (blob) => {
         stopCamera();
         $("live-file").value = "";  // the capture replaces a file picked before
-        await setImage("live", blob, "ui.counter.captured", { width: canvas.width, height: canvas.height });
+        await setImage("live", blob, "ui.counter.captured", { width: canvas.width, height: canvas.height },
+          "ui.counter.source_camera");
         $("chip-file").focus();
       },
       "image/jpeg",
@@ -251,7 +253,7 @@
     const file = e.target.files[0];
     if (!file) return;
     stopCamera();
-    setImage("live", file, "ui.counter.live_from_file", { name: file.name });
+    setImage("live", file, "ui.counter.live_from_file", { name: file.name }, "ui.counter.source_file");
   });
 
   // One chip source at a time: a chip photo or the chip files, never one shown and the other
@@ -260,7 +262,7 @@
     const file = e.target.files[0];
     if (!file) return;
     ChipFiles.clear();
-    setImage("chip", file, "ui.counter.chip_from_file", { name: file.name });
+    setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
   });
   ChipFiles.onSelect(() => {
     if (state.chip) clearImage("chip");
@@ -302,9 +304,7 @@
       live: state.live,
       liveSource: state.liveSource,
       chip: chipFiles ? null : state.chip,
-      chipSource: chipFiles
-        ? { text: ChipFiles.source() }
-        : { key: "ui.chip.source_image", params: { name: state.chip.name || "chip" } },
+      chipSource: chipFiles ? { text: ChipFiles.source() } : state.chipSource,
     };
     $("verify").disabled = true;
     status.textContent = t("ui.counter.verifying");
