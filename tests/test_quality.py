@@ -77,7 +77,7 @@ def test_degraded_live_capture_gives_retake_with_reason(pipeline: Pipeline, fr_d
     result = Verifier(pipeline).verify_faces(dark, chip)
     assert result.decision is Decision.RETAKE
     reason = next(r for r in result.reasons if r.code == "too_dark")
-    assert reason.image == "live" and reason.message == reason_message("too_dark")  # vi default
+    assert reason.image == "live" and reason.text() == reason_message("too_dark")  # vi default
     assert "light" in reason_message("too_dark", "en").lower()
 
 
