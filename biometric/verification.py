@@ -256,9 +256,9 @@ class Verifier:
 
     def verify(self, request: VerifyRequest) -> VerifyOutcome:
         reading = self.read_chip(request)
-        chip = reading if reading is not None else request.portrait
-        assert chip is not None  # VerifyRequest: a portrait or the chip files
-        outcome = self.compare(request.live, chip)
+        portrait = reading if reading is not None else request.portrait
+        assert portrait is not None  # VerifyRequest: a portrait image or the chip files
+        outcome = self.compare(request.live, portrait)
         outcome.citizen_id, outcome.counter_id = request.citizen_id, request.counter_id
         return outcome
 
@@ -276,7 +276,7 @@ class Verifier:
         image) and verify them."""
         reading = chip if isinstance(chip, ChipReading) else None
         portrait = reading.portrait if reading is not None else chip
-        assert isinstance(portrait, bytes)
+        assert isinstance(portrait, bytes), type(portrait)
         started = time.perf_counter()
         live_rgb = naming(LIVE, lambda: self.pipeline.decode(live).rgb)
         chip_rgb = naming(CHIP, lambda: self.pipeline.decode(portrait).rgb)
