@@ -25,7 +25,6 @@ checkpointed and truncated after an erase.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from biometric.gallery.backend import IndexBackend
 from biometric.gallery.bulk import NewTemplate, enrolled_among, insert_new
 from biometric.gallery.cases import CaseQueue, CaseView, open_case
 from biometric.gallery.changelog import change_log_transaction
+from biometric.gallery.citizen import CITIZEN_ID, CITIZEN_ID_PATTERN, check_citizen_id
 from biometric.gallery.errors import (
     CaseAlreadyDecided,
     CaseNotFound,
@@ -75,10 +75,6 @@ __all__ = [
     "open_gallery",
 ]
 
-# ASCII digits only: ``\d`` also matches full-width and other Unicode digits, which would make
-# a second claimant for the same person.
-CITIZEN_ID_PATTERN = r"^[0-9]{12}$"
-CITIZEN_ID = re.compile(CITIZEN_ID_PATTERN)
 
 
 class DuplicatePolicy(StrEnum):
@@ -110,12 +106,6 @@ class EnrolResult:
     candidates: list[Candidate]
     case_ids: list[int]
     replaced_templates: int
-
-
-def check_citizen_id(citizen_id: str) -> str:
-    if not CITIZEN_ID.fullmatch(citizen_id or ""):
-        raise InvalidCitizenId(f"citizen id must be 12 digits, got {citizen_id!r}")
-    return citizen_id
 
 
 def _to_blob(vector: np.ndarray) -> bytes:
@@ -425,6 +415,20 @@ class Gallery:
                 .order_by(Template.id.desc())
                 .limit(1)
             )
+
+    def faces_stored(self, citizen_ids: list[str]) -> set[str]:
+        """Which of these claimants have a face thumbnail stored (one query: a review page
+        asks only for faces that exist, so its loads write no "not found" refusals)."""
+        if not citizen_ids:
+            return set()
+        with self._sessions() as s:
+            rows = s.scalars(
+                select(Claimant.citizen_id)
+                .join(Template, Template.claimant_id == Claimant.id)
+                .join(FaceThumbnail, FaceThumbnail.template_id == Template.id)
+                .where(Claimant.citizen_id.in_(set(citizen_ids)), Template.model == self.model)
+            ).all()
+        return set(rows)
 
     def template_count(self) -> int:
         with self._sessions() as s:

@@ -8,14 +8,25 @@ a log-structured set of the pairs whose second end is still to come as a query.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from biometric.index.spec import ProgressFn
 
-if TYPE_CHECKING:
-    from biometric.index.core import FaceIndex
+
+class SlotIndex(Protocol):
+    """What the self-join needs of :class:`~biometric.index.core.FaceIndex`."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def slot_ids(self) -> np.ndarray: ...
+
+    def search_slots(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def reconstruct_slots(self, slots: np.ndarray) -> np.ndarray: ...
 
 
 class PairSet:
@@ -43,7 +54,7 @@ class PairSet:
 
 
 def iter_self_join(
-    index: FaceIndex,
+    index: SlotIndex,
     k: int = 10,
     threshold: float = 0.0,
     batch_size: int = 4096,
