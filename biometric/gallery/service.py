@@ -131,10 +131,12 @@ class Gallery:
         duplicate_fmr: float,
         top_k: int = 10,
         policy: DuplicatePolicy = DuplicatePolicy.FLAG,
+        index_path: Path | None = None,
     ) -> None:
+        """Without ``searcher``: the default backend's (:class:`IndexBackend`), its file at
+        ``index_path`` (None: in memory, not saved)."""
         self._sessions = session_factory(engine)
-        # Default: an index of its own in memory, not saved.
-        self.searcher = searcher or IndexBackend("memory").searcher(engine, model, dim, None)
+        self.searcher = searcher or IndexBackend().searcher(engine, model, dim, index_path)
         self.model = model
         self.model_version = model_version
         self.dim = dim
