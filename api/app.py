@@ -38,6 +38,7 @@ from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
+from biometric.store.audit import Notary
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.workers import PipelinePool, PoolConfig
 
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        notary = Notary.open(settings.audit_key_file, settings.audit_checkpoints)
+        with app.state.sessions() as s:
+            notary.anchor_head(s)  # rows written before this start are anchored from now on
+        app.state.notary = notary
         app.state.pipeline = await anyio.to_thread.run_sync(load)
         app.state.limiter = anyio.CapacityLimiter(settings.thread_pool_size)
         app.state.verify_pool = None
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.verify_pool is not None:
                 await app.state.verify_pool.close()
             await anyio.to_thread.run_sync(app.state.gallery.save_index)
+            notary.close()
             engine.dispose()
 
     app = FastAPI(

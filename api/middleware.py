@@ -35,9 +35,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # The service names every request itself (a client's id could repeat or name another
+        # request); a well-formed client id is kept apart, for the client's own tracing.
         incoming = headers.get("x-request-id", "")
-        rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        rid = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["client_request_id"] = incoming if _REQUEST_ID_RE.match(incoming) else None
         start = time.perf_counter()
         status = 500
         personal = scope["path"].startswith("/v1/")

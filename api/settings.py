@@ -49,3 +49,8 @@ class Settings(BaseSettings):
     # header_timeout_s; a request body may not stall for longer than read_timeout_s.
     header_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
+    # Audit checkpoints (biometric.store.audit): the Ed25519 signing key, kept where the
+    # database's users cannot read it (None: var/audit/signing.key, created on first start), and
+    # the append-only file of signed chain heads (None: var/audit/checkpoints.jsonl).
+    audit_key_file: Path | None = None
+    audit_checkpoints: Path | None = None

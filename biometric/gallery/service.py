@@ -325,11 +325,13 @@ class Gallery:
         screen: bool = True,
         policy: DuplicatePolicy | None = None,
         thumbnail: bytes | None = None,
+        record: Callable[[Session, EnrolResult], object] | None = None,
     ) -> EnrolResult:
         """Store a template for the claimant (replacing earlier ones of this model), and with
         ``screen`` open a case for every other claimant scoring above the duplicate threshold.
         ``thumbnail`` (a small JPEG face crop, only where the deployment opts in) is stored with
-        the template in the same transaction."""
+        the template in the same transaction, and so is what ``record`` writes (the audit row:
+        an enrolment is never stored without it)."""
         check_citizen_id(citizen_id)
         policy = policy or self.policy
         with self._lock:
@@ -361,6 +363,8 @@ class Gallery:
                         [c for c in case_ids if c is not None],
                         replaced,
                     )
+                    if record is not None:
+                        record(s, result)
             except IntegrityError:
                 # The unique citizen id caught a concurrent enrolment of the same new claimant.
                 raise self._conflict(citizen_id) from None
@@ -469,9 +473,10 @@ class Gallery:
                 opened += self._open_case(s, a, cand, origin) is not None
         return opened
 
-    def erase(self, citizen_id: str) -> int:
+    def erase(self, citizen_id: str, record: Callable[[Session], object] | None = None) -> int:
         """Right to erasure: claimant, templates and cases are deleted, the index follows.
-        Returns the number of templates removed."""
+        ``record`` writes in the same transaction (the audit row). Returns the number of
+        templates removed."""
         check_citizen_id(citizen_id)
         with self._lock:
             with _change_log_transaction(self._sessions) as s:
@@ -498,6 +503,8 @@ class Gallery:
                     )
                 )
                 s.delete(claimant)
+                if record is not None:
+                    record(s)
             self.sync()
             # No copy left behind: drop the dead slots now, rewrite the saved index, and move
             # SQLite's WAL (which holds the deleted pages) into the overwritten database file.

@@ -69,11 +69,23 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """``alembic upgrade head`` on this engine. Safe to run from several processes at once on
     PostgreSQL (advisory lock); on SQLite the database write lock serialises writers."""
     cfg = alembic_config()
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(748213)"))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Off outside any transaction (SQLite ignores it inside one): a migration that
+            # recreates a table must not cascade the old table's drop to its dependents.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(748213)"))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def checkpoint_sqlite_wal(sessions: sessionmaker[Session], attempts: int = 20) -> bool:
