@@ -54,3 +54,8 @@ class Settings(BaseSettings):
     # the append-only file of signed chain heads (None: var/audit/checkpoints.jsonl).
     audit_key_file: Path | None = None
     audit_checkpoints: Path | None = None
+    # PostgreSQL after an erasure: "full" (VACUUM FULL: no byte of the erased rows left in the
+    # table files, measured in tests/test_erasure.py; rewrites the tables under an exclusive
+    # lock) or "plain" (VACUUM: rows unreachable, bytes may stay in free page space). Read by
+    # biometric.store.db.purge_deleted from the environment.
+    erasure_vacuum: Literal["full", "plain"] = "full"

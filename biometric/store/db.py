@@ -103,6 +103,25 @@ def checkpoint_sqlite_wal(sessions: sessionmaker[Session], attempts: int = 20) -
     return False
 
 
+def purge_deleted(sessions: sessionmaker[Session], tables: tuple[str, ...]) -> None:
+    """After deleting personal data: on SQLite move the WAL into the database file, whose
+    deleted pages ``secure_delete`` zeroed; on PostgreSQL VACUUM ``tables`` (and their TOAST
+    tables and indexes), so the dead row versions are removed from the table files rather than
+    left until autovacuum. What stays in PostgreSQL's WAL: README, "Erasure"."""
+    with sessions() as s:
+        engine = s.get_bind()
+    if engine.dialect.name == "postgresql":
+        # Plain VACUUM unlinks the dead versions but may leave their bytes in the page's free
+        # space (measured: the newest row of a page stays readable in the file); FULL rewrites
+        # the tables (an exclusive lock, time proportional to the table).
+        full = os.environ.get("BIOMETRIC_ERASURE_VACUUM", "full") != "plain"
+        # VACUUM cannot run in a transaction block.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(("VACUUM FULL " if full else "VACUUM ") + ", ".join(tables)))
+    else:
+        checkpoint_sqlite_wal(sessions)
+
+
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
