@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from typing import Any
 
 import anyio.to_thread
@@ -79,6 +80,21 @@ def committed(request: Request, recorded: list[audit_store.Appended]) -> None:
         if notary is not None:
             notary.sign(appended.length, appended.head, appended.last_id)
         request.state.audited = True
+
+
+async def audit_aggregate(app: Any, row: dict[str, Any]) -> None:
+    """One aggregated refusal row (rate-limited failures), outside any request."""
+
+    def write() -> None:
+        with app.state.sessions() as s:
+            audit_store.record(
+                s, getattr(app.state, "notary", None), request_id=uuid.uuid4().hex, **row
+            )
+
+    try:
+        await anyio.to_thread.run_sync(write)
+    except Exception:
+        log.exception("aggregated audit write failed")
 
 
 _AUDITED_PATH = re.compile(r"^/v1/")

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # database's users cannot read it (None: var/audit/signing.key, created on first start), and
     # the append-only file of signed chain heads (None: var/audit/checkpoints.jsonl).
     audit_key_file: Path | None = None
+    # Failed authentications allowed per client address and per key prefix in a window before
+    # further failures answer 429 (api.auth). A deployed client fails only when misconfigured,
+    # and then on every call: 20 a minute lets its operator see 401s before 429s.
+    auth_failure_limit: int = Field(20, gt=0)
+    auth_failure_window_s: float = Field(60.0, gt=0)
+    # Largest request head (request line and headers) a connection may send (api.server); 431
+    # and close beyond it. A 20 MB X-API-Key header was read in full (issue 21).
+    max_header_bytes: int = Field(32 * 1024, gt=1024)
     audit_checkpoints: Path | None = None
     # PostgreSQL after an erasure: "full" (VACUUM FULL: no byte of the erased rows left in the
     # table files, measured in tests/test_erasure.py; rewrites the tables under an exclusive
