@@ -129,6 +129,16 @@ class FailedAuthLimiter:
                 key[0], key[1], w.refused, datetime.fromtimestamp(wall, UTC),
                 datetime.fromtimestamp(wall + self.window_s, UTC)))
 
+    def blocked(self, client: str, prefix: str | None) -> bool:
+        """Whether a failure now would be over the limit (nothing counted)."""
+        now = time.monotonic()
+        with self._lock:
+            for key in self._keys(client, prefix):
+                w = self._windows.get(key)
+                if w is not None and now - w.start < self.window_s and w.failures >= self.limit:
+                    return True
+            return False
+
     def failed(self, client: str, prefix: str | None) -> int | None:
         """Count one failure; the seconds to wait (for ``Retry-After``) when it is over the
         limit, else None (answer 401 and audit it on its own)."""

@@ -3,6 +3,7 @@ limit and the latency metrics."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -134,6 +135,10 @@ class AuthGate:
         self.routes = routes  # the API routes (full paths), matched here as the router would
         self.limiter = limiter
         self.metrics = metrics
+        # Keys that authenticated in this process (by digest), so that honest callers sharing
+        # an address with a flood are served without a lookup while it lasts. Bounded; a key
+        # revoked meanwhile is refused again as soon as the flood's window ends.
+        self._recent: dict[str, Caller] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -146,10 +151,18 @@ class AuthGate:
             return
         request = Request({**scope, **route_scope})
         token = request.headers.get("x-api-key")
-        caller = await self._lookup(request, token)
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        if self.limiter.blocked(client, key_prefix(token)):
+            # Under a flood: no database lookup, only keys that authenticated lately pass.
+            caller = self._recent.get(_digest(token))
+        else:
+            caller = await self._lookup(request, token)
+            if caller is not None:
+                self._recent[_digest(token)] = caller
+                while len(self._recent) > RECENT_KEYS:
+                    self._recent.pop(next(iter(self._recent)))
         problem: Problem | None = None
         if caller is None:
-            client = scope["client"][0] if scope.get("client") else "unknown"
             wait = self.limiter.failed(client, key_prefix(token))
             if wait is not None:
                 problem = Problem(
@@ -191,6 +204,13 @@ class AuthGate:
     async def _audit_aggregates(self, request: Request, everything: bool = False) -> None:
         for aggregate in self.limiter.drain(everything):
             await audit_aggregate(request.app, aggregate_row(aggregate))
+
+
+RECENT_KEYS = 256
+
+
+def _digest(token: str | None) -> str:
+    return hashlib.sha256((token or "").encode()).hexdigest()
 
 
 def _route_scope(routes: list[Any], scope: Scope) -> dict[str, Any]:

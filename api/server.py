@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 from functools import cache
 
 import uvicorn
@@ -117,6 +119,11 @@ def run(
     access_log: bool = True,
     healthcheck_timeout: int = 60,
 ) -> None:
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus_client's multiprocess mode: each worker writes its values under this
+        # directory and /metrics sums them, whichever worker answers. Set before the workers
+        # start (they read it when prometheus_client is imported); a fresh one per start.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="biometric-metrics-")
     uvicorn.run(
         "api.app:create_app",
         factory=True,
