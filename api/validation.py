@@ -44,6 +44,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: problem_example(401, "unauthorized", "missing, unknown or revoked X-API-Key"),
     403: problem_example(403, "forbidden", "role 'reviewer' may not call this endpoint"),
     422: problem_example(422, "validation_error", "the request is not valid"),
+    429: problem_example(
+        429, "too_many_failed_authentications", "too many failed authentications; retry in 41 s"
+    ),
     503: problem_example(503, "audit_unavailable", "the request could not be recorded"),
 }
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {

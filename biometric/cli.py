@@ -388,6 +388,21 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 
+@audit_app.command("keygen")
+def audit_keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the private key (PEM, 0600).")],
+) -> None:
+    """Create an Ed25519 key for signing audit checkpoints (and PATH.pub, its public half).
+    Point BIOMETRIC_AUDIT_KEY_FILE at it; give auditors only the .pub file."""
+    from biometric.store import audit as audit_store
+
+    if path.exists():
+        err.print(f"[red]{path} exists[/red]; a signing key is never overwritten", highlight=False)
+        raise typer.Exit(2)
+    audit_store.generate_key(path)
+    out.print(f"signing key {path}, public key {audit_store.public_path(path)}")
+
+
 @audit_app.command("verify")
 def audit_verify(
     db: Annotated[

@@ -188,3 +188,19 @@ def test_an_edited_checkpoint_file_is_refused(tmp_path) -> None:
 
     with pytest.raises(audit_store.CheckpointError, match="line 1"):
         audit_store.read_checkpoints(notary.path, public)
+
+
+def test_subject_access_finds_rows_naming_the_citizen_as_a_candidate(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions() as s:
+        audit_store.record(s, **{**_row(1), "action": "search", "reasons": [
+            {"citizen_id": "123456789012", "score": 0.8, "template_id": 3}]})
+        audit_store.record(s, **{**_row(2), "citizen_id": "123456789012"})
+        audit_store.record(s, **_row(3))
+    with sessions() as s:
+        found = audit_store.query(s, audit_store.AuditQuery(citizen_id="123456789012"))
+        assert [e.action for e in found] == ["verify", "search"]
+        assert audit_store.verify_chain(s).ok
+    engine.dispose()

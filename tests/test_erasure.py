@@ -173,3 +173,38 @@ def test_postgresql_erasure_vacuums_the_template_out_of_the_table_files(
     print(f"\nerased template in PostgreSQL (table files, WAL) before -> after erasure: {found}")
     assert found["plain"][0][0] == 1 and found["full"][0][0] == 1  # the scan finds it
     assert found["full"][1][0] == 0
+
+
+def test_ids_of_erased_templates_are_never_handed_out_again(database_url: str, tmp_path: Path):
+    """SQLite reused the id of an erased newest template (issue 21); AUTOINCREMENT does not."""
+    migrate(make_engine(database_url))
+    gallery = _shared_gallery(database_url, tmp_path / "index")
+    rng = np.random.default_rng(4)
+    v = rng.standard_normal((3, DIM)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    gallery.enrol("840000000000", v[0])
+    erased = gallery.enrol("840000000001", v[1]).template_id
+    gallery.erase("840000000001")
+    assert gallery.enrol("840000000002", v[2]).template_id > erased
+
+
+def test_migration_to_autoincrement_keeps_every_row(tmp_path: Path) -> None:
+    """Migration 0007 recreates the SQLite tables: rows and their links survive (foreign keys
+    are off during the migration, so dropping the old claimants table cascades nothing)."""
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(engine, "0006")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO claimants (id, citizen_id, status, created_at) "
+                          "VALUES (7, '850000000000', 'active', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO templates (id, claimant_id, model, model_version, "
+                          "embedding, source, created_at) VALUES (9, 7, 'm', 'v', x'00', "
+                          "'chip', CURRENT_TIMESTAMP)"))
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT claimant_id FROM templates")).scalars().all() == [7]
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'templates'"))
+        assert "AUTOINCREMENT" in sql.scalar()
+        assert conn.execute(text("PRAGMA foreign_key_list(templates)")).all()
+    engine.dispose()

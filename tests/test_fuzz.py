@@ -36,7 +36,12 @@ def test_fuzzing_every_role_finds_no_server_error(tmp_path: Path) -> None:
         "BIOMETRIC_DATABASE_URL": db_url,
         "BIOMETRIC_INDEX_DIR": str(tmp_path / "index"),
         "BIOMETRIC_THREAD_POOL_SIZE": "2",
+        "BIOMETRIC_AUDIT_KEY_FILE": str(tmp_path / "audit.key"),
+        "BIOMETRIC_AUDIT_CHECKPOINTS": str(tmp_path / "checkpoints.jsonl"),
     }
+    from biometric.store.audit import generate_key
+
+    generate_key(tmp_path / "audit.key")
     summary = {}
     with running_server(env) as url:
         for role, token in tokens.items():
