@@ -34,6 +34,7 @@ from biometric.store.models import Role
 # The longest well-formed token: "bmk_" + 12 hex + "_" + 43 url-safe characters (keys.py).
 # Anything much longer is refused without a database lookup.
 MAX_TOKEN_CHARS = 128
+DRAIN_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class FailedAuthLimiter:
         self.max_tracked = max_tracked
         self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
         self._ended: list[Aggregate] = []
+        self._drained = 0.0
         self._lock = threading.Lock()
 
     def _keys(self, client: str, prefix: str | None) -> list[tuple[str, str]]:
@@ -157,6 +159,9 @@ class FailedAuthLimiter:
         """Aggregates of the windows that ended (``everything``: close them all, at shutdown)."""
         now = time.monotonic()
         with self._lock:
+            if not everything and now - self._drained < DRAIN_INTERVAL_S:
+                return []  # a sweep costs O(tracked keys): at most once a second
+            self._drained = now
             for key, w in list(self._windows.items()):
                 if everything or now - w.start >= self.window_s:
                     self._close(key, w)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from api.launcher import free_port, start_server
 from biometric.gallery.models import Claimant, Template
+from biometric.store import audit as audit_store
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key
 from biometric.store.models import AuditEvent, AuditSubject
@@ -297,6 +298,10 @@ def test_single_worker_flood_bombs_and_kill9_mid_enrolment(
             audited = set(s.scalars(select(AuditEvent.citizen_id)
                                     .where(AuditEvent.action == "enrol")).all())
             named = set(s.scalars(select(AuditSubject.citizen_id)).all())
+            # Appended by two threads and the flood's refusals, then killed: still intact.
+            public = audit_store.load_public_key(tmp_path / "audit.key.pub")
+            chain = audit_store.verify_chain(
+                s, audit_store.read_checkpoints(tmp_path / "cp.jsonl", public))
         engine.dispose()
     finally:
         if proc.poll() is None:
@@ -317,3 +322,5 @@ def test_single_worker_flood_bombs_and_kill9_mid_enrolment(
     assert max(peaks.values()) < 600
     assert stored and not (stored - audited) and not (set(acked) - stored)
     assert stored <= named
+    print(f"audit after kill -9: {chain}")
+    assert chain.ok and chain.anchored >= chain.rows - 2
