@@ -44,6 +44,7 @@ from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.procs import die_with_parent
 from biometric.store.audit import Notary
 from biometric.store.db import make_engine, migrate, session_factory
+from biometric.verification import Verifier
 from biometric.workers import PipelinePool, PoolConfig
 
 log = logging.getLogger("biometric.api")
@@ -95,12 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             notary.anchor_head(s)  # rows written before this start are anchored from now on
         app.state.notary = notary
         app.state.pipeline = await anyio.to_thread.run_sync(load)
+        app.state.verifier = Verifier(app.state.pipeline, settings.chip_auth, app.state.trust)
         app.state.limiter = anyio.CapacityLimiter(settings.thread_pool_size)
         app.state.verify_pool = None
         if settings.verify_workers:
             pool = PipelinePool(
                 settings.verify_workers,
-                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder),
+                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder,
+                           settings.chip_auth),
             )
             await pool.start()
             app.state.verify_pool = pool

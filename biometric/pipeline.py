@@ -19,13 +19,13 @@ from biometric import config
 from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, unpad
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
-from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, decide, reason_message
+from biometric.decide import OperatingPoint, Reason, RetakeReason, reason
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
 from biometric.errors import ModelError
 from biometric.faces import Face
-from biometric.liveness import LivenessModel, open_liveness
+from biometric.liveness import LivenessCheck, LivenessModel, LivenessPolicy, open_liveness
 from biometric.manifest import Manifest, load_manifest
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
@@ -33,16 +33,6 @@ from biometric.subject import SubjectPolicy, choose_subject
 LIVE = "live"
 CHIP = "chip"
 FUSION = "fusion"  # the embedder name that selects the manifest's score fusion of two models
-
-
-class LivenessPolicy(StrEnum):
-    """What a failed passive liveness check does. Off by default: on colour bona fide photos the
-    best model (MiniFASNet at 0.01) still rejects 6.2 % of lfw_dev faces, above the 5 % bar for
-    a warn default, and FaceAntiSpoofing rejects 93 % (README, "Liveness")."""
-
-    OFF = "off"
-    WARN = "warn"  # score reported, decision unchanged
-    BLOCK = "block"  # a suspected attack turns the decision into a retake
 
 
 class FrontEnd(StrEnum):
@@ -131,45 +121,10 @@ class FaceAnalysis:
     secondary_crop: np.ndarray | None = None
     secondary_embedding: np.ndarray | None = None
 
-    def to_dict(self) -> dict:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "faces": [f.to_dict() for f in self.faces],
-            "subject": self.faces.index(self.subject) if self.subject is not None else None,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "quality": self.quality.to_dict() if self.quality is not None else None,
-        }
-
-
-@dataclass
-class VerifyResult:
-    decision: Decision
-    score: float | None
-    threshold: float
-    fmr: float
-    reasons: list[Reason]
-    live: FaceAnalysis
-    chip: FaceAnalysis
-    timings_ms: dict[str, float]
-    models: dict[str, str]
-    liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
-    chip_auth: dict | None = None  # passive authentication of the chip (biometric.chip.policy)
-
-    def to_dict(self) -> dict:
-        return {
-            "decision": self.decision.value,
-            "score": None if self.score is None else round(self.score, 4),
-            "threshold": round(self.threshold, 4),
-            "fmr": self.fmr,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "live": self.live.to_dict(),
-            "chip": self.chip.to_dict(),
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-            "models": self.models,
-            "liveness": self.liveness,
-            "chip_auth": self.chip_auth,
-        }
+    @property
+    def subject_index(self) -> int | None:
+        """Index of the chosen face in ``faces`` (None: no subject)."""
+        return self.faces.index(self.subject) if self.subject is not None else None
 
 
 class Pipeline:
@@ -282,10 +237,10 @@ class Pipeline:
         choice = choose_subject(faces, width, height, self.settings.subject)
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
         if choice.subject is None:
-            analysis.reasons.append(self._reason(RetakeReason.NO_FACE, role))
+            analysis.reasons.append(reason(RetakeReason.NO_FACE, role))
             return analysis
         if choice.rivals and role == LIVE:
-            analysis.reasons.append(self._reason(RetakeReason.SEVERAL_FACES, role))
+            analysis.reasons.append(reason(RetakeReason.SEVERAL_FACES, role))
         with timer.stage("align"):
             analysis.crop = self.embedder.align(rgb, choice.subject.landmarks)
             if self.secondary is not None:
@@ -294,7 +249,7 @@ class Pipeline:
         with timer.stage("quality"):
             analysis.quality = self.assess_quality(rgb, choice.subject, bounds)
         analysis.reasons += [
-            self._reason(RetakeReason(code), role) for code in analysis.quality.violations
+            reason(RetakeReason(code), role) for code in analysis.quality.violations
         ]
         return analysis
 
@@ -332,60 +287,23 @@ class Pipeline:
         self.embed([analysis])
         return analysis
 
-    # -- 1:1 verification -------------------------------------------------------------------
+    def score(self, live: FaceAnalysis, chip: FaceAnalysis, timer: Timer | None = None) -> float:
+        """Embed two analysed images in one batch and compare them (the fusion's score when
+        configured); both must have a subject."""
+        timer = timer or Timer()
+        self.embed([live, chip], timer)
+        with timer.stage("compare"):
+            score = cosine(live.embedding, chip.embedding)  # type: ignore[arg-type]
+            if self.fusion is not None:
+                second = cosine(live.secondary_embedding, chip.secondary_embedding)  # type: ignore[arg-type]
+                score = float(self.fusion.fuse([score, second]))
+        return score
 
-    def verify(self, live: bytes | np.ndarray, chip: bytes | np.ndarray) -> VerifyResult:
-        """Compare the live capture with the chip portrait and decide."""
-        point = self.operating_point
-        timer = Timer()
-        with timer.stage("decode"):
-            live_rgb = live if isinstance(live, np.ndarray) else self.decode(live).rgb
-            chip_rgb = chip if isinstance(chip, np.ndarray) else self.decode(chip).rgb
-        live_a = self.analyse(live_rgb, LIVE, timer)
-        chip_a = self.analyse(chip_rgb, CHIP, timer)
-        liveness = self._check_liveness(live_rgb, live_a, timer)
-        reasons = live_a.reasons + chip_a.reasons
-        score = None
-        if not reasons:
-            self.embed([live_a, chip_a], timer)
-            with timer.stage("compare"):
-                score = cosine(live_a.embedding, chip_a.embedding)  # type: ignore[arg-type]
-                if self.fusion is not None:
-                    second = cosine(live_a.secondary_embedding, chip_a.secondary_embedding)  # type: ignore[arg-type]
-                    score = float(self.fusion.fuse([score, second]))
-        decision = decide(score, point, reasons)
-        timer.ms["total"] = sum(timer.ms.values())
-        return VerifyResult(
-            decision=decision,
-            score=score,
-            threshold=point.threshold,
-            fmr=point.fmr,
-            reasons=reasons,
-            live=live_a,
-            chip=chip_a,
-            timings_ms=timer.ms,
-            models=self.model_versions,
-            liveness=liveness,
-        )
-
-    def _check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis, timer: Timer) -> dict | None:
+    def check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis,
+                       timer: Timer | None = None) -> LivenessCheck | None:
+        """Passive liveness of the analysed subject (None: no model loaded, or no subject)."""
         if self.liveness is None or analysis.subject is None:
             return None
-        with timer.stage("liveness"):
+        with (timer or Timer()).stage("liveness"):
             result = self.liveness.score(rgb, analysis.subject.box)
-        policy = self.settings.liveness
-        if policy is LivenessPolicy.BLOCK and not result.is_live:
-            analysis.reasons.append(self._reason(RetakeReason.PRESENTATION_ATTACK, LIVE))
-        return {
-            "score": round(result.score, 4),
-            "is_live": result.is_live,
-            "sharpness": result.sharpness,
-            "threshold": result.threshold,
-            "higher_is_live": result.higher_is_live,
-            "model": self.liveness_model,
-            "policy": policy.value,
-        }
-
-    @staticmethod
-    def _reason(code: RetakeReason, role: str) -> Reason:
-        return Reason(code=code.value, image=role, message=reason_message(code.value))
+        return LivenessCheck.of(result, self.liveness_model, self.settings.liveness)
