@@ -42,7 +42,7 @@ from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.procs import die_with_parent
-from biometric.store.audit import Notary
+from biometric.store.audit import Notary, store_name
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.verification import Verifier
 from biometric.workers import PipelinePool, PoolConfig
@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
-        notary = Notary.open(settings.audit_key_file, settings.audit_checkpoints)
+        notary = Notary.open(
+            settings.audit_key_file, settings.audit_checkpoints, store_name(engine)
+        )
         with app.state.sessions() as s:
             notary.anchor_head(s)  # rows written before this start are anchored from now on
         app.state.notary = notary

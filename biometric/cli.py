@@ -427,12 +427,14 @@ def audit_verify(
 
     key = public_key or audit_store.public_path(audit_store.default_key_path())
     path = checkpoints or audit_store.default_checkpoint_path()
+    engine = make_engine(db)
     try:
-        cps = audit_store.read_checkpoints(path, audit_store.load_public_key(key))
+        cps = audit_store.read_checkpoints(
+            path, audit_store.load_public_key(key), audit_store.store_name(engine)
+        )
     except (OSError, ValueError, audit_store.CheckpointError) as exc:
         err.print(f"[red]cannot read the signed checkpoints[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    engine = make_engine(db)
     migrate(engine)
     with session_factory(engine)() as s:
         report = audit_store.verify_chain(s, cps)

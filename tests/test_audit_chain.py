@@ -204,3 +204,20 @@ def test_subject_access_finds_rows_naming_the_citizen_as_a_candidate(database_ur
         assert [e.action for e in found] == ["verify", "search"]
         assert audit_store.verify_chain(s).ok
     engine.dispose()
+
+
+def test_one_checkpoint_file_serves_several_stores(tmp_path) -> None:
+    """Checkpoints name their database: a file shared by two stores checks each on its own."""
+    key = audit_store.generate_key(tmp_path / "k")
+    path = tmp_path / "cp.jsonl"
+    for n, name in enumerate(("a", "b")):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrate(engine)
+        notary = audit_store.Notary(key, path, audit_store.store_name(engine))
+        with session_factory(engine)() as s:
+            for i in range(2 + n):
+                audit_store.record(s, notary, **_row(i))
+        cps = audit_store.read_checkpoints(path, key.public_key(), notary.store)
+        with session_factory(engine)() as s:
+            assert audit_store.verify_chain(s, cps).ok and len(cps) == 2 + n
+        engine.dispose()

@@ -300,8 +300,8 @@ def test_single_worker_flood_bombs_and_kill9_mid_enrolment(
             named = set(s.scalars(select(AuditSubject.citizen_id)).all())
             # Appended by two threads and the flood's refusals, then killed: still intact.
             public = audit_store.load_public_key(tmp_path / "audit.key.pub")
-            chain = audit_store.verify_chain(
-                s, audit_store.read_checkpoints(tmp_path / "cp.jsonl", public))
+            chain = audit_store.verify_chain(s, audit_store.read_checkpoints(
+                tmp_path / "cp.jsonl", public, audit_store.store_name(make_engine(db_url))))
         engine.dispose()
     finally:
         if proc.poll() is None:

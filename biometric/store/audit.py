@@ -75,11 +75,14 @@ class Checkpoint:
     head: str  # the hash of the row at position ``length``
     last_id: int  # that row's id (0 for the empty chain)
     time: str
+    store: str = ""  # which database (its URL, password hidden): one file may serve several
+
+    def fields(self) -> dict[str, Any]:
+        return {"length": self.length, "head": self.head, "last_id": self.last_id,
+                "time": self.time, "store": self.store}
 
     def payload(self) -> bytes:
-        fields = {"length": self.length, "head": self.head, "last_id": self.last_id,
-                  "time": self.time}
-        return _CHECKPOINT_CONTEXT + json.dumps(fields, sort_keys=True).encode()
+        return _CHECKPOINT_CONTEXT + json.dumps(self.fields(), sort_keys=True).encode()
 
 
 class CheckpointError(Exception):
@@ -131,15 +134,18 @@ class Notary:
     one file without interleaving lines. Not fsynced per line (a power cut may lose the last
     lines; verify then reports those rows as not yet anchored, not as tampering)."""
 
-    def __init__(self, key: Ed25519PrivateKey, path: Path) -> None:
+    def __init__(self, key: Ed25519PrivateKey, path: Path, store: str = "") -> None:
         self._key = key
         self.path = path
+        self.store = store
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, key_path: Path | None = None, path: Path | None = None) -> Notary:
+    def open(
+        cls, key_path: Path | None = None, path: Path | None = None, store: str = ""
+    ) -> Notary:
         """The notary for the configured key and file. The key at the default location is
         created on first use (a development set-up); a configured key must exist."""
         configured = key_path is not None or "BIOMETRIC_AUDIT_KEY_FILE" in os.environ
@@ -148,13 +154,12 @@ class Notary:
             if configured:
                 raise CheckpointError(f"audit signing key {key_path} not found")
             generate_key(key_path)
-        return cls(load_private_key(key_path), path or default_checkpoint_path())
+        return cls(load_private_key(key_path), path or default_checkpoint_path(), store)
 
     def sign(self, length: int, head: str, last_id: int) -> None:
-        cp = Checkpoint(length, head, last_id, datetime.now(UTC).isoformat())
+        cp = Checkpoint(length, head, last_id, datetime.now(UTC).isoformat(), self.store)
         sig = base64.b64encode(self._key.sign(cp.payload())).decode()
-        line = json.dumps({"length": length, "head": head, "last_id": last_id,
-                           "time": cp.time, "sig": sig}) + "\n"
+        line = json.dumps({**cp.fields(), "sig": sig}) + "\n"
         with self._lock:
             os.write(self._fd, line.encode())
 
@@ -171,9 +176,12 @@ class Notary:
         os.close(self._fd)
 
 
-def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> list[Checkpoint]:
-    """Every checkpoint in the file, ordered by length. Raises :class:`CheckpointError` for a
-    line whose signature does not verify (the file was edited)."""
+def read_checkpoints(
+    path: Path, public_key: Ed25519PublicKey, store: str | None = None
+) -> list[Checkpoint]:
+    """Every checkpoint in the file (of ``store`` only, when given), ordered by length. Raises
+    :class:`CheckpointError` for a line whose signature does not verify (the file was
+    edited)."""
     from cryptography.exceptions import InvalidSignature
 
     if not path.is_file():
@@ -185,14 +193,22 @@ def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> list[Checkpoin
             continue
         try:
             d = json.loads(line)
-            cp = Checkpoint(int(d["length"]), str(d["head"]), int(d["last_id"]), str(d["time"]))
+            cp = Checkpoint(int(d["length"]), str(d["head"]), int(d["last_id"]), str(d["time"]),
+                            str(d.get("store", "")))
             public_key.verify(base64.b64decode(d["sig"]), cp.payload())
         except (ValueError, KeyError, TypeError, InvalidSignature) as exc:
             if n == len(lines) and not line.endswith("}"):
                 continue  # a last line cut short by a crash: nothing to trust, nothing forged
             raise CheckpointError(f"{path} line {n}: not a valid signed checkpoint") from exc
-        out.append(cp)
+        if store is None or cp.store == store:
+            out.append(cp)
     return sorted(out, key=lambda c: c.length)
+
+
+def store_name(engine: Any) -> str:
+    """How checkpoints name a database: its URL with the password hidden (the service and
+    ``biometric audit verify`` must be given the same URL)."""
+    return engine.url.render_as_string(hide_password=True)
 
 
 # -- writing -------------------------------------------------------------------------------
