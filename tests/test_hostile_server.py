@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from api.launcher import free_port, start_server
@@ -29,7 +30,7 @@ from biometric.store.models import AuditEvent, AuditSubject
 
 PHOTOS = ("biden/biden.jpg", "obama/obama.jpg")
 
-# 4 threads of bad keys, each at most 5000 requests, until a "stop" file appears next to the
+# 4 threads of bad keys, each at most 20000 requests, until a "stop" file appears next to the
 # photo, holding off while a "pause" file exists; prints every status.
 FLOOD = r"""
 import socket, sys, threading, time
@@ -49,7 +50,7 @@ def request(key):
 def run(n):
     # Pre-encoded requests on raw sockets: the attacker's own CPU stays small, as it would on
     # its own machine.
-    for i in range(5000):  # bounded; stopped by the file long before
+    for i in range(20000):  # bounded; stopped by the file long before
         if stop.exists():
             return
         while pause.exists() and not stop.exists():
@@ -186,12 +187,19 @@ def test_two_workers_on_postgresql_erasure_supervisor_kill_and_metrics(
     assert not orphans and not answering and url2 == url
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_single_worker_flood_bombs_and_kill9_mid_enrolment(
-    fr_dir: Path, tmp_path: Path
+    backend: str, pg_schema, fr_dir: Path, tmp_path: Path
 ) -> None:
+    with ExitStack() as stack:
+        db_url = (f"sqlite:///{tmp_path / 'store.db'}" if backend == "sqlite"
+                  else stack.enter_context(pg_schema("hostile1")))
+        _single_worker(db_url, fr_dir, tmp_path)
+
+
+def _single_worker(db_url: str, fr_dir: Path, tmp_path: Path) -> None:
     from test_decode_limits import BOMBS  # the synthetic hostile images
 
-    db_url = f"sqlite:///{tmp_path / 'store.db'}"
     keys = _keys(db_url)
     env = {
         "BIOMETRIC_DATABASE_URL": db_url,
