@@ -346,7 +346,7 @@ def _single_worker(db_url: str, fr_dir: Path, tmp_path: Path) -> None:
     # A refusal costs the service well under a millisecond of CPU (no body, no database lookup
     # once limited, no row each). The honest p99 under the flood is printed, and bounded loosely
     # here: on this shared 2-core machine the flooder itself takes CPU from the verification,
-    # and the p99 of 40 samples swings with the other work (1.5x to 3x measured, README).
+    # and the p99 of 40 samples swings with the other work (1.5x to 3x measured here).
     assert server_cpu / len(statuses) < 0.001
     assert p99(loaded) <= 4 * p99(unloaded)
     assert max(peaks.values()) < 600
