@@ -40,9 +40,10 @@ class Settings(BaseSettings):
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
-    # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
-    # faces of a duplicate case; off, the store keeps templates only (no photos).
-    store_face_thumbnails: bool = False
+    # Keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the faces
+    # of a duplicate case (README, "Reviewers see faces"); false where the agency's policy
+    # forbids keeping face images: the store then keeps templates only.
+    store_face_thumbnails: bool = True
     # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
     locale: Literal["vi", "en"] = "vi"
     # Connection deadlines (api.server): the whole request head must arrive within
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     # database's users cannot read it (None: var/audit/signing.key, created on first start), and
     # the append-only file of signed chain heads (None: var/audit/checkpoints.jsonl).
     audit_key_file: Path | None = None
+    audit_checkpoints: Path | None = None
     # Failed authentications allowed per client address and per key prefix in a window before
     # further failures answer 429 (api.auth). A deployed client fails only when misconfigured,
     # and then on every call: 20 a minute lets its operator see 401s before 429s.
@@ -61,9 +63,21 @@ class Settings(BaseSettings):
     # Largest request head (request line and headers) a connection may send (api.server); 431
     # and close beyond it. A 20 MB X-API-Key header was read in full (issue 21).
     max_header_bytes: int = Field(32 * 1024, gt=1024)
-    audit_checkpoints: Path | None = None
     # PostgreSQL after an erasure: "full" (VACUUM FULL: no byte of the erased rows left in the
     # table files, measured in tests/test_erasure.py; rewrites the tables under an exclusive
     # lock) or "plain" (VACUUM: rows unreachable, bytes may stay in free page space). Read by
     # biometric.store.db.purge_deleted from the environment.
     erasure_vacuum: Literal["full", "plain"] = "full"
+
+
+def trust_store_warning(settings: Settings) -> str | None:
+    """What ``serve`` and the app say at start when chips are checked against no CSCA trust
+    store: every chip then shows as "chip not verified" (README, "Chip trust store")."""
+    if settings.chip_auth == "off":
+        return ("BIOMETRIC_CHIP_AUTH=off: chip signatures are not checked; every decision shows "
+                "the chip as not verified")
+    if settings.csca_dir is None:
+        return ("no CSCA trust store (BIOMETRIC_CSCA_DIR is not set): no chip can be verified, "
+                "every decision shows the chip as not verified; install the agency's CSCA "
+                "certificates or master list (README, \"Chip trust store\")")
+    return None

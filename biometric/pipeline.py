@@ -19,7 +19,7 @@ from biometric import config
 from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, unpad
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
-from biometric.decide import OperatingPoint, Reason, RetakeReason, reason
+from biometric.decide import OperatingPoint, Reason, RetakeReason, ScoreScale, reason
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
@@ -192,6 +192,14 @@ class Pipeline:
         else:
             calibrated = self.manifest.get(self.embedder.spec.name).threshold_for(fmr)
         return OperatingPoint(threshold=calibrated.threshold, fmr=calibrated.fmr)
+
+    @cached_property
+    def score_scale(self) -> ScoreScale:
+        """The 0-100 display scale over the calibrated operating points of the score in use."""
+        thresholds = (self.fusion.thresholds if self.fusion is not None
+                      else self.manifest.get(self.embedder.spec.name).thresholds)
+        points = tuple(OperatingPoint(t.threshold, t.fmr) for t in thresholds)
+        return ScoreScale(points, self.operating_point.fmr)
 
     # -- stages -----------------------------------------------------------------------------
 
