@@ -52,7 +52,7 @@ from biometric.gallery.errors import (
 )
 from biometric.gallery.models import Claimant, DuplicateCase, FaceThumbnail, IndexChange, Template
 from biometric.gallery.searcher import Searcher
-from biometric.store.db import checkpoint_sqlite_wal, session_factory
+from biometric.store.db import purge_deleted, session_factory
 
 __all__ = [
     "CITIZEN_ID",
@@ -75,6 +75,10 @@ __all__ = [
     "open_gallery",
 ]
 
+
+
+# Tables an erasure deletes rows from (VACUUMed afterwards on PostgreSQL).
+ERASED_TABLES = ("templates", "face_thumbnails", "claimants", "duplicate_cases")
 
 
 class DuplicatePolicy(StrEnum):
@@ -209,11 +213,13 @@ class Gallery:
         screen: bool = True,
         policy: DuplicatePolicy | None = None,
         thumbnail: bytes | None = None,
+        record: Callable[[Session, EnrolResult], object] | None = None,
     ) -> EnrolResult:
         """Store a template for the claimant (replacing earlier ones of this model), and with
         ``screen`` open a case for every other claimant scoring above the duplicate threshold.
         ``thumbnail`` (a small JPEG face crop, only where the deployment opts in) is stored with
-        the template in the same transaction."""
+        the template in the same transaction, and so is what ``record`` writes (the audit row:
+        an enrolment is never stored without it)."""
         check_citizen_id(citizen_id)
         policy = policy or self.policy
         with self._lock:
@@ -251,6 +257,8 @@ class Gallery:
                         [c for c in case_ids if c is not None],
                         replaced,
                     )
+                    if record is not None:
+                        record(s, result)
             except IntegrityError:
                 # The unique citizen id caught a concurrent enrolment of the same new claimant.
                 raise self._conflict(citizen_id) from None
@@ -345,9 +353,10 @@ class Gallery:
         """Open cases for (claimant_a, claimant_b, score) pairs not already cased."""
         return self.cases.open_for_pairs(pairs, origin)
 
-    def erase(self, citizen_id: str) -> int:
+    def erase(self, citizen_id: str, record: Callable[[Session], object] | None = None) -> int:
         """Right to erasure: claimant, templates and cases are deleted, the index follows.
-        Returns the number of templates removed."""
+        ``record`` writes in the same transaction (the audit row). Returns the number of
+        templates removed."""
         check_citizen_id(citizen_id)
         with self._lock:
             with change_log_transaction(self._sessions) as s:
@@ -374,11 +383,14 @@ class Gallery:
                     )
                 )
                 s.delete(claimant)
+                if record is not None:
+                    record(s)
             # No copy left behind: the searcher drops the dead slots and rewrites its saved
-            # index, and SQLite's WAL (which holds the deleted pages) moves into the
-            # overwritten database file.
+            # index (under the file's lock, caught up with every worker's erasures first), and
+            # the deleted rows are purged from the database files (SQLite: WAL checkpoint into
+            # the zeroed pages; PostgreSQL: VACUUM of the tables that held them).
             self.searcher.erased()
-            checkpoint_sqlite_wal(self._sessions)
+            purge_deleted(self._sessions, ERASED_TABLES)
         return len(rows)
 
     # -- queries --------------------------------------------------------------------------
