@@ -108,6 +108,12 @@ def _convert_dlib(src: Path, dst: Path) -> dict:
     return convert(src, dst)
 
 
+def _convert_sface(src: Path, dst: Path) -> dict:
+    from biometric.modelbuild.sface import convert
+
+    return convert(src, dst)
+
+
 def _convert_antispoof(src: Path, dst: Path) -> dict:
     from biometric.modelbuild.antispoof import convert
 
@@ -160,6 +166,15 @@ TARGETS: tuple[Target, ...] = (
         "biometric.modelbuild.dlib_resnet (own .dat reader + onnx.helper)",
         _convert_dlib,
         DLIB_MTCNN_TEMPLATE,
+    ),
+    Target(
+        "sface",
+        "embedder",
+        sources.SFACE_ONNX,
+        "sface.onnx",
+        "biometric.modelbuild.sface (stray inputs removed, int8 weights folded to fp32)",
+        _convert_sface,
+        ARCFACE_TEMPLATE,  # OpenCV's FaceRecognizerSF::alignCrop uses the same five points
     ),
     Target(
         "antispoof",
