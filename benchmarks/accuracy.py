@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks import common
 from biometric.assessment import source_figures
-from biometric.calibrate import FUSION, OPTIONS, option_scores
+from biometric.calibrate import EMBEDDERS, OPTIONS, option_scores
 from biometric.evaluation import (
     AcquiredSet,
     EmbeddedSet,
@@ -31,13 +31,13 @@ from biometric.evaluation import (
     lfw_pairs_set,
     pair_scores,
 )
+from biometric.manifest import option_embedders
 from biometric.pipeline import CHIP, LIVE
 
 CAP = 10  # photos per person, as `biometric evaluate --cap` (lfw_dev: 3.4M impostor pairs)
 QUICK_PER_IDENTITY = 3
 QUICK_IDENTITIES = 20  # quick: the first 20 people with two or more photos, 3 photos each
 QUICK_VIEW1_PAIRS = 20  # quick: the first 20 same and 20 different View-1 pairs
-EMBEDDERS = ("mobilefacenet", "dlib_resnet")
 
 
 def subset(ident: IdentitySet, per_identity: int, identities: int | None = None) -> IdentitySet:
@@ -80,7 +80,7 @@ def view1_set(quick: bool, data_dir: Path | None = None) -> IdentitySet | None:
 
 def acquire_all(pipeline, sets: list[IdentitySet], cache_dir: Path | None) -> list[AcquiredSet]:
     total = sum(len(s.images) for s in sets)
-    with common.progress_bar("acquiring + embedding (both models)", total) as advance:
+    with common.progress_bar("acquiring + embedding (every embedder)", total) as advance:
         return acquire_sets(sets, EMBEDDERS, pipeline, cache_dir=cache_dir, progress=advance)
 
 
@@ -211,24 +211,25 @@ def differential(
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     rows = []
     for option in OPTIONS:
-        if option == FUSION and manifest.fusion is None:
+        if len(option_embedders(option)) > 1 and manifest.fusion(option) is None:
             continue
-        point = (manifest.fusion if option == FUSION else manifest.get(option)).threshold_for(fmr)
-        scores = option_scores(acquired, option, manifest.fusion)
+        point = manifest.threshold_for(option, fmr).operating_point()
+        scores = option_scores(acquired, option, manifest.fusion(option))
         sets = []
         for a in acquired:
-            fig = source_figures(a, scores[a.ident.name], point.threshold, fmr, CHIP)
+            fig = source_figures(a, scores[a.ident.name], point, CHIP)
             fig["retake_rate_live"] = a.retake_rate(LIVE)
             fig["retake_rate_chip"] = a.retake_rate(CHIP)
             if view1 is not None and a.ident.name == "lfw_dev":
-                v_scores = option_scores([view1], option, manifest.fusion)[view1.ident.name]
-                fig["view1"] = source_figures(view1, v_scores, point.threshold, fmr, CHIP)
+                v_scores = option_scores([view1], option, manifest.fusion(option))
+                fig["view1"] = source_figures(view1, v_scores[view1.ident.name], point, CHIP)
             sets.append(fig)
             rows.append(_diff_row(option, fig))
         rated = [(s["fmr_ratio"], s["name"]) for s in sets if s["fmr_ratio"] is not None]
         worst = max(rated) if rated else (None, None)
         per_option[option] = {
             "threshold": point.threshold,
+            "condition_thresholds": dict(point.by_condition),
             "fmr_claimed": fmr,
             "sets": sets,
             "worst_set": worst[1],

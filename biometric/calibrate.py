@@ -11,10 +11,15 @@ false match at f); the FMR is calibrated when the pooled sets hold at least 10/f
 The FMR reported for a threshold is also measured **out of sample**: the people of each set are
 split into person-disjoint folds, and each fold's impostor pairs are scored at the threshold
 fitted on the other folds' people.
+
+Thresholds are also fitted **per capture condition** (:mod:`biometric.conditions`): the same
+rule on the pairs of that condition only, where those pairs support the FMR (10/FMR impostor
+pairs); any other condition keeps the pooled threshold (every condition, strictest set).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -22,8 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from biometric.conditions import Condition
 from biometric.evaluation import FOLDS, AcquiredSet, PairScores, pair_scores
-from biometric.manifest import CalibratedThreshold, FusionSpec, Manifest, SetRates
+from biometric.manifest import (
+    CalibratedThreshold,
+    ConditionThreshold,
+    FusionSpec,
+    Manifest,
+    SetRates,
+    fusion_name,
+    option_embedders,
+)
 from biometric.rates import (
     rate_at_or_above,
     supported,
@@ -33,12 +47,10 @@ from biometric.rates import (
 )
 
 DEFAULT_FMRS = (1e-2, 1e-3, 1e-4, 1e-5)
-EMBEDDERS = ("mobilefacenet", "dlib_resnet")
-FUSION = "fusion"
-OPTIONS = (*EMBEDDERS, FUSION)
-# Equal weights, fixed in advance rather than fitted, so the only parameters learnt from the
-# calibration photos are each model's impostor mean and spread.
-FUSION_WEIGHTS = (0.5, 0.5)
+EMBEDDERS = ("mobilefacenet", "dlib_resnet", "sface")
+# Fused options: the pair of the previous default, and SFace with the cheapest second model.
+FUSIONS = (("mobilefacenet", "dlib_resnet"), ("sface", "mobilefacenet"))
+OPTIONS = (*EMBEDDERS, *(fusion_name(f) for f in FUSIONS))
 # The default-choice rule (README, "Choosing the default"): a measured FMR within this factor of
 # the claim on every set that supports the claim.
 MAX_FMR_RATIO = 2.0
@@ -145,6 +157,7 @@ def fit_thresholds(
     supporting 1e-5 are fewer than those supporting 1e-3, and easier)."""
     out: list[CalibratedThreshold] = []
     floor = -np.inf
+    condition_floor: dict[str, float] = {}
     for fmr in sorted(fmrs, reverse=True):
         names = eligible_sets(scores, fmr)
         pooled_pairs = sum(len(scores[n].impostor) for n in names)
@@ -163,6 +176,14 @@ def fit_thresholds(
                 rates.fmr_ratio_out_of_sample = oos / fmr
             per_set.append(rates)
         tars = [1.0 - r.fnmr for r in per_set if r.fnmr is not None]
+        conditions = []
+        for condition in Condition:
+            fitted_c = condition_threshold(scores, condition.value, fmr, threshold)
+            previous = condition_floor.get(condition.value, -np.inf)
+            if fitted_c.fitted and fitted_c.threshold < previous:
+                fitted_c.threshold = round(previous, 6)
+            condition_floor[condition.value] = fitted_c.threshold
+            conditions.append(fitted_c)
         out.append(
             CalibratedThreshold(
                 fmr=fmr,
@@ -177,24 +198,57 @@ def fit_thresholds(
                 fmr_out_of_sample_ci=held["ci"],
                 tar_out_of_sample=held["tar"],
                 folds=FOLDS,
+                conditions=conditions,
             )
         )
     return sorted(out, key=lambda t: -t.fmr)
 
 
-def fit_fusion(per_model: Mapping[str, Mapping[str, PairScores]]) -> FusionSpec:
-    """z-normalisation of each embedder's scores by its impostor mean and spread, each set
-    weighing the same (the mean of the per-set moments)."""
+def condition_threshold(
+    scores: Mapping[str, PairScores], condition: str, fmr: float, pooled: float
+) -> ConditionThreshold:
+    """The threshold of one capture condition: :func:`fit_threshold` on that condition's pairs
+    of every set that can show a false match at ``fmr``, where they hold 10/``fmr`` impostor
+    pairs; otherwise ``pooled`` (marked not fitted), with the condition's figures at it."""
+    only = {n: s.where(condition) for n, s in scores.items()}
+    only = {n: s for n, s in only.items() if len(s.genuine) or len(s.impostor)}
+    names = eligible_sets(only, fmr)
+    pairs = sum(len(only[n].impostor) for n in names)
+    fitted = bool(names) and supported(pairs, fmr)
+    threshold = fit_threshold({n: only[n].impostor for n in names}, fmr)[0] if fitted else pooled
+    held = out_of_sample(only, names, fmr) if fitted else None
+    per_set = [set_rates(n, s, threshold, fmr) for n, s in only.items()]
+    tars = [1.0 - r.fnmr for r in per_set if r.fnmr is not None]
+    return ConditionThreshold(
+        condition=condition,
+        threshold=round(threshold, 6),
+        fitted=fitted,
+        datasets=names if fitted else [],
+        genuine_pairs=sum(len(s.genuine) for s in only.values()),
+        impostor_pairs=sum(len(s.impostor) for s in only.values()),
+        tar=round(float(np.mean(tars)), 6) if tars else None,
+        per_set=per_set,
+        fmr_out_of_sample=held["fmr"] if held else None,
+        fmr_out_of_sample_ci=held["ci"] if held else None,
+    )
+
+
+def fit_fusion(
+    per_model: Mapping[str, Mapping[str, PairScores]], members: Sequence[str]
+) -> FusionSpec:
+    """z-normalisation of each member's scores by its impostor mean and spread, each set
+    weighing the same (the mean of the per-set moments). Equal weights, fixed in advance rather
+    than fitted, so the only parameters learnt from the photos are those moments."""
     means, stds = [], []
-    for name in EMBEDDERS:
+    for name in members:
         sets = [s.impostor.astype(np.float64) for s in per_model[name].values() if len(s.impostor)]
         m1 = float(np.mean([x.mean() for x in sets]))
         m2 = float(np.mean([(x * x).mean() for x in sets]))
         means.append(m1)
         stds.append(math.sqrt(max(m2 - m1 * m1, 1e-12)))
     return FusionSpec(
-        embedders=list(EMBEDDERS),
-        weights=list(FUSION_WEIGHTS),
+        embedders=list(members),
+        weights=[1.0 / len(members)] * len(members),
         impostor_mean=means,
         impostor_std=stds,
     )
@@ -203,21 +257,20 @@ def fit_fusion(per_model: Mapping[str, Mapping[str, PairScores]]) -> FusionSpec:
 def option_scores(
     acquired: Sequence[AcquiredSet], option: str, fusion: FusionSpec | None = None
 ) -> dict[str, PairScores]:
-    """Pair scores per set for an embedder, or for the fusion of both (the pairs line up: every
-    embedder sees the same acquired faces)."""
-    if option != FUSION:
+    """Pair scores per set for an embedder, or for a fusion of several (the pairs line up:
+    every embedder sees the same acquired faces)."""
+    members = option_embedders(option)
+    if len(members) == 1:
         return {a.ident.name: pair_scores([a.embedded(option)]) for a in acquired}
-    if fusion is None:
-        raise ValueError("the fusion option needs a fitted FusionSpec")
+    if fusion is None or fusion.embedders != members:
+        raise ValueError(f"the option {option} needs its fitted FusionSpec")
     out = {}
     for a in acquired:
-        parts = [pair_scores([a.embedded(n)]) for n in fusion.embedders]
-        first = parts[0]
-        out[a.ident.name] = PairScores(
+        parts = [pair_scores([a.embedded(n)]) for n in members]
+        out[a.ident.name] = dataclasses.replace(
+            parts[0],
             genuine=fusion.fuse([p.genuine for p in parts]).astype(np.float32),
             impostor=fusion.fuse([p.impostor for p in parts]).astype(np.float32),
-            genuine_folds=first.genuine_folds,
-            impostor_folds=first.impostor_folds,
         )
     return out
 
@@ -274,14 +327,16 @@ def calibrate_all(
 ) -> dict[str, list[CalibratedThreshold]]:
     """Fit every option's thresholds (and the fusion) on ``acquired``, choose the default by
     the rule, and write it all into ``manifest`` (the caller saves it)."""
-    per_model = {name: option_scores(acquired, name) for name in EMBEDDERS}
-    fusion = fit_fusion(per_model)
-    per_option = {**per_model, FUSION: option_scores(acquired, FUSION, fusion)}
+    per_option = {name: option_scores(acquired, name) for name in EMBEDDERS}
+    fusions = [fit_fusion(per_option, members) for members in FUSIONS]
+    for fusion in fusions:
+        per_option[fusion.name] = option_scores(acquired, fusion.name, fusion)
     thresholds = {option: fit_thresholds(per_option[option], fmrs) for option in OPTIONS}
     for name in EMBEDDERS:
         manifest.get(name).thresholds = thresholds[name]
-    fusion.thresholds = thresholds[FUSION]
-    manifest.fusion = fusion
+    for fusion in fusions:
+        fusion.thresholds = thresholds[fusion.name]
+    manifest.fusions = fusions
     figures = {}
     for option in OPTIONS:
         at = next((t for t in thresholds[option] if t.fmr == CHOICE_FMR), None)
