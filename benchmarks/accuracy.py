@@ -5,9 +5,12 @@ bounds (``biometric.evaluation.acquire_sets``, cached per model version under
 ``var/cache/embeddings``). At most ``CAP`` photos per person, as ``biometric evaluate`` does.
 
 The *differential report* gives, for every set and every option (each embedder and their
-fusion), at that option's shipped threshold: FTA, retakes per role, FNMR and FMR, the ratio of
-the measured to the claimed FMR, TAR at FMR 1e-3 and 1e-4, and on lfw_dev the official View-1
-accuracy at the shipped and at the best threshold. The worst set (highest FMR ratio) heads it.
+fusion), at that option's shipped operating point (each pair at its capture condition's
+threshold): FTA, retakes per role, FNMR and FMR, the ratio of the measured to the claimed FMR,
+TAR at FMR 1e-3 and 1e-4, on lfw_dev the official View-1 accuracy at the shipped and at the best
+threshold, and what site calibration achieves (``biometric.calibrate.site_check``: the shipped
+rule fitted on half of the set's people, checked on the other half, both ways round: mean and
+worst FMR ratio, FNMR). The worst set (highest FMR ratio) heads it.
 Rates are on acquired images (ISO/IEC 19795-1); FTA is reported on its own.
 """
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from benchmarks import common
 from biometric.assessment import source_figures
-from biometric.calibrate import EMBEDDERS, OPTIONS, option_scores
+from biometric.calibrate import EMBEDDERS, OPTIONS, SITE_HALVES, option_scores, site_check
 from biometric.evaluation import (
     AcquiredSet,
     EmbeddedSet,
@@ -199,6 +202,9 @@ DIFF_COLUMNS = [
     "TAR@1e-4",
     "View-1 acc@thr",
     "View-1 best acc",
+    "site FMR/claim",
+    "site worst",
+    "site FNMR",
 ]
 
 
@@ -215,9 +221,11 @@ def differential(
             continue
         point = manifest.threshold_for(option, fmr).operating_point()
         scores = option_scores(acquired, option, manifest.fusion(option))
+        halves = option_scores(acquired, option, manifest.fusion(option), SITE_HALVES)
         sets = []
         for a in acquired:
             fig = source_figures(a, scores[a.ident.name], point, CHIP)
+            fig["site"] = site_check(halves[a.ident.name], fmr)
             fig["retake_rate_live"] = a.retake_rate(LIVE)
             fig["retake_rate_chip"] = a.retake_rate(CHIP)
             if view1 is not None and a.ident.name == "lfw_dev":
@@ -251,6 +259,7 @@ def differential(
 
 def _diff_row(option: str, f: dict[str, Any]) -> list[Any]:
     v1 = f.get("view1") or {}
+    site = f.get("site") or {}
     return [
         option,
         f["name"],
@@ -267,7 +276,17 @@ def _diff_row(option: str, f: dict[str, Any]) -> list[Any]:
         f["tar_at_fmr"]["1e-4"],
         v1.get("accuracy_at_threshold"),
         v1.get("best_accuracy"),
+        _site(site, "fmr_ratio"),
+        _site(site, "worst_ratio"),
+        site.get("fnmr"),
     ]
+
+
+def _site(site: dict[str, Any], key: str) -> Any:
+    """A site-calibration ratio, marked when a half held fewer than 10/FMR impostor pairs."""
+    if not site:
+        return None
+    return site[key] if site["supported"] else f"{site[key]:.3g} (<10/FMR)"
 
 
 def plot_det_per_set(curves: dict[str, dict[str, tuple]], path: Path) -> Path:

@@ -18,14 +18,6 @@ from biometric.rates import best_accuracy, tar_at_fmr, wilson_interval
 REPORTED_FMRS = {"1e-3": 1e-3, "1e-4": 1e-4}
 
 
-def pair_thresholds(point: OperatingPoint, conditions: np.ndarray | None, n: int) -> np.ndarray:
-    """The threshold each pair is decided with: its capture condition's (pooled if unknown)."""
-    if conditions is None:
-        return np.full(n, point.threshold, np.float32)
-    table = {c: point.threshold_for(c) for c in np.unique(conditions)}
-    return np.asarray([table[c] for c in conditions], np.float32).reshape(n)
-
-
 def source_figures(
     acq: AcquiredSet, scores: PairScores, point: OperatingPoint, role: str
 ) -> dict[str, Any]:
@@ -33,8 +25,8 @@ def source_figures(
     threshold) and TAR at fixed FMRs for one source. Rates are over acquired images
     (ISO/IEC 19795-1); None where the data cannot support them."""
     gen, imp, claim = scores.genuine, scores.impostor, point.fmr
-    g_thr = pair_thresholds(point, scores.genuine_conditions, len(gen))
-    i_thr = pair_thresholds(point, scores.impostor_conditions, len(imp))
+    g_thr = point.pair_thresholds(scores.genuine_conditions, len(gen))
+    i_thr = point.pair_thresholds(scores.impostor_conditions, len(imp))
     false_matches = int((imp >= i_thr).sum())
     fmr = false_matches / len(imp) if len(imp) else None
     figures: dict[str, Any] = {

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+
 from biometric.i18n import translate
 
 
@@ -53,6 +55,16 @@ class OperatingPoint:
         if condition is None:
             return self.threshold
         return self.by_condition.get(condition, self.threshold)
+
+    def pair_thresholds(self, conditions: np.ndarray | None, n: int) -> np.ndarray:
+        """The threshold each of ``n`` pairs is decided with, from their conditions (None:
+        unknown, the pooled threshold for all)."""
+        if conditions is None or not self.by_condition:
+            return np.full(n, self.threshold, np.float32)
+        out = np.full(n, self.threshold, np.float32)
+        for condition, threshold in self.by_condition.items():
+            out[conditions == condition] = threshold
+        return out
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,32 @@ def load_source(path: Path, cap: int | None = None) -> IdentitySet:
     raise ValueError(f"{path}: not a folder of identity folders nor a .csv of pairs")
 
 
+PEOPLE_SUFFIX = "_people.csv"
+
+
+def people_subsets(ident: IdentitySet, set_dir: Path) -> list[IdentitySet]:
+    """A set's listed groups of people as sets of their own: ``<set>/<group>_people.csv``
+    (column ``person``: identity folder names) gives ``<set>_<group>``, e.g. lfw_dev's
+    ``asian_people.csv`` gives ``lfw_dev_asian``, so a population gets its own row."""
+    out = []
+    for listing in sorted(set_dir.glob(f"*{PEOPLE_SUFFIX}")):
+        with listing.open(newline="", encoding="utf-8-sig") as f:
+            people = {f"{ident.name}/{row['person'].strip()}" for row in csv.DictReader(f)}
+        keep = [k for k, label in enumerate(ident.labels) if label in people]
+        group = listing.name[: -len(PEOPLE_SUFFIX)]
+        out.append(
+            IdentitySet(
+                f"{ident.name}_{group}",
+                [ident.images[k] for k in keep],
+                [ident.labels[k] for k in keep],
+            )
+        )
+    return [s for s in out if len(set(s.labels)) >= 2]
+
+
 def discover_sets(data_dir: Path, cap: int | None = None) -> list[IdentitySet]:
+    """Every identity set under ``data_dir``, each followed by its listed groups of people
+    (:func:`people_subsets`)."""
     if not data_dir.is_dir():
         raise FileNotFoundError(
             f"data folder {data_dir} does not exist; set BIOMETRIC_DATA_DIR to the shared photos"
@@ -151,6 +176,7 @@ def discover_sets(data_dir: Path, cap: int | None = None) -> list[IdentitySet]:
         ident = folder_set(set_dir, cap)
         if len(set(ident.labels)) >= 2:
             sets.append(ident)
+            sets += people_subsets(ident, set_dir)
     return sets
 
 
@@ -385,7 +411,7 @@ def identity_folds(labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
     )
 
 
-def pair_scores(sets: Sequence[EmbeddedSet]) -> PairScores:
+def pair_scores(sets: Sequence[EmbeddedSet], folds: int = FOLDS) -> PairScores:
     """Genuine and impostor scores among acquired images, within each set: all pairs of a
     folder set, the listed pairs of a CSV set."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("g", "i", "gf", "if", "gc", "ic")}
@@ -409,14 +435,14 @@ def pair_scores(sets: Sequence[EmbeddedSet]) -> PairScores:
                 parts[f"{key}c"].append(cond[mask])
             continue
         emb, labels, conds = s.embeddings[keep], s.labels[keep], conditions[keep]
-        folds = identity_folds(labels)
+        person_fold = identity_folds(labels, folds)
         sims = emb @ emb.T
         same = labels[:, None] == labels[None, :]
         upper = np.triu(np.ones_like(same, dtype=bool), k=1)
         for key, mask in (("g", same & upper), ("i", ~same & upper)):
             rows, cols = np.nonzero(mask)
             parts[key].append(sims[rows, cols])
-            parts[f"{key}f"].append(np.stack([folds[rows], folds[cols]], axis=1))
+            parts[f"{key}f"].append(np.stack([person_fold[rows], person_fold[cols]], axis=1))
             parts[f"{key}c"].append(pair_conditions(conds, rows, cols))
 
     def cat(key: str, width: int | None) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 Three rewrites, all exact up to float rounding:
 - the file declares 29 graph inputs that no node reads (names of the fp32 weights the
-  quantiser replaced); onnxruntime refuses such a graph. Every graph input but the image is
-  dropped (the others are initialisers, which stay; leaving them as inputs would also stop
-  onnxruntime from folding them);
+  quantiser replaced); onnxruntime 1.32 loads it but refuses to run it ("Required inputs"),
+  OpenCV 5.1 refuses to load it. Every graph input but the image is dropped (the others are
+  initialisers, which stay; left as inputs they would also stop onnxruntime folding them);
 - the weights are stored as int8 blocks of 64 with a scale and zero point per block, turned
   into fp32 by ``DequantizeLinear`` (and a ``Reshape`` to the convolution's shape) on every
   run. They are folded once here into fp32 initialisers: measured 22.6 ms against 33.9 ms per
@@ -132,3 +132,54 @@ def convert(src: Path, dst: Path) -> dict:
         "repair": changes,
         "weights_licence": "Apache-2.0 (OpenCV Zoo face_recognition_sface); package MIT",
     }
+
+
+def parity(reference: Path, built: Path, crops: np.ndarray) -> dict[str, float | int]:
+    """Our fp32 graph in onnxruntime against OpenCV's own ``cv2.FaceRecognizerSF`` running the
+    quantised source graph (only its stray inputs stripped, which OpenCV needs too) on aligned
+    RGB crops (N x 112 x 112 x 3 uint8): lowest cosine and largest absolute difference."""
+    import tempfile
+
+    import cv2
+
+    from biometric.onnx_session import open_session
+
+    model = onnx.load(str(reference))
+    strip_inputs(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        stripped = Path(tmp) / "sface_int8_stripped.onnx"
+        onnx.save(model, str(stripped))
+        recognizer = cv2.FaceRecognizerSF.create(str(stripped), "")
+        # FaceRecognizerSF::feature takes the aligned crop as BGR and swaps it to RGB itself.
+        theirs = np.stack([recognizer.feature(np.ascontiguousarray(c[..., ::-1])).ravel()
+                           for c in crops])
+    session = open_session(built)
+    x = np.ascontiguousarray(crops.astype(np.float32).transpose(0, 3, 1, 2))
+    ours = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    return {
+        "faces": len(crops),
+        "min_cosine": float(cos.min()),
+        "max_abs_diff": float(np.abs(ours - theirs).max()),
+        "reference": f"cv2.FaceRecognizerSF (opencv {cv2.__version__}) on the int8 source graph",
+    }
+
+
+# Real faces for the parity check: every fr_examples photo and every 40th Yale B crop (colour and
+# grey, as tests/test_parity.py uses for MobileFaceNet).
+PARITY_FACES = (("fr_examples/identities", "*/*", 1), ("yaleb_moderate", "*/*.pgm", 40))
+
+
+def parity_crops(models_dir: Path, data_dir: Path) -> np.ndarray:
+    """The :data:`PARITY_FACES` photos through the shipped acquisition, aligned for SFace."""
+    from biometric.decode import read_image
+    from biometric.pipeline import CHIP, Pipeline
+
+    pipeline = Pipeline(models_dir, embedder="sface")
+    crops = []
+    for folder, pattern, step in PARITY_FACES:
+        for path in sorted((data_dir / folder).glob(pattern))[::step]:
+            analysis = pipeline.analyse(read_image(path).rgb, CHIP)
+            if analysis.crop is not None:
+                crops.append(analysis.crop)
+    return np.asarray(crops)
