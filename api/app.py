@@ -29,7 +29,7 @@ from api.metrics import Metrics
 from api.middleware import RequestContextMiddleware
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from api.routes import audit, capture, gallery, ops, verify
-from api.settings import Settings
+from api.settings import Settings, trust_store_warning
 from api.ui.routes import install as install_ui
 from biometric import config
 from biometric.chip.errors import TrustStoreError
@@ -39,6 +39,7 @@ from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.store.db import make_engine, migrate, session_factory
+from biometric.verification import Verifier
 from biometric.workers import PipelinePool, PoolConfig
 
 log = logging.getLogger("biometric.api")
@@ -78,15 +79,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.csca_dir is not None and settings.chip_auth is not ChipAuthPolicy.OFF
             else None
         )
+        warning = trust_store_warning(settings)
+        if warning:
+            log.warning("!!! %s !!!", warning)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.pipeline = await anyio.to_thread.run_sync(load)
+        app.state.verifier = Verifier(app.state.pipeline, settings.chip_auth, app.state.trust)
         app.state.limiter = anyio.CapacityLimiter(settings.thread_pool_size)
         app.state.verify_pool = None
         if settings.verify_workers:
             pool = PipelinePool(
                 settings.verify_workers,
-                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder),
+                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder,
+                           settings.chip_auth),
             )
             await pool.start()
             app.state.verify_pool = pool

@@ -23,9 +23,10 @@ from biometric.chip.cli import (
     read_optional,
 )
 from biometric.chip.policy import ChipAuthPolicy
-from biometric.console import err, guard, out, progress_bar
+from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
+from biometric.views import FaceView, VerifyView
 
 app = typer.Typer(
     help="Face verification and duplicate screening for ID card holders.",
@@ -136,30 +137,37 @@ def evaluate(
     from biometric.evaluation import load_source
 
     if role not in ("chip", "live"):
-        err.print("[red]error[/red]: --role must be chip or live", highlight=False)
-        raise typer.Exit(2)
+        fail("invalid_option", "--role must be chip or live")
     try:
         loaded = [load_source(p, cap) for p in sources]
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail("invalid_source", str(exc))
     pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
     with progress_bar("evaluating", sum(len(s.images) for s in loaded)) as advance:
         report = evaluate_sources(loaded, pipeline, role, workers, progress=advance)
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
         return
-    table = Table("source", "images", "FTA", f"retake ({role})", "genuine", "impostor",
-                  "FNMR", "FMR", "FMR / claim", "TAR@1e-3", "TAR@1e-4")
-
     def f(v: float | None, spec: str = ".4f") -> str:
         return "n/a" if v is None else format(v, spec)
 
-    for s in report["sets"]:
-        table.add_row(s["name"], str(s["images"]), f(s["fta"], ".2%"), f(s["retake_rate"], ".2%"),
-                      str(s["genuine"]), str(s["impostor"]), f(s["fnmr_at_threshold"]),
-                      f(s["fmr_at_threshold"], ".2e"), f(s["fmr_ratio"], ".2f"),
-                      f(s["tar_at_fmr"]["1e-3"]), f(s["tar_at_fmr"]["1e-4"]))
+    # One row per measure, one column per source: eleven measures side by side do not fit an
+    # 80-column terminal (rich cut them to "..."), a few sources do.
+    rows = {
+        "images": lambda s: str(s["images"]),
+        "FTA": lambda s: f(s["fta"], ".2%"),
+        f"retake ({role})": lambda s: f(s["retake_rate"], ".2%"),
+        "genuine pairs": lambda s: str(s["genuine"]),
+        "impostor pairs": lambda s: str(s["impostor"]),
+        "FNMR": lambda s: f(s["fnmr_at_threshold"]),
+        "FMR": lambda s: f(s["fmr_at_threshold"], ".2e"),
+        "FMR / claim": lambda s: f(s["fmr_ratio"], ".2f"),
+        "TAR@1e-3": lambda s: f(s["tar_at_fmr"]["1e-3"]),
+        "TAR@1e-4": lambda s: f(s["tar_at_fmr"]["1e-4"]),
+    }
+    table = Table("measure", *(s["name"] for s in report["sets"]))
+    for label, cell in rows.items():
+        table.add_row(label, *(cell(s) for s in report["sets"]))
     out.print(f"{report['embedder']} at threshold {report['threshold']:.4f} "
               f"(claimed FMR {report['fmr_claimed']:g})")
     out.print(table)
@@ -168,37 +176,39 @@ def evaluate(
         out.print(f"worst set: {name}, FMR {ratio:.2f}x the claim")
 
 
-def _print_verify(result: dict) -> None:
-    colour = {"match": "green", "no_match": "red", "retake": "yellow", "refused": "red"}[
-        result["decision"]]
-    out.print(f"decision: [bold {colour}]{result['decision'].upper()}[/]")
-    if result["score"] is not None:
+DECISION_COLOURS = {"match": "green", "no_match": "red", "retake": "yellow",
+                    "manual_check": "yellow", "chip_untrusted": "red", "refused": "red"}
+
+
+def _print_verify(result: VerifyView) -> None:
+    decision = result.decision
+    out.print(f"decision: [bold {DECISION_COLOURS[decision]}]{decision.upper()}[/]")
+    if result.chip_trust == "not_verified" and decision in ("match", "no_match"):
+        out.print("[bold yellow]chip not verified[/]: the decision rests on the faces only")
+    if result.score is not None:
         out.print(
-            f"score {result['score']:.4f} vs threshold {result['threshold']:.4f} "
-            f"(set for FMR {result['fmr']:g})"
+            f"score {result.display_score}/100 (raw {result.score:.4f} vs threshold "
+            f"{result.threshold:.4f}, set for FMR {result.fmr:g})"
         )
-    for r in result["reasons"]:
-        verb = "refused" if r["code"].startswith("chip_auth") else "retake"
-        out.print(f"  {verb} ({r['image']}): {r['message']}")
-    if "chip_auth" in result and result["chip_auth"] is not None:
-        print_auth(out, result["chip_auth"])
-    for role in ("live", "chip"):
-        a = result[role]
-        faces = ", ".join(f"box {f['box']} score {f['score']}" for f in a["faces"]) or "none"
-        out.print(f"{role}: {a['width']}x{a['height']}, faces: {faces}")
-    for role in ("live", "chip"):
-        q = result[role].get("quality")
-        if q:
-            out.print(f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
-                      f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})")
-    if result.get("liveness"):
-        lv = result["liveness"]
-        verdict = "live" if lv["is_live"] else "suspected attack"
-        out.print(f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
-                  f"threshold {lv['threshold']})")
-    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
+    for r in result.reasons:
+        out.print(f"  {decision} ({r.image}): {r.message}")
+    if result.chip_auth is not None:
+        print_auth(out, result.chip_auth)
+    for role, a in (("live", result.live), ("chip", result.chip)):
+        faces = ", ".join(f"box {f.box} score {f.score}" for f in a.faces) or "none"
+        out.print(f"{role}: {a.width}x{a.height}, faces: {faces}")
+    for role, a in (("live", result.live), ("chip", result.chip)):
+        if (q := a.quality) is not None:
+            out.print(f"{role} quality {q.score:.0f}/100 (inter-eye {q.inter_eye_px:.0f} px, "
+                      f"yaw {q.yaw_deg:.0f}, sharpness {q.sharpness:.0f})")
+    if (lv := result.liveness) is not None:
+        verdict = "live" if lv.is_live else "suspected attack"
+        out.print(f"liveness ({lv.policy}): score {lv.score} ({verdict}; "
+                  f"threshold {lv.threshold})")
+    # Two decimals below a millisecond: "compare 0.0 ms" read as a stage that did not run.
+    timings = ", ".join(f"{k} {v:.{2 if v < 1 else 1}f} ms" for k, v in result.timings_ms.items())
     out.print(f"timings: {timings}")
-    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
+    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result.models.items()))
 
 
 @app.command()
@@ -220,29 +230,26 @@ def verify(
              "(sface+mobilefacenet, mobilefacenet+dlib_resnet); default: the manifest's.")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Compare a live capture with the chip portrait: match, no_match, retake or refused."""
-    from biometric.chip import policy as chip_policy
-    from biometric.chip.reader import read_chip
+    """Compare a live capture with the chip portrait: match, no_match, retake (live capture),
+    manual_check (no usable face on the chip), chip_untrusted or refused."""
+    from biometric.verification import ChipFiles, Verifier, VerifyRequest
 
     if (chip is None) == (dg2 is None):
-        err.print("[red]error[/red]: give the chip portrait as CHIP or --dg2, not both")
-        raise typer.Exit(2)
+        fail("invalid_option", "give the chip portrait as CHIP or --dg2, not both")
     if sod is not None and dg2 is None:
-        err.print("[red]error[/red]: --sod needs --dg2 (the signature covers the DG2 file)")
-        raise typer.Exit(2)
-    reading = None
-    if dg2 is not None:
-        reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
-                                           load_trust(csca), read_optional(dg1), chip_auth))
-    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
-    chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
-                      else read_image(chip).rgb)  # type: ignore[arg-type]
-    result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
-    chip_policy.apply(result, reading, chip_auth)
+        fail("invalid_option", "--sod needs --dg2 (the signature covers the DG2 file)")
+    request = guard(lambda: VerifyRequest(
+        live.read_bytes(),
+        portrait=chip.read_bytes() if chip is not None else None,
+        chip_files=ChipFiles(dg2.read_bytes(), read_optional(sod), read_optional(dg1))
+        if dg2 is not None else None))
+    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness)), chip_auth,
+                        guard(lambda: load_trust(csca)))
+    view = VerifyView.model_validate(guard(lambda: verifier.verify(request)))
     if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(view.model_dump_json())
     else:
-        _print_verify(result.to_dict())
+        _print_verify(view)
 
 
 def _expand_images(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -285,7 +292,8 @@ def embed(
                 {
                     "path": str(path),
                     "identity": identity or None,
-                    "box": analysis.subject.to_dict()["box"] if analysis.subject else None,
+                    "box": FaceView.model_validate(analysis.subject).box
+                    if analysis.subject else None,
                     "embedding": None if vec is None else [round(float(v), 6) for v in vec],
                 }
             )
@@ -309,6 +317,9 @@ def embed(
             sys.stdout.write(json.dumps(r) + "\n")
 
 
+DRAW_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 @app.command()
 def detect(
     image: Annotated[Path, typer.Argument(help="Image file.")],
@@ -318,10 +329,15 @@ def detect(
     models_dir: ModelsDir = None,
 ) -> None:
     """List every face with its score, box and five landmarks."""
+    if draw is not None:
+        if draw.suffix.lower() not in DRAW_SUFFIXES:
+            fail("invalid_output", f"--draw {draw}: name a {', '.join(DRAW_SUFFIXES)} file")
+        if not draw.parent.is_dir():
+            fail("invalid_output", f"--draw {draw}: folder {draw.parent} does not exist")
     pipeline = guard(lambda: _pipeline(models_dir))
     rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
-    out.print_json(json.dumps({"faces": [f.to_dict() for f in faces]}))
+    out.print_json(json.dumps({"faces": [FaceView.model_validate(f).model_dump() for f in faces]}))
     if draw is not None:
         canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         thick = max(1, round(max(rgb.shape[:2]) / 400))
@@ -339,7 +355,10 @@ def detect(
             )
             for x, y in f.landmarks:
                 cv2.circle(canvas, (round(x), round(y)), 2 * thick, (0, 0, 255), -1)
-        cv2.imwrite(str(draw), canvas)
+        ok, encoded = cv2.imencode(draw.suffix.lower(), canvas)
+        if not ok:
+            fail("invalid_output", f"--draw {draw}: could not encode the image")
+        guard(lambda: draw.write_bytes(encoded.tobytes()))
         err.print(f"wrote {draw}")
 
 
@@ -352,6 +371,7 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     from biometric.gallery.screening import screen
     from biometric.gallery.service import open_gallery
     from biometric.store.db import make_engine, migrate
+    from biometric.verification import Verifier, VerifyRequest
 
     data = (data_dir or config.data_dir()) / "fr_examples" / "identities"
     pairs = [
@@ -359,11 +379,11 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
         ("impostor", data / "obama" / "obama.jpg", data / "biden" / "biden.jpg"),
     ]
     pipeline = guard(lambda: _pipeline(models_dir))
+    verifier = Verifier(pipeline, ChipAuthPolicy.OFF)  # sample photos: there is no chip
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
-                                                                     read_image(chip).rgb))
-        _print_verify(result.to_dict())
+        request = VerifyRequest(live.read_bytes(), portrait=chip.read_bytes())
+        _print_verify(VerifyView.model_validate(guard(lambda r=request: verifier.verify(r))))
 
     # Every sample photo as a separate claimant: photos of one person under several citizen
     # ids are exactly what screening must find. A fresh embedded store each run.
@@ -434,5 +454,27 @@ def _register_subcommands() -> None:
 
 _register_subcommands()
 
+
+def main() -> None:
+    """The ``biometric`` command. Usage errors (a missing argument, an unknown option) become
+    one line with a code and exit status 2 like every other error, not click's usage box."""
+    # click's UsageError (typer >= 0.2x vendors click): the base class of typer.BadParameter.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    try:
+        try:
+            code = app(standalone_mode=False)
+        except usage_error as exc:
+            if not exc.format_message():  # no arguments: the help was printed
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "biometric"
+            fail("usage_error", f"{exc.format_message()} (see `{where} --help`)")
+        except typer.Abort:
+            fail("interrupted", "interrupted")
+    except typer.Exit as exc:  # fail() outside a command
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -20,7 +20,6 @@ from biometric.chip import synthetic
 from biometric.chip.dg2 import parse_dg2
 from biometric.chip.errors import Dg2FormatError, SodFormatError, TrustStoreError
 from biometric.chip.passive_auth import ChipAuthStatus, authenticate
-from biometric.chip.policy import ChipAuthPolicy, refusal
 from biometric.chip.sod import parse_sod
 from biometric.chip.trust import TrustStore
 from biometric.decide import reason_message
@@ -150,18 +149,6 @@ def test_csca_expiry_and_clock(specimens: Specimens, trust: TrustStore) -> None:
     assert authenticate(specimens.dg2_bytes, sod, trust, now=later).status == "expired"
 
 
-def test_policy() -> None:
-    from biometric.chip.passive_auth import ChipAuthResult
-
-    failed = ChipAuthResult(ChipAuthStatus.HASH_MISMATCH, "x")
-    assert refusal(failed, ChipAuthPolicy.WARN) is None
-    assert refusal(failed, ChipAuthPolicy.BLOCK) == (
-        "chip_auth_failed", reason_message("chip_auth_failed")
-    )
-    assert refusal(ChipAuthResult(ChipAuthStatus.VERIFIED, "ok"), ChipAuthPolicy.BLOCK) is None
-    assert refusal(None, ChipAuthPolicy.BLOCK)[0] == "chip_auth_not_checked"
-
-
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -237,11 +224,20 @@ def test_cli_verify_dg2(specimens: Specimens, fr_dir: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["decision"] == "match" and result["chip_auth"]["status"] == "verified"
     assert "chip_auth" in result["timings_ms"]
-    bad = specimens.variants["sod_for_other_dg2"]
-    proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
-                "--chip-auth", "block")
+    assert result["chip_trust"] == "verified"
+    # An altered portrait (image bytes changed after signing; or a SOD signed over another
+    # DG2) is never a match, under the default policy (warn) as under block, although the
+    # faces match: the decision is chip_untrusted with the agency's instruction.
+    for name, policy in (("image_byte_changed", "warn"), ("sod_for_other_dg2", "block")):
+        bad = specimens.variants[name]
+        proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
+                    "--chip-auth", policy)
+        result = json.loads(proc.stdout)
+        assert result["decision"] == "chip_untrusted", (name, policy, result["decision"])
+        assert result["reasons"][0]["message"] == reason_message("chip_auth_failed")
+        assert result["chip_auth"]["status"] == "hash_mismatch" and result["chip_trust"] == "failed"
+        assert result["score"] is not None  # the faces were still compared, for the audit
+    # Not checked (no EF.SOD) under warn: the face decision, marked not verified.
+    proc = _cli("verify", live, "--dg2", str(genuine.dg2), *common)
     result = json.loads(proc.stdout)
-    assert result["decision"] == "refused" and result["reasons"][0]["message"] == reason_message(
-        "chip_auth_failed"
-    )
-    assert result["chip_auth"]["status"] == "hash_mismatch"
+    assert result["decision"] == "match" and result["chip_trust"] == "not_verified"
