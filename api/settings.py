@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # (folder or file of CSCA certificates, master lists, CRLs; see README).
     chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
     csca_dir: Path | None = None
-    embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
+    embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     # Where the 1:N index lives (biometric.gallery.backend): "shared" (one mapped file per
     # machine for all workers), "memory", "ray:local" / "ray://host:10001" (sharded), with

@@ -30,6 +30,7 @@ from biometric.chip.passive_auth import ChipAuthResult, ChipAuthStatus
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.reader import ChipReading, read_chip
 from biometric.chip.trust import TrustStore
+from biometric.conditions import pair_condition
 from biometric.decide import (
     ChipTrust,
     Decision,
@@ -135,6 +136,11 @@ class FaceEvidence:
     point: OperatingPoint
     live_reasons: tuple[Reason, ...] = ()
     chip_reasons: tuple[Reason, ...] = ()
+    condition: str | None = None  # the pair's capture condition: its threshold applies
+
+    @property
+    def threshold(self) -> float:
+        return self.point.threshold_for(self.condition)
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def decide(face: FaceEvidence, liveness: LivenessCheck | None, chip_auth: ChipAu
         return Verdict(Decision.RETAKE, (*live, *face.chip_reasons), trust)
     if face.chip_reasons or face.score is None:
         return Verdict(Decision.MANUAL_CHECK, face.chip_reasons, trust)
-    match = face.score >= face.point.threshold
+    match = face.score >= face.threshold
     return Verdict(Decision.MATCH if match else Decision.NO_MATCH, (), trust)
 
 
@@ -233,6 +239,7 @@ class VerifyOutcome:
     chip_image: FaceImage | None = None  # where the portrait sat in EF.DG2, when it was sent
     display_score: int | None = None  # 0-100, the decision threshold at 50 (ScoreScale)
     chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED
+    condition: str | None = None  # the pair's capture condition, whose threshold applied
     citizen_id: str | None = None
     counter_id: str | None = None
 
@@ -299,7 +306,10 @@ class Verifier:
         chip_a.reasons = chip_problems([r.code for r in chip_a.reasons])
         liveness = pipeline.check_liveness(live_rgb, live_a, timer)
         attack = liveness_reason(liveness, policies.liveness)
-        face = FaceEvidence(None, point, tuple(live_a.reasons), tuple(chip_a.reasons))
+        condition = pair_condition(live_a.condition, chip_a.condition).value  # type: ignore[arg-type]
+        face = FaceEvidence(
+            None, point, tuple(live_a.reasons), tuple(chip_a.reasons), condition
+        )
         if not (face.live_reasons or face.chip_reasons or attack):
             face = replace(face, score=pipeline.score(live_a, chip_a, timer))
         if attack is not None:
@@ -313,9 +323,10 @@ class Verifier:
         return VerifyOutcome(
             decision=verdict.decision,
             score=face.score,
-            display_score=pipeline.score_scale.display(face.score),
+            display_score=pipeline.score_scale_for(condition).display(face.score),
             chip_trust=verdict.chip_trust,
-            threshold=point.threshold,
+            threshold=face.threshold,
+            condition=condition,
             fmr=point.fmr,
             reasons=list(verdict.reasons),
             live=live_a,

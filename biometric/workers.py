@@ -65,7 +65,7 @@ def _serve(conn: Connection, config: PoolConfig) -> None:
                        ImageRejected(exc, None)))
             continue
         for analysis in (outcome.live, outcome.chip):  # the crops are not needed by the caller
-            analysis.crop = analysis.secondary_crop = None
+            analysis.crops = []
         conn.send(("ok", outcome, _rss_bytes()))
 
 

@@ -12,20 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from biometric.align import ARCFACE_TEMPLATE
 from biometric.errors import ModelError
 from biometric.manifest import Manifest, ModelEntry, SourceRecord, load_manifest, save_manifest
 from biometric.modelbuild import sources
 from biometric.modelbuild.fetch import extract_file, sha256_of
-
-# InsightFace/ArcFace 112x112 five-point template, the alignment MobileFaceNet was trained on.
-ARCFACE_TEMPLATE = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-]
-
 
 # MTCNN landmarks in dlib's 150x150 chip (size 150, padding 0.25): the median over the 49 faces
 # of tests/fixtures/dlib_reference.json, measured by biometric.modelbuild.dlib_template.
@@ -108,6 +99,12 @@ def _convert_dlib(src: Path, dst: Path) -> dict:
     return convert(src, dst)
 
 
+def _convert_sface(src: Path, dst: Path) -> dict:
+    from biometric.modelbuild.sface import convert
+
+    return convert(src, dst)
+
+
 def _convert_antispoof(src: Path, dst: Path) -> dict:
     from biometric.modelbuild.antispoof import convert
 
@@ -160,6 +157,15 @@ TARGETS: tuple[Target, ...] = (
         "biometric.modelbuild.dlib_resnet (own .dat reader + onnx.helper)",
         _convert_dlib,
         DLIB_MTCNN_TEMPLATE,
+    ),
+    Target(
+        "sface",
+        "embedder",
+        sources.SFACE_ONNX,
+        "sface.onnx",
+        "biometric.modelbuild.sface (stray inputs removed, int8 weights folded to fp32)",
+        _convert_sface,
+        ARCFACE_TEMPLATE,  # OpenCV's FaceRecognizerSF::alignCrop uses the same five points
     ),
     Target(
         "antispoof",
@@ -247,4 +253,22 @@ def build_models(
         )
     )
     save_manifest(manifest, models_dir)
+    _record_sface_parity(manifest, models_dir, cache)
     return manifest
+
+
+def _record_sface_parity(manifest: Manifest, models_dir: Path, cache: Path) -> None:
+    """Parity of the repaired SFace with OpenCV's own FaceRecognizerSF on real faces, into the
+    manifest's facts, once per built file (the next build records it when the shared photos
+    are not reachable now)."""
+    from biometric import config
+    from biometric.modelbuild.sface import parity, parity_crops
+
+    entry = manifest.get("sface")
+    data = config.data_dir()
+    if "parity" in entry.facts or not data.is_dir():
+        return
+    reference = extract_file(sources.SFACE_ONNX, cache)
+    crops = parity_crops(models_dir, data)
+    entry.facts["parity"] = parity(reference, models_dir / entry.file, crops)
+    save_manifest(manifest, models_dir)
