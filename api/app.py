@@ -35,7 +35,6 @@ from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from api.routes import audit, capture, gallery, ops, verify
 from api.settings import Settings, trust_store_warning
 from api.ui.routes import install as install_ui
-from biometric import config
 from biometric.chip.errors import TrustStoreError
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
@@ -43,6 +42,7 @@ from biometric.decode import DecodeLimits
 from biometric.gallery.service import Gallery, IndexBackend, open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.procs import die_with_parent
+from biometric.settings import install
 from biometric.store.audit import Notary, store_name
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.verification import Verifier
@@ -63,7 +63,7 @@ async def _refresh_index(gallery: Gallery, interval_s: float) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or Settings.handed_over()
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid is not None:
         # A worker of `serve --workers N`: SIGTERM (a graceful stop, which saves the index)
@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The library reads the same settings (locale, paths, audit files) while this app runs.
+        library_settings = install(settings)
         engine: Engine = make_engine(settings.database_url)
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate, engine)
@@ -129,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lambda: open_gallery(
                 engine,
                 app.state.pipeline,
-                settings.index_dir or config.index_dir(),
+                settings.index_dir,
                 settings.duplicate_fmr,
                 settings.duplicate_policy,
                 backend=IndexBackend.parse(settings.index),
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await audit_aggregate(app, aggregate_row(aggregate))
             notary.close()
             engine.dispose()
+            install(library_settings)
 
     app = FastAPI(
         title="biometric counter verification",

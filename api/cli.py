@@ -11,7 +11,6 @@ stays fast.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -43,15 +42,16 @@ def serve(
     from api.settings import Settings, trust_store_warning
     from biometric.store.db import make_engine, migrate
 
-    if database_url:
-        os.environ["BIOMETRIC_DATABASE_URL"] = database_url  # inherited by the workers
-    engine = make_engine(database_url)
+    # The command line over the environment, handed to every worker as one object.
+    settings = Settings(**({"database_url": database_url} if database_url else {}))
+    engine = make_engine(settings.database_url)
     migrate(engine)  # once, before the workers start
     engine.dispose()
-    warning = trust_store_warning(Settings())
+    warning = trust_store_warning(settings)
     if warning:
         err.print(f"[bold black on yellow] WARNING [/] [bold yellow]{warning}[/]", highlight=False)
-    run(host, port, workers, log_level, healthcheck_timeout=healthcheck_timeout)
+    run(host, port, workers, log_level, healthcheck_timeout=healthcheck_timeout,
+        settings=settings)
 
 
 def _sessions(database_url: str | None):  # type: ignore[no-untyped-def]

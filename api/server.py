@@ -24,7 +24,7 @@ from functools import cache
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.settings import Settings
+from api.settings import HANDOVER_VAR, Settings
 
 # How often an open connection's deadlines are checked (seconds).
 CHECK_INTERVAL_S = 1.0
@@ -32,13 +32,13 @@ CHECK_INTERVAL_S = 1.0
 
 @cache
 def _timeouts() -> tuple[float, float]:
-    settings = Settings()
+    settings = Settings.handed_over()
     return settings.header_timeout_s, settings.read_timeout_s
 
 
 @cache
 def _max_header_bytes() -> int:
-    return Settings().max_header_bytes
+    return Settings.handed_over().max_header_bytes
 
 
 _HEAD_TOO_LARGE = (
@@ -118,7 +118,12 @@ def run(
     log_level: str = "info",
     access_log: bool = True,
     healthcheck_timeout: int = 60,
+    settings: Settings | None = None,
 ) -> None:
+    """Serve ``api.app:create_app``; with ``settings``, every worker process starts from them
+    (serialised once into :data:`api.settings.HANDOVER_VAR`), else from the environment."""
+    if settings is not None:
+        os.environ[HANDOVER_VAR] = settings.model_dump_json()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client's multiprocess mode: each worker writes its values under this
         # directory and /metrics sums them, whichever worker answers. Set before the workers

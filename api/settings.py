@@ -1,25 +1,28 @@
-"""Service settings, from ``BIOMETRIC_*`` environment variables."""
+"""Service settings: the library's (:class:`biometric.settings.LibrarySettings`) plus the
+service's own, from ``BIOMETRIC_*`` environment variables, read once per process.
+
+``biometric serve`` builds them (command-line options over the environment) and hands them to
+the server's worker processes serialised in one variable, :data:`HANDOVER_VAR`
+(:meth:`Settings.handed_over`), rather than writing each option into the environment."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.decode import DEFAULT_MAX_PIXELS
 from biometric.gallery.service import DuplicatePolicy
 from biometric.pipeline import LivenessPolicy
+from biometric.settings import LibrarySettings
+
+# The settings of `biometric serve`, as JSON, for the server's worker processes.
+HANDOVER_VAR = "BIOMETRIC_SERVE_SETTINGS"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BIOMETRIC_", extra="ignore")
-
-    models_dir: Path | None = None  # None: biometric.config.models_dir()
-    database_url: str | None = None  # None: SQLite at var/biometric.db
+class Settings(LibrarySettings):
     max_body_bytes: int = Field(15 * 1024 * 1024, gt=0)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
     request_timeout_s: float = Field(30.0, gt=0)
@@ -37,7 +40,6 @@ class Settings(BaseSettings):
     chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
     csca_dir: Path | None = None
     embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
-    index_dir: Path | None = None  # None: biometric.config.index_dir()
     # Where the 1:N index lives (biometric.gallery.backend): "shared" (one mapped file per
     # machine for all workers), "memory", "ray:local" / "ray://host:10001" (sharded), with
     # optional "?kind=ivf_sq8&shards=N". None: shared.
@@ -51,17 +53,10 @@ class Settings(BaseSettings):
     # of a duplicate case (README, "Reviewers see faces"); false where the agency's policy
     # forbids keeping face images: the store then keeps templates only.
     store_face_thumbnails: bool = True
-    # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
-    locale: Literal["vi", "en"] = "vi"
     # Connection deadlines (api.server): the whole request head must arrive within
     # header_timeout_s; a request body may not stall for longer than read_timeout_s.
     header_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
-    # Audit checkpoints (biometric.store.audit): the Ed25519 signing key, kept where the
-    # database's users cannot read it (None: var/audit/signing.key, created on first start), and
-    # the append-only file of signed chain heads (None: var/audit/checkpoints.jsonl).
-    audit_key_file: Path | None = None
-    audit_checkpoints: Path | None = None
     # Failed authentications allowed per client address and per key prefix in a window before
     # further failures answer 429 (api.auth). A deployed client fails only when misconfigured,
     # and then on every call: 20 a minute lets its operator see 401s before 429s.
@@ -70,11 +65,13 @@ class Settings(BaseSettings):
     # Largest request head (request line and headers) a connection may send (api.server); 431
     # and close beyond it. A 20 MB X-API-Key header was read in full (issue 21).
     max_header_bytes: int = Field(32 * 1024, gt=1024)
-    # PostgreSQL after an erasure: "full" (VACUUM FULL: no byte of the erased rows left in the
-    # table files, measured in tests/test_erasure.py; rewrites the tables under an exclusive
-    # lock) or "plain" (VACUUM: rows unreachable, bytes may stay in free page space). Read by
-    # biometric.store.db.purge_deleted from the environment.
-    erasure_vacuum: Literal["full", "plain"] = "full"
+
+    @classmethod
+    def handed_over(cls) -> Settings:
+        """The settings ``biometric serve`` handed to this worker process, else the
+        environment's."""
+        handed = os.environ.get(HANDOVER_VAR)
+        return cls.model_validate_json(handed) if handed else cls()
 
 
 def trust_store_warning(settings: Settings) -> str | None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+import biometric.settings as library_settings
 from biometric.gallery.service import Gallery, IndexBackend
+from biometric.settings import LibrarySettings
 from biometric.store.db import make_engine, migrate
 
 DIM = 128
@@ -159,7 +161,7 @@ def test_postgresql_erasure_vacuums_the_template_out_of_the_table_files(
     page's free space. Measured both ways; ``BIOMETRIC_ERASURE_VACUUM=full`` must leave none."""
     found = {}
     for mode in ("plain", "full"):
-        monkeypatch.setenv("BIOMETRIC_ERASURE_VACUUM", mode)
+        monkeypatch.setattr(library_settings, "_current", LibrarySettings(erasure_vacuum=mode))
         with pg_schema("erase") as url:
             migrate(make_engine(url))
             gallery = _shared_gallery(url, tmp_path / mode)

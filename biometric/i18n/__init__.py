@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import gettext
 import io
-import os
 from functools import cache
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+from biometric.settings import current
 
 LOCALES = ("vi", "en")
 DEFAULT_LOCALE = "vi"  # the counters' staff are Vietnamese
@@ -52,11 +53,8 @@ def _translations(locale: str) -> gettext.GNUTranslations:
 
 
 def default_locale() -> str:
-    """``BIOMETRIC_LOCALE`` (vi or en), else Vietnamese."""
-    value = os.environ.get("BIOMETRIC_LOCALE", DEFAULT_LOCALE).strip().lower() or DEFAULT_LOCALE
-    if value not in LOCALES:
-        raise UnknownLocale(f"BIOMETRIC_LOCALE={value!r}: use one of {', '.join(LOCALES)}")
-    return value
+    """This process's ``BIOMETRIC_LOCALE`` (vi or en; :mod:`biometric.settings`)."""
+    return current().locale
 
 
 def has(key: str, locale: str | None = None) -> bool:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Select, func, inspect, or_, select, update
 from sqlalchemy.orm import Session, defer
 
-from biometric import config
+from biometric.settings import current
 from biometric.store.models import AuditChain, AuditEvent, AuditSubject, utcnow
 
 GENESIS = "0" * 64
@@ -47,15 +47,11 @@ _CHECKPOINT_CONTEXT = b"biometric-audit-checkpoint-v1\n"
 
 
 def default_key_path() -> Path:
-    return config._path_from_env(
-        "BIOMETRIC_AUDIT_KEY_FILE", config.REPO_ROOT / "var" / "audit" / "signing.key"
-    )
+    return current().audit_key_path
 
 
 def default_checkpoint_path() -> Path:
-    return config._path_from_env(
-        "BIOMETRIC_AUDIT_CHECKPOINTS", config.REPO_ROOT / "var" / "audit" / "checkpoints.jsonl"
-    )
+    return current().audit_checkpoint_path
 
 
 def row_digest(prev_hash: str, event: AuditEvent) -> str:
@@ -148,7 +144,7 @@ class Notary:
     ) -> Notary:
         """The notary for the configured key and file. The key at the default location is
         created on first use (a development set-up); a configured key must exist."""
-        configured = key_path is not None or "BIOMETRIC_AUDIT_KEY_FILE" in os.environ
+        configured = key_path is not None or current().audit_key_file is not None
         key_path = key_path or default_key_path()
         if not key_path.is_file():
             if configured:

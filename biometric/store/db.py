@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -11,19 +10,19 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from biometric import config
+from biometric.settings import REPO_ROOT, current
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def default_sqlite_path() -> Path:
-    return config.REPO_ROOT / "var" / "biometric.db"
+    return REPO_ROOT / "var" / "biometric.db"
 
 
 def database_url(url: str | None = None) -> str:
     """The explicit URL, else ``BIOMETRIC_DATABASE_URL``, else SQLite under ``var/``."""
-    return url or os.environ.get("BIOMETRIC_DATABASE_URL") or f"sqlite:///{default_sqlite_path()}"
+    return url or current().database_url or f"sqlite:///{default_sqlite_path()}"
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -114,7 +113,7 @@ def purge_deleted(sessions: sessionmaker[Session], tables: tuple[str, ...]) -> N
         # Plain VACUUM unlinks the dead versions but may leave their bytes in the page's free
         # space (measured: the newest row of a page stays readable in the file); FULL rewrites
         # the tables (an exclusive lock, time proportional to the table).
-        full = os.environ.get("BIOMETRIC_ERASURE_VACUUM", "full") != "plain"
+        full = current().erasure_vacuum == "full"
         # VACUUM cannot run in a transaction block.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(("VACUUM FULL " if full else "VACUUM ") + ", ".join(tables)))
