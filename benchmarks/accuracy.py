@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import common
+from benchmarks.markdown import at_fmr, f, fnmr_at_1e4, plots, source_line, table
 from biometric.assessment import source_figures
 from biometric.calibrate import EMBEDDERS, OPTIONS, SITE_HALVES, option_scores, site_check
 from biometric.evaluation import (
@@ -152,21 +153,21 @@ def evaluate(embedded: list[EmbeddedSet], label: str) -> tuple[dict, dict]:
 
 def summary_rows(figures: dict, condition: str) -> list[list[Any]]:
     rows = []
-    for name, f in [*figures["sets"].items(), ("pooled", figures["pooled"])]:
-        p3 = f["at_fmr"].get("0.001", {})
-        p4 = f["at_fmr"].get("0.0001", {})
+    for name, fig in [*figures["sets"].items(), ("pooled", figures["pooled"])]:
+        p3 = fig["at_fmr"].get("0.001", {})
+        p4 = fig["at_fmr"].get("0.0001", {})
         rows.append(
             [
                 name if not condition else f"{condition}: {name}",
-                f["images"],
-                f["failure_to_acquire"],
-                f["genuine_pairs"],
-                f["impostor_pairs"],
-                f["at_fmr"].get("0.01", {}).get("fnmr"),
+                fig["images"],
+                fig["failure_to_acquire"],
+                fig["genuine_pairs"],
+                fig["impostor_pairs"],
+                fig["at_fmr"].get("0.01", {}).get("fnmr"),
                 p3.get("fnmr"),
                 p3.get("tar"),
                 (p4.get("fnmr") if p4.get("supported") else "unsupported"),
-                f["eer"],
+                fig["eer"],
             ]
         )
     return rows
@@ -358,3 +359,101 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
     common.print_table(f"Accuracy ({name} alone)", TABLE_COLUMNS, summary_rows(figures, ""))
     common.write_result(out_dir, "accuracy", payload)
     return payload
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def worst_set_line(doc: dict) -> str:
+    diff = doc.get("differential") or {}
+    if not diff:
+        return ""
+    return (
+        f"**Worst set for the shipped default ({diff['default']}): {diff['worst_set']}, where "
+        f"the measured FMR at the shipped threshold is {f(diff['worst_ratio'], 3)}x the claimed "
+        f"{f(diff['options'][diff['default']]['fmr_claimed'])}.**"
+    )
+
+
+def condition_lines(diff: dict) -> list[str]:
+    """Each option's shipped thresholds: pooled, and per capture condition where fitted."""
+    options = diff["options"]
+    conditions = sorted({c for o in options.values() for c in o.get("condition_thresholds", {})})
+    if not conditions:
+        return []
+    rows = [
+        [name, o["threshold"], *(o["condition_thresholds"].get(c) for c in conditions),
+         o.get("worst_set"), o.get("worst_ratio")]
+        for name, o in options.items()
+    ]
+    return [
+        "Shipped thresholds at FMR 1e-3: pooled (any condition without its own), and per "
+        "capture condition where its pairs held 10/FMR impostor pairs (– : pooled applies).",
+        "",
+        *table(["option", "pooled", *conditions, "worst set", "worst FMR/claim"], rows),
+    ]
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    out = ["## Accuracy: differential report per set and option", "", source_line(path, doc), ""]
+    diff = doc.get("differential")
+    if diff:
+        out += [worst_set_line(doc), ""]
+        out.append(
+            "Every option at its own shipped operating point (FMR 1e-3: all sets pooled with "
+            "equal weight, raised to the strictest set; each pair at its capture condition's "
+            "threshold: colour, grey or tight crop). Site = the same rule fitted on half of "
+            "the set's people and checked on the other half, both ways (mean and worst ratio; "
+            "'<10/FMR': a half held fewer impostor pairs than the rule asks). FTA = no whole "
+            "face found (decode failures included); retakes = acquired images a quality "
+            "bound (or a second face, live only) sends back, per role. "
+            "FNMR/FMR are over acquired images; FMR/claim is given where a set has at least "
+            "1/claim impostor pairs; TAR at an FMR where it has 10/FMR. View-1 = LFW's official "
+            "DevTest pairs (500 same + 500 different): at the shipped threshold a pair with a "
+            "photo not acquired counts as a non-match; best = best threshold, acquired pairs."
+        )
+        out.append("")
+        out += table(diff["columns"], diff["rows"])
+        out += condition_lines(diff)
+        choice = diff.get("default_choice") or {}
+        if choice:
+            out += [
+                f"Default: **{choice.get('chosen')}**, chosen on {choice.get('date')} by the "
+                f"rule: {choice.get('rule')} Outcome: {choice.get('why')}.",
+                "",
+            ]
+    name = doc.get("embedder", "default")
+    out += [f"### {name} alone, every set and pooled (TAR at fixed FMRs)", ""]
+    rows = []
+    for name, fig in [*doc["sets"].items(), ("**pooled**", doc["pooled"])]:
+        rows.append(
+            [
+                name,
+                fig["images"],
+                fig["failure_to_acquire"],
+                fig["genuine_pairs"],
+                fig["impostor_pairs"],
+                at_fmr(fig, "0.01", "fnmr"),
+                at_fmr(fig, "0.001", "fnmr"),
+                at_fmr(fig, "0.001", "tar"),
+                fnmr_at_1e4(fig),
+                fig["eer"],
+            ]
+        )
+    out += table(
+        [
+            "set",
+            "images",
+            "FTA",
+            "genuine pairs",
+            "impostor pairs",
+            "FNMR@FMR1e-2",
+            "FNMR@FMR1e-3",
+            "TAR@FMR1e-3",
+            "FNMR@FMR1e-4",
+            "EER",
+        ],
+        rows,
+    )
+    out += plots(doc)
+    return out

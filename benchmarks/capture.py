@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 from api.launcher import running_server
 from benchmarks import common
 from benchmarks.api_bench import _live_640x480
+from benchmarks.markdown import source_line, table
 from biometric.guidance import check_capture
 
 FRAME_SIZE = (480, 360)  # api/ui/static/counter.js: CHECK_WIDTH = 480
@@ -159,3 +160,38 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
         ],
     )
     return payload
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    s, lib, ep = doc["settings"], doc["library"], doc["endpoint"]
+    out = ["## Guided capture (`POST /v1/capture-check`)", "", source_line(path, doc), ""]
+    out.append(
+        f"{s['frames']} camera views of real faces sent as {s['frame_size'][0]}x"
+        f"{s['frame_size'][1]} JPEG (the page's preview frame), {s['rounds']} round(s); "
+        f"detector {s['detector']}, {s['onnx_threads']} onnxruntime thread. Target: "
+        f"{doc['target_cpu_ms']:g} ms CPU per call. Instructions given: {lib['instructions']}."
+    )
+    out.append("")
+    out += table(
+        ["where", "CPU ms mean", "CPU ms p50", "CPU ms p95", "wall ms mean"],
+        [
+            [
+                "library: decode + check",
+                lib["cpu_ms"]["mean"],
+                lib["cpu_ms"]["p50"],
+                lib["cpu_ms"]["p95"],
+                lib["wall_ms"]["mean"],
+            ],
+            [
+                f"endpoint: server process, {ep['calls']} calls",
+                ep["server_cpu_ms_per_call"],
+                None,
+                None,
+                ep["wall_ms"],
+            ],
+        ],
+    )
+    return out

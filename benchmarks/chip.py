@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import accuracy, common
+from benchmarks.markdown import at_fmr, fnmr_at_1e4, plots, source_line, table
 from biometric.decode import decode_image, read_image
 from biometric.errors import ImageDecodeError
 from biometric.evaluation import EmbeddedSet, IdentitySet, embedding_cache_key
@@ -305,3 +306,87 @@ def _row(cond: str, name: str, f: dict, fta: float, size: float | None) -> list[
         f["eer"],
         size,
     ]
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    out = ["## Live photo vs chip portrait (ICAO 9303 DG2)", "", source_line(path, doc), ""]
+    s = doc.get("settings", {})
+    out.append(
+        f"Every image rendered as a chip portrait ({s.get('crop', '')}; {s.get('codec', '')}, "
+        f"target {s.get('target_bytes')} bytes) and decoded again with "
+        "`biometric.decode.decode_image`; scores between the original (live) embedding of image i "
+        "and the chip embedding of image j ≠ i (ordered pairs). FTA here = no usable chip "
+        "(source face not found or chip face not found). "
+        "Plain = the accuracy run on the same images. The ordered pairs are correlated (each "
+        "image appears in many), so FNMR at 1e-4 rests on fewer independent trials than the "
+        "impostor count suggests."
+    )
+    out.append("")
+    rows = []
+    plain = doc["plain"]
+    for name, fig in [*plain["sets"].items(), ("pooled", plain["pooled"])]:
+        rows.append(
+            [
+                "plain",
+                name,
+                fig["failure_to_acquire"],
+                fig["genuine_pairs"],
+                fig["impostor_pairs"],
+                at_fmr(fig, "0.01", "tar"),
+                at_fmr(fig, "0.001", "tar"),
+                fnmr_at_1e4(fig),
+                fig["eer"],
+                None,
+            ]
+        )
+    for cname, cond in doc["conditions"].items():
+        for name, fig in [*cond["sets"].items(), ("pooled", cond["pooled"])]:
+            rows.append(
+                [
+                    cname,
+                    name,
+                    fig["chip_failure_to_acquire"],
+                    fig["genuine_pairs"],
+                    fig["impostor_pairs"],
+                    at_fmr(fig, "0.01", "tar"),
+                    at_fmr(fig, "0.001", "tar"),
+                    fnmr_at_1e4(fig),
+                    fig["eer"],
+                    fig["jp2_size"].get("median_bytes"),
+                ]
+            )
+    out += table(
+        [
+            "condition",
+            "set",
+            "FTA",
+            "genuine",
+            "impostor",
+            "TAR@FMR1e-2",
+            "TAR@FMR1e-3",
+            "FNMR@FMR1e-4",
+            "EER",
+            "median JP2 bytes",
+        ],
+        rows,
+    )
+    sizes = []
+    for cname, cond in doc["conditions"].items():
+        z = cond["pooled"]["jp2_size"]
+        sizes.append(
+            [
+                cname,
+                "x".join(map(str, cond["size"])),
+                cond["grey"],
+                z.get("median_bytes"),
+                z.get("min_bytes"),
+                z.get("max_bytes"),
+                z.get("fraction_in_10_20_kb"),
+            ]
+        )
+    out += table(["condition", "size", "grey", "median bytes", "min", "max", "in 10-20 KB"], sizes)
+    out += plots(doc)
+    return out

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import accuracy, common
+from benchmarks.markdown import f, source_line, table
 from biometric.decode import read_image
 from biometric.embed import Embedder
 from biometric.errors import ImageDecodeError
@@ -221,3 +222,62 @@ def run(quick: bool, out_dir: Path) -> dict:
     )
     common.write_result(out_dir, "int8", payload)
     return payload
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    s = doc["settings"]
+    out = ["## Static int8 quantisation of the embedders", "", source_line(path, doc), ""]
+    out.append(
+        f"{s['quantisation']}; calibration on {s['calibration']}; alignment from the "
+        f"{s['front_end']}. Rule: {s['rule']}. Same crops for both models."
+    )
+    out.append("")
+    rows = []
+    for name, e in doc["embedders"].items():
+        for set_name, fig in e["sets"].items():
+            a, b = fig["fp32"], fig["int8"]
+            rows.append(
+                [
+                    name,
+                    set_name,
+                    a["genuine_pairs"],
+                    a["tar_at_1e-3"],
+                    f"{f(a['tar_ci'][0])}-{f(a['tar_ci'][1])}",
+                    b["tar_at_1e-3"],
+                    a["fmr_at_fp32_threshold"],
+                    b["fmr_at_fp32_threshold"],
+                    fig["cosine_fp32_int8"]["min"],
+                    "yes" if fig["holds"] else "**no**",
+                ]
+            )
+    out += table(
+        [
+            "embedder",
+            "set",
+            "genuine pairs",
+            "TAR@1e-3 fp32",
+            "95% interval",
+            "TAR@1e-3 int8",
+            "FMR fp32",
+            "FMR int8 at fp32 threshold",
+            "min cosine fp32/int8",
+            "holds",
+        ],
+        rows,
+    )
+    speed = []
+    for name, e in doc["embedders"].items():
+        sp = e["speed_batch1"]
+        speed.append(
+            [
+                name,
+                sp["fp32"]["cpu_median_ms"],
+                sp["int8"]["cpu_median_ms"],
+                "yes" if e["holds_on_every_set"] else "no",
+            ]
+        )
+    out += table(["embedder", "CPU ms fp32 (1 crop)", "CPU ms int8", "ships"], speed)
+    return out

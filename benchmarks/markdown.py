@@ -43,3 +43,32 @@ def source_line(path: Path, doc: dict) -> str:
         )
         + "."
     )
+
+
+def at_fmr(fig: dict, fmr: str, key: str) -> Any:
+    return fig.get("at_fmr", {}).get(fmr, {}).get(key)
+
+
+def fnmr_at_1e4(fig: dict) -> Any:
+    p = fig.get("at_fmr", {}).get("0.0001", {})
+    if not p:
+        return None
+    if not p.get("supported"):
+        have, need = p.get("impostor_pairs", 0), p.get("impostor_pairs_needed", 0)
+        return f"unsupported ({have:,} < {need:,} impostor pairs)"
+    return p.get("fnmr")
+
+
+def load_text(v: Any) -> str:
+    return "–" if not v else ", ".join(f"{x:.2f}" for x in v)
+
+
+def plots(doc: dict) -> list[str]:
+    plots = doc.get("plots") or []
+    if not plots:
+        return []
+    return [
+        "Plots (PNG, git-ignored; regenerate with the command above): "
+        + ", ".join(f"`benchmarks/results/{p}`" for p in plots),
+        "",
+    ]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import accuracy, common, stages
+from benchmarks.markdown import at_fmr, f, source_line, table
 from biometric.decode import read_image
 from biometric.evaluation import EmbeddedSet, IdentitySet, pair_scores
 from biometric.pipeline import LIVE
@@ -425,3 +426,88 @@ def run(quick: bool, out_dir: Path, cache_dir: Path | None = common.EMBED_CACHE)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use: python -m benchmarks peer")
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    out = ["## Peer: face_recognition (dlib)", "", source_line(path, doc), ""]
+    out.append(f"Status: {doc.get('peer_message')}.")
+    out.append("")
+    sp = doc.get("speed", {})
+    if not doc.get("peer_available"):
+        ours = sp.get("ours_ms_per_640px_image", {})
+        out.append(
+            f"Ours alone: {f(ours.get('median_ms'))} ms median per 640x480 image "
+            "(decode + detect + align + embed, threads=1)."
+        )
+        return [*out, ""]
+    pv = doc.get("peer_versions", {})
+    out.append(
+        f"Peer versions: {', '.join(f'{k} {v}' for k, v in pv.items())}. "
+        f"{doc['settings'].get('peer')}; score {doc['settings'].get('peer_score')}. "
+        "Ratios are ours / theirs. 'common' = only the images both systems acquired."
+    )
+    out.append("")
+    rows = []
+    for name, a in doc["accuracy"].items():
+        r = a["ratios_ours_over_theirs"]
+        rows.append(
+            [
+                name,
+                a["images"],
+                a["ours"]["failure_to_acquire"],
+                a["theirs"]["failure_to_acquire"],
+                at_fmr(a["ours"], "0.001", "tar"),
+                at_fmr(a["theirs"], "0.001", "tar"),
+                r["tar_at_1e-3"],
+                at_fmr(a["ours_on_common_images"], "0.001", "tar"),
+                at_fmr(a["theirs_on_common_images"], "0.001", "tar"),
+                r["tar_at_1e-3_common_images"],
+                a["ours"]["eer"],
+                a["theirs"]["eer"],
+            ]
+        )
+    out += table(
+        [
+            "set",
+            "images",
+            "FTA ours",
+            "FTA theirs",
+            "TAR@1e-3 ours",
+            "TAR@1e-3 theirs",
+            "ratio",
+            "TAR@1e-3 ours (common)",
+            "theirs (common)",
+            "ratio (common)",
+            "EER ours",
+            "EER theirs",
+        ],
+        rows,
+    )
+    o, t = sp.get("ours_ms_per_640px_image", {}), sp.get("theirs_ms_per_640px_image", {})
+    front_end = doc["settings"].get("front_end", "mtcnn")
+    out += table(
+        ["per 640x480 image (interleaved, same run)", "median ms", "p99 ms", "CPU median ms"],
+        [
+            [
+                f"ours ({front_end} front end, onnxruntime, 1 thread)",
+                o.get("median_ms"),
+                o.get("p99_ms"),
+                o.get("cpu_median_ms"),
+            ],
+            [
+                "face_recognition (HOG + ResNet)",
+                t.get("median_ms"),
+                t.get("p99_ms"),
+                t.get("cpu_median_ms"),
+            ],
+        ],
+    )
+    out.append(
+        f"Time ratio ours/theirs: {f(sp.get('ratio_ms_ours_over_theirs'))} "
+        f"(ours is {f(sp.get('ratio_speed_ours_over_theirs'))}x as fast); CPU-time ratio "
+        f"{f(sp.get('ratio_cpu_ours_over_theirs'))}."
+    )
+    return [*out, ""]

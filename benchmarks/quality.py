@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.attacks import ATTACKS
+from benchmarks.markdown import source_line, table
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 from biometric.evaluation import discover_sets
@@ -277,3 +278,114 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
     )
     common.write_result(out_dir, "quality", payload)
     return payload
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    out = ["## Capture quality and liveness", "", source_line(path, doc), ""]
+    rows = [
+        [
+            name,
+            s["measured"],
+            s["distribution"]["score"]["5"],
+            s["distribution"]["score"]["50"],
+            s["genuine_pairs"],
+            s["spearman_min_quality_vs_genuine_score"],
+            *s["genuine_score_by_quality_quartile"],
+        ]
+        for name, s in doc["sets"].items()
+    ]
+    out += table(
+        [
+            "set",
+            "images",
+            "quality p5",
+            "quality p50",
+            "genuine pairs",
+            "Spearman(min quality, genuine score)",
+            "genuine score Q1",
+            "Q2",
+            "Q3",
+            "Q4",
+        ],
+        rows,
+    )
+    out += ["", *liveness_lines(doc["liveness"], doc.get("settings", {}))]
+    return out
+
+
+def liveness_lines(live: dict, settings: dict) -> list[str]:
+    """Per liveness model and set: BPCER on colour bona fide photos, APCER on proxy attacks."""
+    if "models" not in live:  # results written before per-model liveness
+        return [f"Liveness: {live.get('note', '')} (older result format; rerun the benchmark)", ""]
+    out = [
+        "### Liveness (presentation-attack detection)",
+        "",
+        f"{live['note'][0].upper()}{live['note'][1:]}. Attacks ({live['attacks']}) are a "
+        "**proxy**: they show how "
+        "a model reacts to such renderings, not how it resists a real attacker. Sampling: every "
+        f"n-th image per set {settings.get('liveness_every_nth_image', {})} (other sets: every "
+        f"image), photos reduced to at most {settings.get('liveness_camera_max_side', '?')} px "
+        "(a camera frame). Scores are oriented so that higher is more live.",
+        "",
+    ]
+    rows = []
+    for model, fig in live["models"].items():
+        kinds = sorted({k for r in fig["sets"].values() for k in r.get("apcer", {})})
+        points = [("shipped", fig["threshold"], fig["sets"].items(), fig["pooled"])]
+        for label, threshold, per_set, pooled in points:
+            for set_name, r in [*per_set, ("pooled", pooled)]:
+                apcer = r.get("apcer", {})
+                rows.append(
+                    [
+                        model,
+                        f"{label} {threshold:g}",
+                        set_name,
+                        r["bpcer"]["samples"],
+                        r["bpcer"]["rate"],
+                        *(apcer.get(k, {}).get("rate") for k in kinds),
+                    ]
+                )
+        at = fig.get("pooled_at_bpcer_5pct")
+        at_t = fig.get("threshold_at_bpcer_5pct")
+        # None: the 5th percentile is a face the model never calls live (FaceAntiSpoofing's
+        # sharpness gate), so no threshold reaches BPCER 5 %.
+        if at and at_t is not None:
+            rows.append(
+                [
+                    model,
+                    f"BPCER 5 % ({at_t:.4g})",
+                    "pooled",
+                    at["bpcer"]["samples"],
+                    at["bpcer"]["rate"],
+                    *(at.get("apcer", {}).get(k, {}).get("rate") for k in kinds),
+                ]
+            )
+    kinds = sorted(
+        {
+            k
+            for fig in live["models"].values()
+            for r in fig["sets"].values()
+            for k in r.get("apcer", {})
+        }
+    )
+    out += table(
+        ["model", "threshold", "set", "bona fide", "BPCER", *(f"APCER {k} (proxy)" for k in kinds)],
+        rows,
+    )
+    target = live.get("bpcer_target", 0.05)
+    for model, fig in live["models"].items():
+        worst = max(
+            (r["bpcer"]["rate"], name)
+            for name, r in [*fig["sets"].items(), ("pooled", fig["pooled"])]
+        )
+        verdict = "meets" if worst[0] <= target else "misses"
+        out.append(
+            f"- `{model}` at its shipped threshold {verdict} the bar for a `warn` default "
+            f"(BPCER <= {target:.0%} on every colour set and pooled): worst BPCER "
+            f"{worst[0]:.1%} ({worst[1]})."
+        )
+    out.append("")
+    return out

@@ -30,6 +30,7 @@ from benchmarks.index_bench import (
     recall_at_k,
     serialized_bytes,
 )
+from benchmarks.markdown import f, load_text, plots, source_line, table
 from biometric.distributed.enrol_job import EnrolJobConfig, run_enrol_job
 from biometric.distributed.runtime import RayTarget, connect
 from biometric.distributed.shards import ShardedIndex
@@ -433,3 +434,216 @@ def run(
         [[k, v] for k, v in cap.items() if not isinstance(v, dict)],
     )
     return report
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    out = ["## National scale on Ray", "", source_line(path, doc), ""]
+    e = doc["enrolment"]
+    out.append(
+        f"**Bulk enrolment** (`biometric enrol-bulk`, Ray Data actor pool, {e['source']}). "
+        f"Throughput with 2 workers over 1 (all runs of each): **{f(e['ratio_2_to_1'])}x** "
+        f"wall-clock, **{f(e.get('steady_ratio_2_to_1'))}x** steady state "
+        f"("
+        + ", ".join(
+            f"{w} worker(s) {f(b['photos_per_s'])} photos/s, "
+            f"{f(b['worker_cpu_ms_per_photo'])} CPU ms/photo, "
+            f"{f(b.get('cores_used_steady'))} cores used"
+            for w, b in e["by_workers"].items()
+        )
+        + f"). {e['note']}. Runs in order:"
+    )
+    out.append("")
+    out += table(
+        [
+            "workers",
+            "photos",
+            "failed",
+            "wall s",
+            "photos/s",
+            "steady photos/s",
+            "worker CPU s",
+            "CPU ms/photo",
+            "driver CPU s",
+            "load avg before",
+        ],
+        [
+            [
+                r["workers"],
+                r["photos"],
+                r["failed"],
+                r["wall_s"],
+                r["photos_per_s"],
+                r.get("steady_photos_per_s"),
+                r["worker_cpu_s"],
+                r["worker_cpu_ms_per_photo"],
+                r["driver_cpu_s"],
+                load_text(r["load_average_before"]),
+            ]
+            for r in e["runs"]
+        ],
+    )
+    t = doc["thresholds"]
+    a = t["assumptions"]
+    out.append(
+        f"**Thresholds at scale**, from the impostor tail measured on {t['set']} (real photos). "
+        "FMR is *measured* while at least 10 impostor pairs score at or above the threshold, "
+        "otherwise *extrapolated* from an exponential fit to the top 0.1 % of impostor scores. "
+        "Expected false candidates: per 1:N search FMR x N (before the top-k cut: a ranked "
+        "list shows at most k), per self-join FMR x N(N-1)/2."
+    )
+    out.append("")
+    rows = []
+    for emb in t["embedders"]:
+        for p in emb["operating_points"]:
+            ef = p["expected_false"]
+            rows.append(
+                [
+                    f"`{emb['embedder']}`" + (" (default)" if emb.get("default") else ""),
+                    p["calibrated_fmr"],
+                    p["threshold"],
+                    p["fmr_on_lfw_dev"],
+                    p["fmr_source"],
+                    p["genuine_accept_rate"],
+                ]
+                + [ef[n]["per_search"] for n in ef]
+                + [ef[n]["per_self_join"] for n in ef]
+            )
+    sizes = list(t["embedders"][0]["operating_points"][0]["expected_false"]) if rows else []
+    label = {"1000000": "1M", "10000000": "10M", "100000000": "100M"}
+    out += table(
+        ["embedder", "manifest FMR", "threshold", "FMR on lfw_dev", "FMR is", "genuine accept"]
+        + [f"per search {label.get(n, n)}" for n in sizes]
+        + [f"per self-join {label.get(n, n)}" for n in sizes],
+        rows,
+    )
+    out.append(
+        f"**Recommended operating points at 100M** for {a['reviewer_cases_per_day']:,} review "
+        f"cases a day ({a['online_share_of_reviewers']:.0%} online, "
+        f"{a['online_searches_per_day']:,} searches a day; the rest for the one-off self-join "
+        f"reviewed over {a['self_join_review_days']} days). {a['note']}."
+    )
+    out.append("")
+    rows = []
+    for emb in t["embedders"]:
+        for use in ("online_search", "self_join"):
+            r = emb["recommended"][use]
+            rows.append(
+                [
+                    f"`{emb['embedder']}`",
+                    use,
+                    r["target_fmr"],
+                    r["false_cases_budget"],
+                    r["threshold"] if r["reachable"] else "unreachable (> 1.0)",
+                    r["threshold_source"],
+                    r["genuine_accept_rate"],
+                ]
+            )
+    out += table(
+        [
+            "embedder",
+            "use",
+            "FMR per comparison",
+            "false cases budget",
+            "threshold",
+            "threshold is",
+            "genuine accept (lfw_dev)",
+        ],
+        rows,
+    )
+    out.append(
+        f"What keeping {a.get('keep_genuine', 0.9):.0%} of true duplicates (threshold at that "
+        f"genuine quantile on lfw_dev) costs at 100M, with ranked lists of at most "
+        f"{a.get('top_k', 10)} candidates:"
+    )
+    out.append("")
+    rows = []
+    for emb in t["embedders"]:
+        r = emb["recommended"]["keep_90_percent_of_duplicates"]
+        rows.append(
+            [
+                f"`{emb['embedder']}`",
+                r["threshold"],
+                r["fmr"],
+                r["fmr_source"],
+                r["false_candidates_per_search"],
+                r["online_cases_per_day"],
+                r["self_join_false_pairs"],
+                r.get("largest_block_within_budget"),
+            ]
+        )
+    out += table(
+        [
+            "embedder",
+            "threshold",
+            "FMR",
+            "FMR is",
+            "false candidates per search",
+            "online cases a day (top-k capped)",
+            "self-join false pairs",
+            "largest block within the online budget",
+        ],
+        rows,
+    )
+    review = [(e["embedder"], r) for e in t["embedders"] for r in e.get("review_load", [])]
+    if review:
+        out.append(
+            f"**Review load at 100M** as ranked lists of at most {a.get('top_k', 10)} "
+            f"candidates, {a['online_searches_per_day']:,} enrolments screened a day, "
+            f"{a.get('cases_per_reviewer_day', 50)} cases per reviewer-day:"
+        )
+        out.append("")
+        out += table(
+            ["embedder", "operating point", "threshold", "FMR", "FMR is", "genuine accept",
+             "false per search", "shown per search (top-k)", "searches with one",
+             "false a day", "reviewer-days a day"],
+            [[f"`{name}`", r["operating_point"], r["threshold"], r["fmr"], r["fmr_source"],
+              r["genuine_accept_rate"], r["false_candidates_per_search"],
+              r["shown_per_search_top_k"], r["searches_with_a_false_candidate"],
+              r["false_candidates_per_day"], r["reviewer_days_per_day"]]
+             for name, r in review],
+        )
+    s = doc["sharded_search"]
+    out.append(
+        f"**Sharded vs unsharded 1:N search** on {s['unsharded']['templates']:,} {s['data']}; "
+        f"{s['dim']}-d, `{s['kind']}`, k=10, {s['queries']} single queries."
+    )
+    out.append("")
+    u, sh = s["unsharded"], s["sharded"]
+    out += table(
+        ["index", "recall@10", "p50 ms", "p99 ms", "CPU ms/query (batch)", "build s"],
+        [
+            [
+                "unsharded (in process)",
+                u["recall_at_10"],
+                u["latency"]["p50_ms"],
+                u["latency"]["p99_ms"],
+                u["cpu_ms_per_query"],
+                u["build"]["wall_s"],
+            ],
+            [
+                f"{sh['shards']} Ray shard actors",
+                sh["recall_at_10"],
+                sh["latency"]["p50_ms"],
+                sh["latency"]["p99_ms"],
+                sh["cpu_ms_per_query_one_shard"],
+                sh["build_wall_s"],
+            ],
+        ],
+    )
+    c = doc["capacity_100m"]
+    out.append(
+        f"**Capacity model for {c['templates']:,} templates** (assumptions: "
+        + ", ".join(f"{k} {v}" for k, v in c["assumptions"].items())
+        + ")."
+    )
+    out.append("")
+    out += table(
+        ["capacity", "value"],
+        [[k.replace("_", " "), v] for k, v in c.items() if not isinstance(v, dict)],
+    )
+    out += [f"- {k}: {v}" for k, v in c["sources"].items()]
+    out.append("")
+    return out + plots(doc)

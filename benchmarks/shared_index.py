@@ -375,7 +375,7 @@ def plot(result: dict, path: Path) -> Path:
 
 def section(path: Path, doc: dict) -> list[str]:
     """The BENCHMARKS.md section of this benchmark (rendered by benchmarks.report)."""
-    from benchmarks.report import source_line, table
+    from benchmarks.markdown import source_line, table
 
     out = ["## Shared index: online 1:N per worker at 1M and 10M (synthetic)", "",
            source_line(path, doc), "",

@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks import chip as chipmod
 from benchmarks import common
+from benchmarks.markdown import load_text, source_line, table
 from biometric.chip import synthetic
 from biometric.chip.dg2 import parse_dg2
 from biometric.chip.policy import ChipAuthPolicy
@@ -377,3 +378,81 @@ def run(quick: bool, out_dir: Path, threads_list: tuple[int, ...] = (1, 2)) -> d
     }
     common.write_result(out_dir, "stages", payload)
     return payload
+
+
+# -- BENCHMARKS.md section (python -m benchmarks report) ---------------------------------
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    s = doc.get("settings", {})
+    out = ["## Stage latency", "", source_line(path, doc), ""]
+    out.append(
+        f"{s.get('runs_per_stage')} timed runs per stage after {s.get('warmup_runs')} warm-up "
+        f"runs, cycling over {s.get('inputs_cycled')} real photo pairs; live frame: "
+        f"{s.get('live_frame')}; chip: {s.get('chip')}. onnxruntime: "
+        f"{s.get('onnxruntime_thread_setting')}. Load average before/after: "
+        f"{load_text(s.get('load_average_before'))} / {load_text(s.get('load_average_after'))}. "
+        f"{s.get('note', '')}"
+    )
+    out.append("")
+    results = doc["results"]
+    threads = list(results)
+    cols = ["stage", "what"]
+    for t in threads:
+        cols += [f"median ms (threads={t})", f"p99 ms (threads={t})", f"CPU ms (threads={t})"]
+    rows = []
+    for name, st in results[threads[0]]["stages"].items():
+        row = [f"`{name}`", st["what"]]
+        for t in threads:
+            r = results[t]["stages"][name]
+            row += [r["median_ms"], r["p99_ms"], r.get("cpu_median_ms")]
+        rows.append(row)
+    out += table(cols, rows)
+    rows = []
+    for t in threads:
+        tp = results[t]["throughput"]
+        rows.append(
+            [
+                t,
+                tp["live_faces_per_second"],
+                tp["live_faces_per_second_per_core"],
+                tp.get("live_faces_per_cpu_second"),
+                tp.get("live_faces_per_cpu_second_embed_batch8"),
+                tp["verifications_per_second"],
+                tp.get("verifications_per_cpu_second"),
+            ]
+        )
+    out += table(
+        [
+            "threads",
+            "live faces/s (wall)",
+            "per core (wall)",
+            "faces per CPU-second",
+            "per CPU-second (embed b8)",
+            "verify/s (wall)",
+            "verify per CPU-second",
+        ],
+        rows,
+    )
+    out.append(
+        "One live face = detect (640x480) + align + embed, from the medians above. "
+        "'Per CPU-second' divides by process CPU time instead of wall-clock time: what one "
+        "unshared core does."
+    )
+    chip = results[threads[0]].get("chip_auth")
+    if chip:
+        out.append("")
+        out.append(
+            f"Chip signature check (passive authentication of a SYNTHETIC EF.DG2/EF.SOD, "
+            f"`chip_auth_*` rows): worst median {chip['worst_median_ms']:.2f} ms against the "
+            f"{chip['target_ms']:g} ms target ({'met' if chip['met'] else 'NOT met'}), "
+            f"{100 * chip['share_of_verify']:.1f} % of a verification."
+        )
+    if s.get("contended"):
+        out.append("")
+        out.append(
+            "**The machine was shared and loaded while this ran (load average above the CPU "
+            "count): wall-clock figures are pessimistic; CPU-time figures are the better guide.**"
+        )
+    out.append("")
+    return out

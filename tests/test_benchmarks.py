@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as cli
-from benchmarks import common, report
+from benchmarks import accuracy, common, report
 from biometric.calibrate import OPTIONS
 
 
@@ -81,7 +81,7 @@ def test_accuracy_quick(out_dir: Path) -> None:
         view1 = next(s for s in fig["sets"] if s["name"] == "lfw_dev")["view1"]
         assert view1["pairs"] == 40 and 0.5 <= view1["accuracy_at_threshold"] <= 1.0
     assert len(diff["rows"]) == len(OPTIONS) * len(doc["sets"])
-    assert report.worst_set_line(doc).startswith("**Worst set")
+    assert accuracy.worst_set_line(doc).startswith("**Worst set")
     for png in doc["plots"]:
         assert (out_dir / png).stat().st_size > 1000
 
@@ -181,7 +181,8 @@ def test_report_renders(tmp_path: Path) -> None:
     headings = {"accuracy": "## Accuracy", "chip": "## Live photo vs chip portrait",
                 "stages": "## Stage latency", "peer": "## Peer", "quality": "## Capture quality",
                 "capture": "## Guided capture", "int8": "## Static int8", "index": "## 1:N index",
-                "api": "## API load", "scale": "## National scale"}
+                "api": "## API load", "scale": "## National scale",
+                "shared_index": "## Shared index"}
     assert set(headings) == set(report.KINDS)
     text = report.render(common.DEFAULT_OUT)
     assert text.startswith("<!-- GENERATED FILE") and "# Benchmarks" in text
