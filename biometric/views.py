@@ -1,6 +1,6 @@
-"""The JSON shape of the verification's typed results, declared once and validated from the
-domain objects themselves (``Model.model_validate(obj, from_attributes=True)``): the API's
-response schemas, the CLI's ``--json`` output and the audit record all come from here.
+"""The JSON shape of the verification's and the gallery's typed results, declared once and
+validated from the domain objects themselves (``Model.model_validate(obj, from_attributes=True)``):
+the API's response schemas, the CLI's ``--json`` output and the audit record all come from here.
 
 Texts are chosen here, at the edge: a :class:`ReasonView` is written in the locale passed as
 validation context (``context={"locale": "en"}``; none: the service's default language).
@@ -10,6 +10,7 @@ Rounding says how many digits carry meaning (boxes to 0.1 px, scores to 1e-4, ti
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -36,10 +37,15 @@ def _listed(value: Any) -> Any:
     return np.asarray(value).tolist() if isinstance(value, np.ndarray | tuple) else value
 
 
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 Px = Annotated[float, _rounded(1)]
 Score = Annotated[float, _rounded(4)]
 Ms = Annotated[float, _rounded(2)]
 Measure = Annotated[float, _rounded(2)]
+IsoTime = Annotated[str, BeforeValidator(_iso)]  # datetime.isoformat(), as the answers gave it
 
 
 class View(BaseModel):
@@ -162,3 +168,28 @@ class VerifyView(DecisionView):
 
     live: ImageFacesView
     chip: ImageFacesView
+
+
+# -- gallery (biometric.gallery: Candidate, CaseView) --------------------------------------
+
+
+class CandidateView(View):
+    citizen_id: str
+    score: Score
+    template_id: int
+
+
+class DuplicateCaseView(View):
+    id: int
+    citizen_id: str
+    candidate_citizen_id: str
+    score: Score
+    threshold: Score
+    origin: str
+    status: str
+    created_at: IsoTime
+    claimant_enrolled_at: IsoTime
+    candidate_enrolled_at: IsoTime
+    decided_at: IsoTime | None
+    reviewer: str | None
+    note: str | None

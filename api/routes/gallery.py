@@ -21,12 +21,12 @@ from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX, ERROR_RESPONSES, UPLOAD_RESPONSES
 from biometric.decide import OperatingPoint, ScoreScale
-from biometric.gallery.service import DuplicatePolicy, EnrolResult, Gallery
+from biometric.gallery.service import Candidate, CaseView, DuplicatePolicy, EnrolResult, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
 from biometric.store import audit as audit_store
 from biometric.store.models import Role
-from biometric.views import ReasonView
+from biometric.views import CandidateView, DuplicateCaseView, ReasonView
 
 STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
 ADMIN = require_roles(Role.ADMIN)
@@ -38,11 +38,8 @@ DISPLAY_SCORE = Field(description="the score on the 0-100 scale staff see (the d
                       "threshold = 50), the same scale as verification; `score` is the raw one")
 
 
-class CandidateOut(BaseModel):
-    citizen_id: str
-    score: float
+class CandidateOut(CandidateView):
     display_score: int | None = DISPLAY_SCORE
-    template_id: int
 
 
 class EnrolOut(BaseModel):
@@ -62,24 +59,10 @@ class SearchOut(BaseModel):
     duplicate_threshold: float
 
 
-class CaseOut(BaseModel):
-    id: int
-    citizen_id: str
-    candidate_citizen_id: str
-    score: float
+class CaseOut(DuplicateCaseView):
     display_score: int | None = DISPLAY_SCORE
     faces_stored: list[str] = Field(
         [], description="which of the two claimants have a face thumbnail to show")
-    threshold: float
-    origin: str
-    status: str
-    created_at: str
-    claimant_enrolled_at: str
-    candidate_enrolled_at: str
-    decided_at: str | None
-    reviewer: str | None
-    note: str | None
-
 
 class CasePage(BaseModel):
     items: list[CaseOut]
@@ -99,8 +82,8 @@ CASE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _shown(request: Request, item: Any) -> dict[str, Any]:
-    """A candidate or case as a dict with its score on the staff scale
+def _shown(request: Request, item: Candidate | CaseView) -> dict[str, Any]:
+    """A candidate or case (validated into its view) with its score on the staff scale
     (:class:`biometric.decide.ScoreScale` over the gallery embedder's calibrated points, the
     duplicate threshold's FMR at 50)."""
     pipeline: Pipeline = request.app.state.pipeline
@@ -108,7 +91,8 @@ def _shown(request: Request, item: Any) -> dict[str, Any]:
     thresholds = pipeline.manifest.get(gallery.model).thresholds
     scale = ScoreScale(tuple(OperatingPoint(t.threshold, t.fmr) for t in thresholds),
                        gallery.duplicate_fmr)
-    out = item.to_dict()
+    view = CandidateView if isinstance(item, Candidate) else DuplicateCaseView
+    out = view.model_validate(item).model_dump()
     return {**out, "display_score": scale.display(out["score"])}
 
 
@@ -165,7 +149,7 @@ async def enrol(
             score=best,
             threshold=gallery.duplicate_threshold,
             fmr=gallery.duplicate_fmr,
-            reasons=[c.to_dict() for c in result.candidates],
+            reasons=[CandidateView.model_validate(c).model_dump() for c in result.candidates],
             model_versions=pipeline.model_versions,
         )
         recorded.append(audit_store.append(s, **row))
@@ -229,7 +213,7 @@ async def search(
         "search",
         "searched",
         score=candidates[0].score if candidates else None,
-        reasons=[c.to_dict() for c in candidates],
+        reasons=[CandidateView.model_validate(c).model_dump() for c in candidates],
     )
     return {
         "candidates": [_shown(request, c) for c in candidates],

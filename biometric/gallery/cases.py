@@ -29,24 +29,6 @@ class CaseView:
     reviewer: str | None
     note: str | None
 
-    def to_dict(self) -> dict:
-        iso = lambda t: t.isoformat() if t else None  # noqa: E731
-        return {
-            "id": self.id,
-            "citizen_id": self.citizen_id,
-            "candidate_citizen_id": self.candidate_citizen_id,
-            "score": round(self.score, 4),
-            "threshold": round(self.threshold, 4),
-            "origin": self.origin,
-            "status": self.status,
-            "created_at": iso(self.created_at),
-            "claimant_enrolled_at": iso(self.claimant_enrolled_at),
-            "candidate_enrolled_at": iso(self.candidate_enrolled_at),
-            "decided_at": iso(self.decided_at),
-            "reviewer": self.reviewer,
-            "note": self.note,
-        }
-
 
 def open_case(
     s: Session, claimant_id: int, candidate_id: int, score: float, threshold: float, origin: str

@@ -14,6 +14,7 @@ from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.gallery.service import DuplicatePolicy, Gallery, IndexBackend, open_gallery
 from biometric.pipeline import CHIP, LIVE, Pipeline
+from biometric.views import CandidateView, DuplicateCaseView
 
 cases_app = typer.Typer(help="Review queue of likely duplicates.", no_args_is_help=True)
 
@@ -76,7 +77,7 @@ def enrol(
             "template_id": r.template_id,
             "replaced_templates": r.replaced_templates,
             "case_ids": r.case_ids,
-            "candidates": [c.to_dict() for c in r.candidates],
+            "candidates": [CandidateView.model_validate(c).model_dump() for c in r.candidates],
         }
 
     out.print_json(json.dumps(guard(run)))
@@ -94,7 +95,8 @@ def search(
         analysis = pipeline.template(read_image(photo).rgb, CHIP)
         if analysis.embedding is None:
             fail("no_usable_face", f"{photo}: no usable face")
-        return [c.to_dict() for c in gallery.search(analysis.embedding, k)]
+        return [CandidateView.model_validate(c).model_dump()
+                for c in gallery.search(analysis.embedding, k)]
 
     out.print_json(json.dumps({"candidates": guard(run)}))
 
@@ -263,7 +265,7 @@ def cases_decide(
         _, gallery = _open(db)
         return gallery.decide_case(case_id, decision, reviewer, note)
 
-    out.print_json(json.dumps(guard(run).to_dict()))
+    out.print_json(DuplicateCaseView.model_validate(guard(run)).model_dump_json())
 
 
 def register(app: typer.Typer) -> None:

@@ -93,13 +93,6 @@ class Candidate:
     template_id: int
     score: float
 
-    def to_dict(self) -> dict:
-        return {
-            "citizen_id": self.citizen_id,
-            "score": round(self.score, 4),
-            "template_id": self.template_id,
-        }
-
 
 @dataclass(frozen=True)
 class EnrolResult:
