@@ -8,11 +8,9 @@ the server's worker processes serialised in one variable, :data:`HANDOVER_VAR`
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import Field
 
-from biometric.chip.policy import ChipAuthPolicy
 from biometric.decode import DEFAULT_MAX_PIXELS
 from biometric.gallery.service import DuplicatePolicy
 from biometric.pipeline import LivenessPolicy
@@ -35,10 +33,6 @@ class Settings(LibrarySettings):
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
     liveness_model: str | None = None  # minifasnet | antispoof; None: the manifest's default
-    # Passive authentication of chip files (dg2 + sod parts): policy and the CSCA trust store
-    # (folder or file of CSCA certificates, master lists, CRLs; see README).
-    chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
-    csca_dir: Path | None = None
     embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
     # Where the 1:N index lives (biometric.gallery.backend): "shared" (one mapped file per
     # machine for all workers), "memory", "ray:local" / "ray://host:10001" (sharded), with

@@ -18,6 +18,7 @@ from biometric.chip.cli import (
     Dg1Option,
     PolicyOption,
     SodOption,
+    chip_policy,
     load_trust,
     print_auth,
     read_optional,
@@ -221,7 +222,7 @@ def verify(
     sod: SodOption = None,
     dg1: Dg1Option = None,
     csca: CscaOption = None,
-    chip_auth: PolicyOption = ChipAuthPolicy.WARN,
+    chip_auth: PolicyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
@@ -243,7 +244,8 @@ def verify(
         portrait=chip.read_bytes() if chip is not None else None,
         chip_files=ChipFiles(dg2.read_bytes(), read_optional(sod), read_optional(dg1))
         if dg2 is not None else None))
-    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness)), chip_auth,
+    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness)),
+                        chip_policy(chip_auth),
                         guard(lambda: load_trust(csca)))
     view = VerifyView.model_validate(guard(lambda: verifier.verify(request)))
     if as_json:

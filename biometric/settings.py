@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from biometric.chip.policy import ChipAuthPolicy
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Locale = Literal["vi", "en"]
 
@@ -34,6 +36,10 @@ class LibrarySettings(BaseSettings):
     # Derived, disposable files (embeddings of the shared photos, keyed by model version).
     cache_dir: Path = REPO_ROOT / "var" / "cache"
     database_url: str | None = None  # None: SQLite at var/biometric.db
+    # Passive authentication of chip files (dg2 + sod parts): policy and the CSCA trust store
+    # (folder or file of CSCA certificates, master lists, CRLs; see README).
+    chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
+    csca_dir: Path | None = None
     # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
     locale: Locale = "vi"
     # Audit checkpoints (biometric.store.audit): the Ed25519 signing key, kept where the
@@ -47,8 +53,8 @@ class LibrarySettings(BaseSettings):
     erasure_vacuum: Literal["full", "plain"] = "full"
 
     @field_validator(
-        "data_dir", "models_dir", "model_cache", "index_dir", "cache_dir", "audit_key_file",
-        "audit_checkpoints", mode="after",
+        "data_dir", "models_dir", "model_cache", "index_dir", "cache_dir", "csca_dir",
+        "audit_key_file", "audit_checkpoints", mode="after",
     )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:

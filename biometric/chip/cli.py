@@ -13,6 +13,7 @@ from biometric.chip.passive_auth import ChipAuthStatus
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
 from biometric.console import guard, out
+from biometric.settings import current
 from biometric.views import ChipAuthView, ChipImageView
 
 chip_app = typer.Typer(help="ICAO 9303 chip files: the DG2 portrait and passive authentication.",
@@ -21,17 +22,26 @@ chip_app = typer.Typer(help="ICAO 9303 chip files: the DG2 portrait and passive 
 SodOption = Annotated[Path | None, typer.Option("--sod", help="EF.SOD read from the chip.")]
 Dg1Option = Annotated[Path | None, typer.Option("--dg1", help="EF.DG1 (MRZ), hash checked too.")]
 CscaOption = Annotated[list[Path] | None, typer.Option(
-    "--csca", envvar="BIOMETRIC_CSCA_DIR",
-    help="Trust store: folder or file of CSCA certificates, master lists (.ml), CRLs (.crl).")]
-PolicyOption = Annotated[ChipAuthPolicy, typer.Option(
-    "--chip-auth", envvar="BIOMETRIC_CHIP_AUTH",
-    help="Chip signature policy: off, warn or block.")]
+    "--csca",
+    help="Trust store: folder or file of CSCA certificates, master lists (.ml), CRLs (.crl) "
+         "[env BIOMETRIC_CSCA_DIR].")]
+PolicyOption = Annotated[ChipAuthPolicy | None, typer.Option(
+    "--chip-auth",
+    help="Chip signature policy: off, warn or block [env BIOMETRIC_CHIP_AUTH, default warn].")]
 
 COLOURS = {ChipAuthStatus.VERIFIED: "green", ChipAuthStatus.NOT_CHECKED: "yellow"}
 
 
 def load_trust(paths: list[Path] | None) -> TrustStore | None:
+    """The trust store in ``paths``, else the settings' ``BIOMETRIC_CSCA_DIR``, else none."""
+    configured = current().csca_dir
+    paths = paths or ([configured] if configured is not None else None)
     return TrustStore.load(*paths) if paths else None
+
+
+def chip_policy(option: ChipAuthPolicy | None) -> ChipAuthPolicy:
+    """``--chip-auth``, else the settings' ``BIOMETRIC_CHIP_AUTH``."""
+    return option or current().chip_auth
 
 
 def read_optional(path: Path | None) -> bytes | None:
