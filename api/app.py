@@ -37,6 +37,7 @@ from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
+from biometric.operating_point import load_operating_point
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.workers import PipelinePool, PoolConfig
@@ -56,8 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate, engine)
 
+        site = (
+            load_operating_point(settings.operating_point)
+            if settings.operating_point is not None
+            else None
+        )
         pipeline_settings = PipelineConfig(
             fmr=settings.fmr,
+            operating_point=site,
             limits=limits,
             threads=settings.onnx_threads,
             liveness=settings.liveness,
@@ -65,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
         def load() -> Pipeline:
-            pipeline = Pipeline(settings.models_dir, pipeline_settings, settings.embedder)
+            embedder = settings.embedder or (site.embedder if site is not None else None)
+            pipeline = Pipeline(settings.models_dir, pipeline_settings, embedder)
             pipeline.warm_up()
             _ = pipeline.operating_point  # fail at start-up, not on the first request
             return pipeline
@@ -86,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.verify_workers:
             pool = PipelinePool(
                 settings.verify_workers,
-                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder),
+                PoolConfig(settings.models_dir, pipeline_settings, app.state.pipeline.option),
             )
             await pool.start()
             app.state.verify_pool = pool
@@ -100,7 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.duplicate_policy,
             )
         )
-        log.info("biometric API ready: %s", app.state.pipeline.model_versions)
+        log.info("biometric API ready: %s, operating point %s",
+                 app.state.pipeline.model_versions, app.state.pipeline.operating_point.id)
         try:
             yield
         finally:

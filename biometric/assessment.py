@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from biometric.calibrate import FUSION, fmr_ratio, option_scores
+from biometric.calibrate import fmr_ratio, option_scores
 from biometric.evaluation import AcquiredSet, IdentitySet, PairScores, acquire_sets
 from biometric.pipeline import Pipeline
 from biometric.rates import best_accuracy, rate_at_or_above, tar_at_fmr, wilson_interval
@@ -70,8 +70,9 @@ def evaluate_sources(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The shipped decision (``pipeline``'s embedder or fusion, threshold and acquisition) on
-    each source, reported separately."""
-    option = FUSION if pipeline.fusion is not None else pipeline.embedder.spec.name
+    each source, reported separately; the threshold is the site's when the pipeline was given
+    an operating-point file (``operating_point`` names which)."""
+    option = pipeline.option
     embedders = pipeline.fusion.embedders if pipeline.fusion is not None else [option]
     acquired = acquire_sets(sources, embedders, pipeline, workers, cache_dir, progress)
     scores = option_scores(acquired, option, pipeline.fusion)
@@ -81,6 +82,7 @@ def evaluate_sources(
         "fmr_claimed": point.fmr,
         "threshold": point.threshold,
         "role": role,
+        "operating_point": point.id,
         "sets": [
             source_figures(a, scores[a.ident.name], point.threshold, point.fmr, role)
             for a in acquired

@@ -37,15 +37,24 @@ app.add_typer(models_app, name="models")
 
 ModelsDir = Annotated[Path | None, typer.Option(help="Model folder [env BIOMETRIC_MODELS_DIR].")]
 DataDir = Annotated[Path | None, typer.Option(help="Shared photos [env BIOMETRIC_DATA_DIR].")]
+OperatingPointFile = Annotated[Path | None, typer.Option(
+    "--operating-point", envvar="BIOMETRIC_OPERATING_POINT",
+    help="A site's operating point from `biometric calibrate` (default: the shipped one) "
+         "(env BIOMETRIC_OPERATING_POINT).")]
 
 
 def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None,
-              liveness: str = "off"):
+              liveness: str = "off", operating_point: Path | None = None):
+    from biometric.operating_point import load_operating_point
     from biometric.pipeline import LivenessPolicy, Pipeline, PipelineConfig
 
-    settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness))
+    site = load_operating_point(operating_point) if operating_point is not None else None
+    if site is not None and embedder is None:
+        embedder = site.embedder  # the file says which embedder its scores are of
+    settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness), operating_point=site)
     pipeline = Pipeline(models_dir or config.models_dir(), settings, embedder)
     pipeline.warm_up()
+    _ = pipeline.operating_point  # a file for other models fails here, before any work
     return pipeline
 
 
@@ -125,10 +134,12 @@ def evaluate(
     embedder: Annotated[str | None, typer.Option(
         help="mobilefacenet, dlib_resnet or fusion (default: the shipped one).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    operating_point: OperatingPointFile = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Run the shipped decision on your own labelled photos and report each source: failure to
-    acquire, FNMR and FMR at the shipped threshold, TAR at FMR 1e-3 and 1e-4."""
+    """Run the shipped decision (or a site's operating point) on your own labelled photos and
+    report each source: failure to acquire, FNMR and FMR at the threshold, TAR at FMR 1e-3 and
+    1e-4."""
     from biometric.assessment import evaluate_sources, worst_set
     from biometric.evaluation import load_source
 
@@ -140,7 +151,8 @@ def evaluate(
     except (OSError, ValueError) as exc:
         err.print(f"[red]error[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder,
+                                       operating_point=operating_point))
     with progress_bar("evaluating", sum(len(s.images) for s in loaded)) as advance:
         report = evaluate_sources(loaded, pipeline, role, workers, progress=advance)
     if as_json:
@@ -158,11 +170,122 @@ def evaluate(
                       f(s["fmr_at_threshold"], ".2e"), f(s["fmr_ratio"], ".2f"),
                       f(s["tar_at_fmr"]["1e-3"]), f(s["tar_at_fmr"]["1e-4"]))
     out.print(f"{report['embedder']} at threshold {report['threshold']:.4f} "
-              f"(claimed FMR {report['fmr_claimed']:g})")
+              f"(claimed FMR {report['fmr_claimed']:g}, operating point "
+              f"{report['operating_point']})")
     out.print(table)
     name, ratio = worst_set(report)
     if name is not None:
         out.print(f"worst set: {name}, FMR {ratio:.2f}x the claim")
+
+
+@app.command()
+def calibrate(
+    sources: Annotated[list[Path] | None, typer.Argument(
+        help="The site's labelled photos: folders of identity folders, or CSV files with "
+             "columns file_x,file_y,same (as `biometric evaluate` reads them).")] = None,
+    fmr: Annotated[float, typer.Option(min=1e-9, max=0.5,
+                                       help="The false-match rate to fit the threshold for.")
+                   ] = 1e-3,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write the operating point here (JSON), e.g. site.json.")] = None,
+    cap: Annotated[int, typer.Option(help="At most this many photos per person.")] = 10,
+    embedder: Annotated[str | None, typer.Option(
+        help="mobilefacenet, dlib_resnet or fusion (default: the shipped one).")] = None,
+    from_gallery: Annotated[bool, typer.Option(
+        "--from-gallery", help="Instead of labelled photos: the enrolled claimants' impostor "
+        "scores (enrolment vs enrolment); estimates the FMR and proposes a threshold.")] = False,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Gallery database URL (env BIOMETRIC_DATABASE_URL).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Fit a site's own operating point on its own labelled photos (shipped acquisition and
+    embedder), check it on held-out people, and write it for `--operating-point`."""
+    if from_gallery:
+        if sources:
+            err.print("[red]error[/red]: give SOURCE photos or --from-gallery, not both")
+            raise typer.Exit(2)
+        _calibrate_from_gallery(fmr, db, embedder, as_json, models_dir)
+        return
+    if not sources:
+        err.print("[red]error[/red]: give the site's labelled photos (SOURCE...) or --from-gallery")
+        raise typer.Exit(2)
+    if out_file is None:
+        err.print("[red]error[/red]: --out is required: where to write the operating point")
+        raise typer.Exit(2)
+    from biometric.evaluation import acquire_sets, load_source
+    from biometric.operating_point import save_operating_point
+    from biometric.site import calibrate_site, fingerprint, unsupported_extras
+
+    try:
+        loaded = [load_source(p, cap) for p in sources]
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    option = pipeline.option
+    used = pipeline.fusion.embedders if pipeline.fusion is not None else [option]
+    with progress_bar("acquiring and embedding", sum(len(s.images) for s in loaded)) as advance:
+        acquired = acquire_sets(loaded, used, pipeline, workers, progress=advance)
+    models = {n: pipeline.model_versions[n] for n in used}
+    point = guard(lambda: calibrate_site(acquired, option, pipeline.fusion, fmr, models,
+                                         fingerprint(loaded)))
+    save_operating_point(point, out_file)
+    notes = unsupported_extras(point, acquired, option, pipeline.fusion)
+    if as_json:
+        sys.stdout.write(json.dumps({**point.model_dump(mode="json"), "id": point.id,
+                                     "path": str(out_file), "notes": notes}) + "\n")
+        return
+    table = Table("FMR", "threshold", "impostor pairs", "FNMR (fit)", "held-out FMR (95 % CI)",
+                  "held-out / claim", "held-out FNMR")
+    for p in point.points:
+        h = p.held_out
+        table.add_row(
+            f"{p.fmr:g}", f"{p.threshold:.4f}", f"{p.impostor_pairs:,}",
+            "n/a" if p.fnmr is None else f"{p.fnmr:.4f}",
+            "not checked" if h is None or h.fmr is None
+            else f"{h.fmr:.2e} ({h.fmr_ci[0]:.1e}-{h.fmr_ci[1]:.1e})",  # type: ignore[index]
+            "n/a" if h is None or h.fmr_ratio is None else f"{h.fmr_ratio:.2f}",
+            "n/a" if h is None or h.fnmr is None else f"{h.fnmr:.4f}")
+    out.print(f"{option}: operating point {point.id} on "
+              f"{sum(s.acquired for s in point.sources):,} acquired photos")
+    out.print(table)
+    for note in notes:
+        out.print(f"not fitted: {note}", highlight=False)
+    out.print(f"wrote {out_file}; use it with --operating-point {out_file} "
+              "(or BIOMETRIC_OPERATING_POINT)")
+
+
+def _calibrate_from_gallery(fmr: float, db: str | None, embedder: str | None, as_json: bool,
+                            models_dir: Path | None) -> None:
+    from biometric.gallery_fmr import propose_from_store
+    from biometric.store.db import make_engine, migrate
+
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    engine = make_engine(db)
+    migrate(engine)
+    try:
+        with progress_bar("scoring enrolled claimants against each other", None) as advance:
+            report = guard(lambda: propose_from_store(engine, pipeline, fmr, progress=advance))
+    finally:
+        engine.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    est = report["estimate"]
+    out.print(f"gallery of {report['claimants']:,} claimants ({report['model']}): "
+              f"{est['comparisons']:,} impostor pairs scored")
+    out.print(f"FMR at the operating threshold {est['threshold']:.4f} (claimed {fmr:g}): "
+              f"{est['fmr']:.2e} (95 % CI {est['ci'][0]:.1e}-{est['ci'][1]:.1e}), "
+              f"{est['ratio']:.2f}x the claim")
+    if report["proposed_threshold"] is not None:
+        out.print(f"proposed threshold at FMR {fmr:g}: [bold]{report['proposed_threshold']:.4f}"
+                  "[/bold] (enrolment-vs-enrolment scores: see README, \"live FMR estimate\")")
+    else:
+        out.print(f"no threshold proposed: {report['why_not']}", highlight=False)
+    if est["exceeds"]:
+        err.print(f"[yellow]warning[/yellow]: {est['message']}", highlight=False)
 
 
 def _print_verify(result: dict) -> None:
@@ -172,7 +295,7 @@ def _print_verify(result: dict) -> None:
     if result["score"] is not None:
         out.print(
             f"score {result['score']:.4f} vs threshold {result['threshold']:.4f} "
-            f"(set for FMR {result['fmr']:g})"
+            f"(set for FMR {result['fmr']:g}, operating point {result['operating_point']})"
         )
     for r in result["reasons"]:
         verb = "refused" if r["code"].startswith("chip_auth") else "retake"
@@ -214,6 +337,7 @@ def verify(
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
     embedder: Annotated[str | None, typer.Option(
         help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
+    operating_point: OperatingPointFile = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with the chip portrait: match, no_match, retake or refused."""
@@ -230,7 +354,7 @@ def verify(
     if dg2 is not None:
         reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
                                            load_trust(csca), read_optional(dg1), chip_auth))
-    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness))
+    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness, operating_point))
     chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
                       else read_image(chip).rgb)  # type: ignore[arg-type]
     result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))

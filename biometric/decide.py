@@ -40,10 +40,12 @@ def reason_message(code: str, locale: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """A threshold and the false-match rate it was calibrated for (ISO/IEC 19795-1 terms)."""
+    """A threshold and the false-match rate it was calibrated for (ISO/IEC 19795-1 terms);
+    ``id`` names where it came from (:mod:`biometric.operating_point`)."""
 
     threshold: float
     fmr: float
+    id: str = "shipped:unknown"
 
 
 @dataclass(frozen=True)

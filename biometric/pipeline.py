@@ -27,6 +27,7 @@ from biometric.errors import ModelError
 from biometric.faces import Face
 from biometric.liveness import LivenessModel, open_liveness
 from biometric.manifest import Manifest, load_manifest
+from biometric.operating_point import SiteOperatingPoint, fusion_normalisation, shipped_id
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
 
@@ -93,6 +94,8 @@ class PipelineConfig:
     # MTCNN acquisition tries them all.
     fast_pad_ratio: float = 0.2
     fmr: float | None = None  # None: the manifest's default operating point
+    # A site's own operating point (``biometric calibrate``); None: the manifest's thresholds.
+    operating_point: SiteOperatingPoint | None = None
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     threads: int = 1
     liveness: LivenessPolicy = LivenessPolicy.OFF
@@ -155,6 +158,7 @@ class VerifyResult:
     models: dict[str, str]
     liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
     chip_auth: dict | None = None  # passive authentication of the chip (biometric.chip.policy)
+    operating_point: str = "shipped:unknown"  # which operating point made the decision
 
     def to_dict(self) -> dict:
         return {
@@ -162,6 +166,7 @@ class VerifyResult:
             "score": None if self.score is None else round(self.score, 4),
             "threshold": round(self.threshold, 4),
             "fmr": self.fmr,
+            "operating_point": self.operating_point,
             "reasons": [r.to_dict() for r in self.reasons],
             "live": self.live.to_dict(),
             "chip": self.chip.to_dict(),
@@ -228,15 +233,29 @@ class Pipeline:
             self.fast.detect(blank)
         self.embedder.embed_crops(np.zeros((1, *self.embedder.spec.input_size[::-1], 3), np.uint8))
 
+    @property
+    def option(self) -> str:
+        """The embedder name, or ``fusion``."""
+        return FUSION if self.fusion is not None else self.embedder.spec.name
+
     @cached_property
     def operating_point(self) -> OperatingPoint:
-        """The calibrated threshold; looked up lazily so calibration can run before it exists."""
+        """The calibrated threshold; looked up lazily so calibration can run before it exists.
+        A site operating point, when given, replaces the manifest's."""
+        site = self.settings.operating_point
+        if site is not None:
+            site.check_models(self.option, self.model_versions, fusion_normalisation(self.fusion))
+            fitted = site.point(self.settings.fmr)
+            return OperatingPoint(threshold=fitted.threshold, fmr=fitted.fmr, id=site.id)
         fmr = self.settings.fmr or self.manifest.default_fmr
         if self.fusion is not None:
             calibrated = self.fusion.threshold_for(fmr)
         else:
             calibrated = self.manifest.get(self.embedder.spec.name).threshold_for(fmr)
-        return OperatingPoint(threshold=calibrated.threshold, fmr=calibrated.fmr)
+        choice = self.manifest.default_choice or {}
+        return OperatingPoint(
+            threshold=calibrated.threshold, fmr=calibrated.fmr, id=shipped_id(choice.get("date"))
+        )
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -366,6 +385,7 @@ class Pipeline:
             timings_ms=timer.ms,
             models=self.model_versions,
             liveness=liveness,
+            operating_point=point.id,
         )
 
     def _check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis, timer: Timer) -> dict | None:

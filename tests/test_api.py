@@ -340,7 +340,8 @@ def test_still_verifies_and_counts(server: Server, ids: Path) -> None:
             == "match"
         )
         text = c.get("/metrics").text
-    assert 'biometric_decisions_total{decision="match"}' in text
+    assert 'biometric_decisions_total{decision="match",operating_point="shipped:' in text
+    assert 'biometric_gallery_fmr_estimate{bound="claim"' in text
     assert "biometric_pipeline_stage_duration_seconds_bucket" in text
     assert 'biometric_errors_total{type="unauthorized"}' in text
     assert 'endpoint="/v1/verify"' in text

@@ -42,5 +42,9 @@ async def readyz(request: Request) -> dict[str, Any]:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
 async def metrics_endpoint(request: Request) -> Response:
-    registry = request.app.state.metrics.registry
+    metrics = request.app.state.metrics
+    gallery = getattr(request.app.state, "gallery", None)
+    if gallery is not None:
+        metrics.observe_gallery_fmr(gallery.fmr_monitor.snapshot())
+    registry = metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -119,6 +119,9 @@ class VerifyResponse(BaseModel):
     score: float | None
     threshold: float
     fmr: float
+    operating_point: str = Field(
+        description="which operating point made the decision: shipped:<calibration date> or "
+        "site:<data fingerprint> (a file from `biometric calibrate`)")
     reasons: list[ReasonOut]
     faces: VerifyFacesOut
     timings_ms: dict[str, float]
@@ -148,6 +151,7 @@ VERIFY_EXAMPLE = {
     "score": 0.7347,
     "threshold": 0.3312,
     "fmr": 0.001,
+    "operating_point": "shipped:2026-11-24",
     "reasons": [],
     "faces": {
         "live": {
@@ -462,7 +466,7 @@ async def verify(
     timings["decode"] = round(result.timings_ms["decode"], 2)
     for stage, ms in timings.items():
         metrics.stage_seconds.labels(stage).observe(ms / 1000.0)
-    metrics.decisions.labels(body["decision"]).inc()
+    metrics.decisions.labels(body["decision"], body["operating_point"]).inc()
     if body["chip_auth"] is not None:
         chip = body["chip_auth"]
         metrics.chip_auth.labels(chip["status"], chip["country"] or "unknown").inc()
@@ -474,7 +478,8 @@ async def verify(
         threshold=body["threshold"],
         fmr=body["fmr"],
         reasons=body["reasons"],
-        model_versions=body["models"],
+        # The operating point is recorded with the models: together they made the decision.
+        model_versions={**body["models"], "operating_point": body["operating_point"]},
         quality={
             role: body[role]["quality"]["score"]
             for role in (LIVE, CHIP)
@@ -492,6 +497,7 @@ async def verify(
         "score": body["score"],
         "threshold": body["threshold"],
         "fmr": body["fmr"],
+        "operating_point": body["operating_point"],
         "reasons": localise_reasons(body["reasons"], locale),
         "faces": {LIVE: body[LIVE], CHIP: body[CHIP]},
         "timings_ms": timings,

@@ -45,6 +45,7 @@ from biometric.gallery.models import (
     IndexChange,
     Template,
 )
+from biometric.gallery_fmr import GalleryFmrMonitor
 from biometric.index import FaceIndex, IndexSpec, default_kind_for
 from biometric.store.db import checkpoint_sqlite_wal, session_factory
 
@@ -192,6 +193,7 @@ class Gallery:
         top_k: int = 10,
         policy: DuplicatePolicy = DuplicatePolicy.FLAG,
         progress: Progress | None = None,
+        operating_point: str = "",
     ) -> None:
         self._sessions = session_factory(engine)
         self.model = model
@@ -204,6 +206,8 @@ class Gallery:
         self.policy = policy
         self._lock = threading.RLock()
         self._index, self._seq = self._open_index(progress)
+        # Live FMR estimate from the enrolment searches (biometric.gallery_fmr): counts only.
+        self.fmr_monitor = GalleryFmrMonitor(duplicate_threshold, duplicate_fmr, operating_point)
 
     # -- index lifecycle ------------------------------------------------------------------
 
@@ -337,11 +341,10 @@ class Gallery:
                 existed = s.scalar(select(Claimant.id).where(Claimant.citizen_id == citizen_id))
             candidates = []
             if screen:
-                candidates = [
-                    c
-                    for c in self.search(embedding)
-                    if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
-                ]
+                others = [c for c in self.search(embedding) if c.citizen_id != citizen_id]
+                compared = len(self._index) - (existed is not None)
+                self.fmr_monitor.observe_search([c.score for c in others], compared, self.top_k)
+                candidates = [c for c in others if c.score >= self.duplicate_threshold]
             try:
                 with _change_log_transaction(self._sessions) as s:
                     claimant, template, replaced = self._store_template(
@@ -678,9 +681,12 @@ def open_gallery(
     ``fmr * N`` false candidates, and a self-join over N about ``fmr * N * (N - 1) / 2`` false
     pairs, so large galleries need a lower FMR (see :func:`expected_false_candidates`).
     """
+    from biometric.operating_point import shipped_id
+
     spec = pipeline.embedder.spec
     entry = pipeline.manifest.get(spec.name)
     calibrated = entry.threshold_for(fmr or pipeline.manifest.default_fmr)
+    choice = pipeline.manifest.default_choice or {}
     return gallery_class(
         engine,
         model=spec.name,
@@ -691,6 +697,7 @@ def open_gallery(
         index_path=(index_dir / f"{spec.name}.faiss") if index_dir else None,
         policy=policy,
         progress=progress,
+        operating_point=f"{shipped_id(choice.get('date'))}/{spec.name}",
     )
 
 

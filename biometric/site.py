@@ -1,0 +1,167 @@
+"""Site calibration: an agency fits its own threshold on its own labelled photos.
+
+The photos go through the shipped acquisition and embedder (:func:`biometric.evaluation.
+acquire_sets`); the threshold is fitted with the same rule as the shipped one
+(:func:`biometric.calibrate.fit_threshold`: sources pooled with equal weight, raised until no
+source exceeds the claim) and checked out of sample on person-disjoint folds
+(:func:`biometric.calibrate.out_of_sample`). A threshold is only fitted at an FMR f where the
+photos give at least ``SUPPORT_FACTOR / f`` impostor pairs; the stated FMR must be supported, a
+lower one (1e-4) is added where it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from biometric.calibrate import eligible_sets, fit_threshold, option_scores, out_of_sample
+from biometric.evaluation import FOLDS, AcquiredSet, IdentitySet, PairScores
+from biometric.manifest import FusionSpec
+from biometric.operating_point import (
+    FittedPoint,
+    HeldOut,
+    InsufficientData,
+    SiteOperatingPoint,
+    SourceCount,
+    fusion_normalisation,
+    pairs_needed,
+)
+from biometric.rates import rate_at_or_above, supported
+
+# Also fitted, where the photos support it, below the stated FMR (the 1:N screening and
+# high-assurance counters run at 1e-4).
+EXTRA_FMRS = (1e-4,)
+
+
+def fingerprint(sources: Sequence[IdentitySet]) -> str:
+    """sha256 over every photo's content hash and label (order-independent, and independent of
+    where the photos lie), so a file names the exact photos it was fitted on."""
+    entries = []
+    for ident in sources:
+        for path, label in zip(ident.images, ident.labels, strict=True):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            entries.append(f"{label if ident.pairs is None else ''}\t{digest}")
+    if any(ident.pairs is not None for ident in sources):  # listed pairs are part of the data
+        entries += [f"pairs\t{ident.name}\t{ident.pairs.tolist()}" for ident in sources
+                    if ident.pairs is not None]
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
+def photos_needed(acquired: Sequence[AcquiredSet], scores: Mapping[str, PairScores],
+                  fmr: float) -> str:
+    """How much more data a fit at ``fmr`` needs, in words a site can act on."""
+    need = pairs_needed(fmr)
+    have = sum(len(s.impostor) for s in scores.values())
+    folders = [a for a in acquired if a.ident.pairs is None]
+    if not folders:
+        return (f"FMR {fmr:g} needs {need:,} impostor pairs and the pair lists give {have:,}: "
+                f"list about {need - have:,} more pairs of different people")
+    # Impostor pairs come from within one source: grow the largest. With n acquired photos and
+    # S the sum of squared photos per person, a folder gives (n^2 - S) / 2 impostor pairs;
+    # adding x photos of new people with c photos each gives (n + x)^2 - S - c x >= 2 * need.
+    biggest = max(folders, key=lambda a: len(scores[a.ident.name].impostor))
+    labels = np.asarray(biggest.ident.labels)[biggest.acquired]
+    _, per_person = np.unique(labels, return_counts=True)
+    n, squares = float(len(labels)), float((per_person.astype(float) ** 2).sum())
+    c = max(1.0, float(per_person.mean())) if len(per_person) else 1.0
+    b = 2 * n - c
+    x = (-b + math.sqrt(max(0.0, b * b - 4 * (n * n - squares - 2 * need)))) / 2
+    acquire_rate = max(float(biggest.acquired.mean()), 0.5)
+    more = max(1, math.ceil(x / acquire_rate))
+    return (f"FMR {fmr:g} needs at least {need:,} impostor pairs (10/FMR) and these photos give "
+            f"{have:,}: add about {more:,} photos of new people ({c:.0f} per person, "
+            f"{math.ceil(more / c):,} people) to {biggest.ident.name}, or calibrate at a "
+            "higher FMR")
+
+
+def source_counts(acquired: Sequence[AcquiredSet], scores: Mapping[str, PairScores]
+                  ) -> list[SourceCount]:
+    return [
+        SourceCount(
+            name=a.ident.name,
+            images=len(a.ident.images),
+            people=len(set(a.ident.labels)) if a.ident.pairs is None else None,
+            acquired=int(a.acquired.sum()),
+            genuine_pairs=len(scores[a.ident.name].genuine),
+            impostor_pairs=len(scores[a.ident.name].impostor),
+        )
+        for a in acquired
+    ]
+
+
+def fit_point(scores: Mapping[str, PairScores], fmr: float, floor: float = -np.inf
+              ) -> FittedPoint | None:
+    """The threshold at ``fmr`` and its out-of-sample check; None where unsupported."""
+    names = eligible_sets(scores, fmr)
+    pooled = sum(len(scores[n].impostor) for n in names)
+    if not names or not supported(pooled, fmr):
+        return None
+    threshold, _ = fit_threshold({n: scores[n].impostor for n in names}, fmr)
+    threshold = max(threshold, floor)  # a lower FMR never gets a lower threshold
+    genuine = np.concatenate([s.genuine for s in scores.values()])
+    held = out_of_sample(scores, names, fmr)
+    held_pairs = int(sum(held["held_out"].values()))
+    return FittedPoint(
+        fmr=fmr,
+        threshold=round(threshold, 6),
+        impostor_pairs=pooled,
+        genuine_pairs=len(genuine),
+        fnmr=1.0 - rate_at_or_above(genuine, threshold) if len(genuine) else None,
+        held_out=None if held["fmr"] is None else HeldOut(
+            folds=FOLDS,
+            impostor_pairs=held_pairs,
+            fmr=held["fmr"],
+            fmr_ci=held["ci"],
+            fmr_ratio=held["fmr"] / fmr if held_pairs >= 1.0 / fmr else None,
+            fnmr=None if held["tar"] is None else 1.0 - held["tar"],
+        ),
+    )
+
+
+def calibrate_site(
+    acquired: Sequence[AcquiredSet],
+    option: str,
+    fusion: FusionSpec | None,
+    fmr: float,
+    models: dict[str, str],
+    data_fingerprint: str,
+) -> SiteOperatingPoint:
+    """Fit the operating point at ``fmr`` (and :data:`EXTRA_FMRS` where supported) on
+    ``acquired``. Raises :class:`InsufficientData` with what to add when ``fmr`` is not
+    supported."""
+    scores = option_scores(acquired, option, fusion)
+    stated = fit_point(scores, fmr)
+    if stated is None:
+        raise InsufficientData(photos_needed(acquired, scores, fmr))
+    points, floor = [stated], stated.threshold
+    for extra in sorted((f for f in EXTRA_FMRS if f < fmr), reverse=True):
+        lower = fit_point(scores, extra, floor)
+        if lower is not None:
+            points.append(lower)
+            floor = lower.threshold
+    return SiteOperatingPoint(
+        embedder=option,
+        models=models,
+        fusion_normalisation=fusion_normalisation(fusion),
+        fmr=fmr,
+        threshold=stated.threshold,
+        points=points,
+        sources=source_counts(acquired, scores),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        fingerprint=data_fingerprint,
+    )
+
+
+def unsupported_extras(point: SiteOperatingPoint, acquired: Sequence[AcquiredSet],
+                       option: str, fusion: FusionSpec | None) -> list[str]:
+    """For every extra FMR the photos could not support, what they would need."""
+    fitted = {p.fmr for p in point.points}
+    missing = [f for f in EXTRA_FMRS if f < point.fmr and f not in fitted]
+    if not missing:
+        return []
+    scores = option_scores(acquired, option, fusion)
+    return [photos_needed(acquired, scores, f) for f in missing]
