@@ -95,7 +95,7 @@ def models_calibrate(
 ) -> None:
     """Fit every embedder's and the fusion's thresholds on all shared sets (equal weight per set),
     check them on held-out people, choose the default by the README's rule, record it all."""
-    from biometric.calibrate import calibrate_all
+    from biometric.calibrate import EMBEDDERS, calibrate_all, embedding_cost_ms
     from biometric.evaluation import acquire_sets, discover_sets
     from biometric.manifest import save_manifest
 
@@ -103,11 +103,12 @@ def models_calibrate(
     sets = guard(lambda: discover_sets(data, cap))
     pipeline = guard(lambda: _pipeline(models_dir, embedder="mobilefacenet"))
     total = sum(len(s.images) for s in sets)
-    with progress_bar("acquiring and embedding (both models)", total) as advance:
-        acquired = acquire_sets(sets, ["mobilefacenet", "dlib_resnet"], pipeline, workers,
+    with progress_bar("acquiring and embedding (every embedder)", total) as advance:
+        acquired = acquire_sets(sets, list(EMBEDDERS), pipeline, workers,
                                 config.cache_dir() / "embeddings", advance)
     manifest = pipeline.manifest
-    thresholds = calibrate_all(manifest, acquired)
+    costs = embedding_cost_ms(pipeline.models_dir, EMBEDDERS)
+    thresholds = calibrate_all(manifest, acquired, costs_ms=costs)
     save_manifest(manifest, pipeline.models_dir)
     table = Table("option", "FMR", "threshold", "sets", "FMR held-out (95 % CI)", "TAR",
                   "worst set ratio")
@@ -225,7 +226,7 @@ def calibrate(
         raise typer.Exit(2) from None
     pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
     option = pipeline.option
-    used = pipeline.fusion.embedders if pipeline.fusion is not None else [option]
+    used = [e.spec.name for e in pipeline.embedders]
     with progress_bar("acquiring and embedding", sum(len(s.images) for s in loaded)) as advance:
         acquired = acquire_sets(loaded, used, pipeline, workers, progress=advance)
     models = {n: pipeline.model_versions[n] for n in used}
@@ -237,17 +238,18 @@ def calibrate(
         sys.stdout.write(json.dumps({**point.model_dump(mode="json"), "id": point.id,
                                      "path": str(out_file), "notes": notes}) + "\n")
         return
-    table = Table("FMR", "threshold", "impostor pairs", "FNMR (fit)", "held-out FMR (95 % CI)",
-                  "held-out / claim", "held-out FNMR")
-    for p in point.points:
-        h = p.held_out
-        table.add_row(
-            f"{p.fmr:g}", f"{p.threshold:.4f}", f"{p.impostor_pairs:,}",
-            "n/a" if p.fnmr is None else f"{p.fnmr:.4f}",
-            "not checked" if h is None or h.fmr is None
-            else f"{h.fmr:.2e} ({h.fmr_ci[0]:.1e}-{h.fmr_ci[1]:.1e})",  # type: ignore[index]
-            "n/a" if h is None or h.fmr_ratio is None else f"{h.fmr_ratio:.2f}",
-            "n/a" if h is None or h.fnmr is None else f"{h.fnmr:.4f}")
+    table = Table("FMR", "threshold", "by condition", "impostor pairs", "FNMR",
+                  "held-out FMR (95 % CI)", "held-out / claim", "held-out FNMR")
+    for t in point.thresholds:
+        conditions = ", ".join(f"{c.condition} {c.threshold:.4f}" for c in t.conditions
+                               if c.fitted) or "pooled"
+        ci = t.fmr_out_of_sample_ci
+        held = ("not checked" if t.fmr_out_of_sample is None or ci is None
+                else f"{t.fmr_out_of_sample:.2e} ({ci[0]:.1e}-{ci[1]:.1e})")
+        ratio = "n/a" if t.fmr_out_of_sample is None else f"{t.fmr_out_of_sample / t.fmr:.2f}"
+        held_fnmr = "n/a" if t.tar_out_of_sample is None else f"{1 - t.tar_out_of_sample:.4f}"
+        table.add_row(f"{t.fmr:g}", f"{t.threshold:.4f}", conditions, f"{t.impostor_pairs:,}",
+                      f"{1 - t.tar:.4f}", held, ratio, held_fnmr)
     out.print(f"{option}: operating point {point.id} on "
               f"{sum(s.acquired for s in point.sources):,} acquired photos")
     out.print(table)

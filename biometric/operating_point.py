@@ -12,13 +12,15 @@ calibration>`` or ``site:<first 12 hex digits of the data fingerprint>``.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from biometric.decide import OperatingPoint
 from biometric.errors import BiometricError
-from biometric.manifest import FusionSpec
+from biometric.manifest import CalibratedThreshold, FusionSpec
 from biometric.rates import SUPPORT_FACTOR
 
 # Environment variable naming an operating-point file for every command and the service.
@@ -46,36 +48,6 @@ class SourceCount(BaseModel):
     impostor_pairs: int
 
 
-class HeldOut(BaseModel):
-    """The threshold checked on people it was not fitted on: person-disjoint folds, each fold's
-    pairs scored at the threshold fitted on the other folds (95 % Wilson interval, a floor on
-    the uncertainty since pairs sharing a person are not independent)."""
-
-    folds: int
-    impostor_pairs: int
-    fmr: float | None
-    fmr_ci: list[float] | None
-    fmr_ratio: float | None
-    fnmr: float | None
-
-
-class FittedPoint(BaseModel):
-    fmr: float
-    threshold: float
-    impostor_pairs: int
-    genuine_pairs: int
-    fnmr: float | None  # in sample, at ``threshold``
-    held_out: HeldOut | None = None
-
-
-class ConditionThreshold(BaseModel):
-    """The threshold for one capture condition and the data it was fitted on."""
-
-    threshold: float
-    impostor_pairs: int
-    genuine_pairs: int
-
-
 class SiteOperatingPoint(BaseModel):
     """The operating-point file ``biometric calibrate`` writes."""
 
@@ -89,9 +61,10 @@ class SiteOperatingPoint(BaseModel):
     fusion_normalisation: dict[str, list[float]] | None = None
     fmr: float  # the claim: the FMR the threshold was fitted for
     threshold: float  # at ``fmr``, all conditions pooled (the strictest-set rule)
-    # Per capture condition, at ``fmr``, where the data supports it (see biometric.conditions).
-    conditions: dict[str, ConditionThreshold] = Field(default_factory=dict)
-    points: list[FittedPoint]  # ``fmr`` and every lower FMR the data supports
+    # ``fmr`` and every lower FMR the data supports, in the manifest's structure: the pooled
+    # threshold, one per capture condition (biometric.conditions) where that condition's pairs
+    # support the FMR, and the out-of-sample check on person-disjoint folds.
+    thresholds: list[CalibratedThreshold]
     sources: list[SourceCount]
     date: str  # ISO 8601, when it was fitted
     fingerprint: str  # sha256 over the photos' contents and labels (biometric.site)
@@ -100,16 +73,20 @@ class SiteOperatingPoint(BaseModel):
     def id(self) -> str:
         return f"{self.kind}:{self.fingerprint[:12]}"
 
-    def point(self, fmr: float | None = None) -> FittedPoint:
-        """The fitted point at ``fmr`` (default: the stated FMR)."""
+    def point(self, fmr: float | None = None) -> CalibratedThreshold:
+        """The thresholds fitted at ``fmr`` (default: the stated FMR)."""
         wanted = self.fmr if fmr is None else fmr
-        for p in self.points:
-            if abs(p.fmr - wanted) <= wanted * 1e-6:
-                return p
-        fitted = ", ".join(f"{p.fmr:g}" for p in self.points)
+        for t in self.thresholds:
+            if abs(t.fmr - wanted) <= wanted * 1e-6:
+                return t
+        fitted = ", ".join(f"{t.fmr:g}" for t in self.thresholds)
         raise OperatingPointError(
             f"operating point {self.id} has no threshold for FMR {wanted:g} (fitted: {fitted})"
         )
+
+    def operating_point(self, fmr: float | None = None) -> OperatingPoint:
+        """What the decision uses: pooled and per-condition thresholds, named by :attr:`id`."""
+        return dataclasses.replace(self.point(fmr).operating_point(), id=self.id)
 
     def check_models(
         self, option: str, versions: dict[str, str], fusion: dict[str, list[float]] | None

@@ -4,6 +4,7 @@ threads at once (onnxruntime sessions are thread-safe and nothing here is mutate
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from biometric import config
 from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, unpad
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
+from biometric.conditions import image_condition, pair_condition
 from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, decide, reason_message
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
@@ -26,14 +28,13 @@ from biometric.embed import Embedder
 from biometric.errors import ModelError
 from biometric.faces import Face
 from biometric.liveness import LivenessModel, open_liveness
-from biometric.manifest import Manifest, load_manifest
+from biometric.manifest import FusionSpec, Manifest, load_manifest, option_embedders
 from biometric.operating_point import SiteOperatingPoint, fusion_normalisation, shipped_id
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
 
 LIVE = "live"
 CHIP = "chip"
-FUSION = "fusion"  # the embedder name that selects the manifest's score fusion of two models
 
 
 class LivenessPolicy(StrEnum):
@@ -127,12 +128,21 @@ class FaceAnalysis:
     faces: list[Face]
     subject: Face | None
     reasons: list[Reason]
-    crop: np.ndarray | None = None  # the subject aligned for the embedder
+    # The subject aligned for, and embedded by, each of the pipeline's embedders (in order).
+    crops: list[np.ndarray] = field(default_factory=list)
     quality: QualityReport | None = None
-    embedding: np.ndarray | None = None
-    # With fusion: the same face aligned for and embedded by the second model.
-    secondary_crop: np.ndarray | None = None
-    secondary_embedding: np.ndarray | None = None
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    condition: str | None = None  # capture condition of the image (biometric.conditions)
+
+    @property
+    def crop(self) -> np.ndarray | None:
+        """The subject aligned for the first embedder (the one whose templates are stored)."""
+        return self.crops[0] if self.crops else None
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """The first embedder's template (gallery, enrolment)."""
+        return self.embeddings[0] if self.embeddings else None
 
     def to_dict(self) -> dict:
         return {
@@ -142,6 +152,7 @@ class FaceAnalysis:
             "subject": self.faces.index(self.subject) if self.subject is not None else None,
             "reasons": [r.to_dict() for r in self.reasons],
             "quality": self.quality.to_dict() if self.quality is not None else None,
+            "condition": self.condition,
         }
 
 
@@ -149,7 +160,7 @@ class FaceAnalysis:
 class VerifyResult:
     decision: Decision
     score: float | None
-    threshold: float
+    threshold: float  # the one applied: the pair's condition's (biometric.conditions)
     fmr: float
     reasons: list[Reason]
     live: FaceAnalysis
@@ -158,6 +169,7 @@ class VerifyResult:
     models: dict[str, str]
     liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
     chip_auth: dict | None = None  # passive authentication of the chip (biometric.chip.policy)
+    condition: str | None = None  # the pair's capture condition, whose threshold applied
     operating_point: str = "shipped:unknown"  # which operating point made the decision
 
     def to_dict(self) -> dict:
@@ -166,6 +178,7 @@ class VerifyResult:
             "score": None if self.score is None else round(self.score, 4),
             "threshold": round(self.threshold, 4),
             "fmr": self.fmr,
+            "condition": self.condition,
             "operating_point": self.operating_point,
             "reasons": [r.to_dict() for r in self.reasons],
             "live": self.live.to_dict(),
@@ -201,19 +214,14 @@ class Pipeline:
             self.fast = BlazeFaceDetector(
                 self.models_dir / entry.file, entry.facts, self.settings.fast, threads=t
             )
-        name = embedder or self.manifest.default_embedder
-        self.fusion = None
-        self.secondary: Embedder | None = None
-        if name == FUSION:
-            if self.manifest.fusion is None:
-                raise ModelError(
-                    "no fusion in the manifest; run `biometric models calibrate`"
-                )
-            self.fusion = self.manifest.fusion
-            first, second = self.fusion.embedders
-            self.secondary = Embedder(self.manifest.embedder_spec(second), self.models_dir, t)
-            name = first
-        self.embedder = Embedder(self.manifest.embedder_spec(name), self.models_dir, t)
+        # An option is one embedder or a fusion of several ("sface+mobilefacenet"); the
+        # pipeline runs the list either way and fuses the scores when there are several.
+        self.option = embedder or self.manifest.default_embedder
+        self.fusion: FusionSpec | None = self.manifest.fusion(self.option)
+        self.embedders = [
+            Embedder(self.manifest.embedder_spec(n), self.models_dir, t)
+            for n in option_embedders(self.option)
+        ]
         self.liveness: LivenessModel | None = None
         self.liveness_model: str | None = None
         if self.settings.liveness is not LivenessPolicy.OFF:
@@ -224,6 +232,11 @@ class Pipeline:
             self.liveness_model = entry.name
         self.model_versions = self.manifest.versions()
 
+    @property
+    def embedder(self) -> Embedder:
+        """The first embedder: its templates stand for a face on their own (gallery)."""
+        return self.embedders[0]
+
     def warm_up(self) -> None:
         """Run each model once: onnxruntime plans memory on the first call (~10x slower)."""
         blank = np.full((240, 320, 3), 127, dtype=np.uint8)
@@ -231,12 +244,8 @@ class Pipeline:
         self.detector.landmarks_in(blank, np.array([[80.0, 40.0, 240.0, 200.0]]), 1.0)
         if self.fast is not None:
             self.fast.detect(blank)
-        self.embedder.embed_crops(np.zeros((1, *self.embedder.spec.input_size[::-1], 3), np.uint8))
-
-    @property
-    def option(self) -> str:
-        """The embedder name, or ``fusion``."""
-        return FUSION if self.fusion is not None else self.embedder.spec.name
+        for e in self.embedders:
+            e.embed_crops(np.zeros((1, *e.spec.input_size[::-1], 3), np.uint8))
 
     @cached_property
     def operating_point(self) -> OperatingPoint:
@@ -245,17 +254,11 @@ class Pipeline:
         site = self.settings.operating_point
         if site is not None:
             site.check_models(self.option, self.model_versions, fusion_normalisation(self.fusion))
-            fitted = site.point(self.settings.fmr)
-            return OperatingPoint(threshold=fitted.threshold, fmr=fitted.fmr, id=site.id)
+            return site.operating_point(self.settings.fmr)
         fmr = self.settings.fmr or self.manifest.default_fmr
-        if self.fusion is not None:
-            calibrated = self.fusion.threshold_for(fmr)
-        else:
-            calibrated = self.manifest.get(self.embedder.spec.name).threshold_for(fmr)
+        point = self.manifest.threshold_for(self.option, fmr).operating_point()
         choice = self.manifest.default_choice or {}
-        return OperatingPoint(
-            threshold=calibrated.threshold, fmr=calibrated.fmr, id=shipped_id(choice.get("date"))
-        )
+        return dataclasses.replace(point, id=shipped_id(choice.get("date")))
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -300,15 +303,14 @@ class Pipeline:
             faces = self.detect(rgb)
         choice = choose_subject(faces, width, height, self.settings.subject)
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
+        analysis.condition = image_condition(rgb).value
         if choice.subject is None:
             analysis.reasons.append(self._reason(RetakeReason.NO_FACE, role))
             return analysis
         if choice.rivals and role == LIVE:
             analysis.reasons.append(self._reason(RetakeReason.SEVERAL_FACES, role))
         with timer.stage("align"):
-            analysis.crop = self.embedder.align(rgb, choice.subject.landmarks)
-            if self.secondary is not None:
-                analysis.secondary_crop = self.secondary.align(rgb, choice.subject.landmarks)
+            analysis.crops = [e.align(rgb, choice.subject.landmarks) for e in self.embedders]
         bounds = bounds or self.settings.quality[role]
         with timer.stage("quality"):
             analysis.quality = self.assess_quality(rgb, choice.subject, bounds)
@@ -332,17 +334,24 @@ class Pipeline:
     def embed(self, analyses: list[FaceAnalysis], timer: Timer | None = None) -> None:
         """Embed the aligned subjects of several analysed images in one batch."""
         timer = timer or Timer()
-        todo = [a for a in analyses if a.crop is not None]
+        todo = [a for a in analyses if a.crops]
         if not todo:
             return
         with timer.stage("embed"):
-            vectors = self.embedder.embed_crops([a.crop for a in todo])
-            for analysis, vector in zip(todo, vectors, strict=True):
-                analysis.embedding = vector
-            if self.secondary is not None:
-                second = self.secondary.embed_crops([a.secondary_crop for a in todo])
-                for analysis, vector in zip(todo, second, strict=True):
-                    analysis.secondary_embedding = vector
+            per_model = [
+                e.embed_crops([a.crops[k] for a in todo]) for k, e in enumerate(self.embedders)
+            ]
+            for i, analysis in enumerate(todo):
+                analysis.embeddings = [vectors[i] for vectors in per_model]
+
+    def score(self, a: FaceAnalysis, b: FaceAnalysis) -> float:
+        """Similarity of two embedded analyses: the cosine, or the fusion of each embedder's."""
+        scores = [cosine(x, y) for x, y in zip(a.embeddings, b.embeddings, strict=True)]
+        if len(scores) == 1:
+            return scores[0]
+        if self.fusion is None:
+            raise ModelError(f"{self.option} was never calibrated as a fusion")
+        return float(self.fusion.fuse(scores))
 
     def template(self, rgb: np.ndarray, role: str = LIVE) -> FaceAnalysis:
         """Analyse and embed one image (enrolment, search). The embedding is computed even when
@@ -368,16 +377,15 @@ class Pipeline:
         if not reasons:
             self.embed([live_a, chip_a], timer)
             with timer.stage("compare"):
-                score = cosine(live_a.embedding, chip_a.embedding)  # type: ignore[arg-type]
-                if self.fusion is not None:
-                    second = cosine(live_a.secondary_embedding, chip_a.secondary_embedding)  # type: ignore[arg-type]
-                    score = float(self.fusion.fuse([score, second]))
-        decision = decide(score, point, reasons)
+                score = self.score(live_a, chip_a)
+        condition = pair_condition(live_a.condition, chip_a.condition).value  # type: ignore[arg-type]
+        decision = decide(score, point, reasons, condition)
         timer.ms["total"] = sum(timer.ms.values())
         return VerifyResult(
             decision=decision,
             score=score,
-            threshold=point.threshold,
+            threshold=point.threshold_for(condition),
+            condition=condition,
             fmr=point.fmr,
             reasons=reasons,
             live=live_a,

@@ -1,12 +1,12 @@
 """Site calibration: an agency fits its own threshold on its own labelled photos.
 
 The photos go through the shipped acquisition and embedder (:func:`biometric.evaluation.
-acquire_sets`); the threshold is fitted with the same rule as the shipped one
-(:func:`biometric.calibrate.fit_threshold`: sources pooled with equal weight, raised until no
-source exceeds the claim) and checked out of sample on person-disjoint folds
-(:func:`biometric.calibrate.out_of_sample`). A threshold is only fitted at an FMR f where the
-photos give at least ``SUPPORT_FACTOR / f`` impostor pairs; the stated FMR must be supported, a
-lower one (1e-4) is added where it is.
+acquire_sets`); the thresholds are fitted with the same rule as the shipped ones
+(:func:`biometric.calibrate.fit_thresholds`: sources pooled with equal weight, raised until no
+source exceeds the claim, and per capture condition where that condition's pairs support the
+FMR) and checked out of sample on person-disjoint folds. A threshold is only fitted at an FMR f
+where the photos give at least ``SUPPORT_FACTOR / f`` impostor pairs; the stated FMR must be
+supported, a lower one (1e-4) is added where it is.
 """
 
 from __future__ import annotations
@@ -18,19 +18,16 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from biometric.calibrate import eligible_sets, fit_threshold, option_scores, out_of_sample
-from biometric.evaluation import FOLDS, AcquiredSet, IdentitySet, PairScores
+from biometric.calibrate import fit_thresholds, option_scores
+from biometric.evaluation import AcquiredSet, IdentitySet, PairScores
 from biometric.manifest import FusionSpec
 from biometric.operating_point import (
-    FittedPoint,
-    HeldOut,
     InsufficientData,
     SiteOperatingPoint,
     SourceCount,
     fusion_normalisation,
     pairs_needed,
 )
-from biometric.rates import rate_at_or_above, supported
 
 # Also fitted, where the photos support it, below the stated FMR (the 1:N screening and
 # high-assurance counters run at 1e-4).
@@ -93,35 +90,6 @@ def source_counts(acquired: Sequence[AcquiredSet], scores: Mapping[str, PairScor
     ]
 
 
-def fit_point(scores: Mapping[str, PairScores], fmr: float, floor: float = -np.inf
-              ) -> FittedPoint | None:
-    """The threshold at ``fmr`` and its out-of-sample check; None where unsupported."""
-    names = eligible_sets(scores, fmr)
-    pooled = sum(len(scores[n].impostor) for n in names)
-    if not names or not supported(pooled, fmr):
-        return None
-    threshold, _ = fit_threshold({n: scores[n].impostor for n in names}, fmr)
-    threshold = max(threshold, floor)  # a lower FMR never gets a lower threshold
-    genuine = np.concatenate([s.genuine for s in scores.values()])
-    held = out_of_sample(scores, names, fmr)
-    held_pairs = int(sum(held["held_out"].values()))
-    return FittedPoint(
-        fmr=fmr,
-        threshold=round(threshold, 6),
-        impostor_pairs=pooled,
-        genuine_pairs=len(genuine),
-        fnmr=1.0 - rate_at_or_above(genuine, threshold) if len(genuine) else None,
-        held_out=None if held["fmr"] is None else HeldOut(
-            folds=FOLDS,
-            impostor_pairs=held_pairs,
-            fmr=held["fmr"],
-            fmr_ci=held["ci"],
-            fmr_ratio=held["fmr"] / fmr if held_pairs >= 1.0 / fmr else None,
-            fnmr=None if held["tar"] is None else 1.0 - held["tar"],
-        ),
-    )
-
-
 def calibrate_site(
     acquired: Sequence[AcquiredSet],
     option: str,
@@ -134,22 +102,16 @@ def calibrate_site(
     ``acquired``. Raises :class:`InsufficientData` with what to add when ``fmr`` is not
     supported."""
     scores = option_scores(acquired, option, fusion)
-    stated = fit_point(scores, fmr)
-    if stated is None:
+    fitted = fit_thresholds(scores, [fmr, *(f for f in EXTRA_FMRS if f < fmr)])
+    if not fitted or abs(fitted[0].fmr - fmr) > fmr * 1e-6:
         raise InsufficientData(photos_needed(acquired, scores, fmr))
-    points, floor = [stated], stated.threshold
-    for extra in sorted((f for f in EXTRA_FMRS if f < fmr), reverse=True):
-        lower = fit_point(scores, extra, floor)
-        if lower is not None:
-            points.append(lower)
-            floor = lower.threshold
     return SiteOperatingPoint(
         embedder=option,
         models=models,
         fusion_normalisation=fusion_normalisation(fusion),
         fmr=fmr,
-        threshold=stated.threshold,
-        points=points,
+        threshold=fitted[0].threshold,
+        thresholds=fitted,
         sources=source_counts(acquired, scores),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         fingerprint=data_fingerprint,
@@ -159,7 +121,7 @@ def calibrate_site(
 def unsupported_extras(point: SiteOperatingPoint, acquired: Sequence[AcquiredSet],
                        option: str, fusion: FusionSpec | None) -> list[str]:
     """For every extra FMR the photos could not support, what they would need."""
-    fitted = {p.fmr for p in point.points}
+    fitted = {t.fmr for t in point.thresholds}
     missing = [f for f in EXTRA_FMRS if f < point.fmr and f not in fitted]
     if not missing:
         return []

@@ -72,7 +72,7 @@ def _serve(conn: Connection, config: PoolConfig) -> None:
         result.timings_ms["decode"] = decode_ms
         result.timings_ms["total"] += decode_ms
         for analysis in (result.live, result.chip):  # the crops are not needed by the caller
-            analysis.crop = analysis.secondary_crop = None
+            analysis.crops = []
         conn.send(("ok", result, _rss_bytes()))
 
 
