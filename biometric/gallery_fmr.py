@@ -70,8 +70,13 @@ class FmrEstimate:
 
     @property
     def exceeds(self) -> bool:
-        """Above ``EXCESS_FACTOR`` times the claim with 95 % confidence."""
-        return self.comparisons > 0 and self.ci[0] > EXCESS_FACTOR * self.claim
+        """Above ``EXCESS_FACTOR`` times the claim with 95 % confidence, on at least 1/claim
+        pairs (enough to show one false match at the claim: with fewer, one duplicate among a
+        handful of first enrolments would raise the alarm)."""
+        return (
+            self.comparisons >= 1.0 / self.claim
+            and self.ci[0] > EXCESS_FACTOR * self.claim
+        )
 
     @property
     def message(self) -> str:

@@ -400,6 +400,13 @@ def test_gallery_enrol_flags_duplicate_and_review_dismisses_it(server: Server, i
         )
         assert found.json()["candidates"][0]["citizen_id"] in {"111100000001", "111100000003"}
 
+        # The live FMR estimate counted these enrolments' searches (john2 found john1).
+        est = c.get("/v1/gallery/fmr-estimate").json()
+        assert est["operating_point"].startswith("shipped:") and est["comparisons"] >= 3
+        assert est["false_matches"] >= 1 and est["exceeds"] is False  # too few pairs to tell
+    with server.client(server.counter) as c:
+        assert c.get("/v1/gallery/fmr-estimate").status_code == 403
+
 
 def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
     with server.client(server.counter) as c:

@@ -156,6 +156,13 @@ def test_monitor_warns_once_when_the_claim_is_exceeded(caplog) -> None:
     assert len(warnings) == 1
 
 
+def test_no_alarm_before_the_estimate_can_show_the_claim() -> None:
+    monitor = GalleryFmrMonitor(threshold=0.5, claim=1e-3)
+    monitor.observe_search([0.9], compared=1, returned_max=10)  # a duplicate, second enrolment
+    est = monitor.snapshot()
+    assert est.fmr == 1.0 and est.ci[0] > 0.1 and not est.exceeds  # 1 pair < 1/claim
+
+
 def test_monitor_within_claim_and_saturation() -> None:
     monitor = GalleryFmrMonitor(threshold=0.5, claim=1e-2)
     monitor.observe_search([0.4, 0.3], compared=1000, returned_max=10)
