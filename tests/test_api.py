@@ -193,6 +193,7 @@ def test_audit_trail(server: Server) -> None:
         event = page["items"][0]
         assert event["key_name"] == "test-counter" and event["counter_id"] == "desk-1"
         assert event["score"] is not None and event["model_versions"]
+        assert event["model_versions"]["operating_point"].startswith("shipped:")
         assert set(event["quality"]) == {"live", "chip"} and event["quality"]["live"] > 50
         assert (
             c.get("/v1/audit", params={"decision": "no_match"}).json()["items"][0]["citizen_id"]
