@@ -67,7 +67,8 @@ def photos_needed(acquired: Sequence[AcquiredSet], scores: Mapping[str, PairScor
     c = max(1.0, float(per_person.mean())) if len(per_person) else 1.0
     b = 2 * n - c
     x = (-b + math.sqrt(max(0.0, b * b - 4 * (n * n - squares - 2 * need)))) / 2
-    acquire_rate = max(float(biggest.acquired.mean()), 0.5)
+    # Photos that give no usable face add nothing (none of them: assume half will).
+    acquire_rate = max(float(biggest.acquired.mean()) if len(biggest.acquired) else 0.0, 0.5)
     more = max(1, math.ceil(x / acquire_rate))
     return (f"FMR {fmr:g} needs at least {need:,} impostor pairs (10/FMR) and these photos give "
             f"{have:,}: add about {more:,} photos of new people ({c:.0f} per person, "

@@ -146,3 +146,37 @@ def test_too_few_photos_for_1e4_is_a_clear_error(fr_dir: Path, tmp_path: Path) -
     assert "needs at least 100,000 impostor pairs" in proc.stderr
     assert "add about" in proc.stderr and "photos of new people" in proc.stderr
     assert not out.exists()
+
+
+def test_service_decides_at_the_site_point(site: dict, fr_dir: Path, tmp_path: Path) -> None:
+    """`serve` with BIOMETRIC_OPERATING_POINT: the answer, its audit row and /metrics name the
+    site's operating point (a verify worker process decides, so the file crosses to it)."""
+    import httpx
+
+    from api.launcher import running_server
+    from biometric.store.db import make_engine, migrate, session_factory
+    from biometric.store.keys import create_key
+
+    point = load_operating_point(site["file"])
+    db_url = f"sqlite:///{tmp_path / 'api.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    with session_factory(engine)() as s:
+        counter = create_key(s, "site-counter", "counter")[1]
+        admin = create_key(s, "site-admin", "admin")[1]
+    engine.dispose()
+    env = {"BIOMETRIC_DATABASE_URL": db_url, "BIOMETRIC_OPERATING_POINT": str(site["file"]),
+           "BIOMETRIC_VERIFY_WORKERS": "1", "BIOMETRIC_INDEX_DIR": str(tmp_path / "index")}
+    photos = fr_dir / "identities" / "obama"
+    with running_server(env) as url:
+        with httpx.Client(base_url=url, headers={"X-API-Key": counter}, timeout=60) as c:
+            r = c.post("/v1/verify", data={"citizen_id": "012345678901"},
+                       files={"live": ("l.jpg", (photos / "obama.jpg").read_bytes()),
+                              "chip": ("c.jpg", (photos / "obama2.jpg").read_bytes())})
+            assert r.status_code == 200, r.text
+            assert r.json()["operating_point"] == point.id
+            metrics = c.get("/metrics").text
+        assert f'decision="match",operating_point="{point.id}"' in metrics
+        with httpx.Client(base_url=url, headers={"X-API-Key": admin}, timeout=60) as c:
+            rows = c.get("/v1/audit", params={"citizen_id": "012345678901"}).json()["items"]
+        assert rows[0]["model_versions"]["operating_point"] == point.id
