@@ -217,7 +217,7 @@ def calibrate(
         raise typer.Exit(2)
     from biometric.evaluation import acquire_sets, load_source
     from biometric.operating_point import save_operating_point
-    from biometric.site import calibrate_site, fingerprint, unsupported_extras
+    from biometric.site import calibrate_site, few_people, fingerprint, unsupported_extras
 
     try:
         loaded = [load_source(p, cap) for p in sources]
@@ -234,9 +234,13 @@ def calibrate(
                                          fingerprint(loaded)))
     save_operating_point(point, out_file)
     notes = unsupported_extras(point, acquired, option, pipeline.fusion)
+    warning = few_people(point)
+    if warning:
+        err.print(f"[yellow]warning[/yellow]: {warning}", highlight=False)
     if as_json:
         sys.stdout.write(json.dumps({**point.model_dump(mode="json"), "id": point.id,
-                                     "path": str(out_file), "notes": notes}) + "\n")
+                                     "path": str(out_file), "notes": notes,
+                                     "warning": warning}) + "\n")
         return
     table = Table("FMR", "threshold", "by condition", "impostor pairs", "FNMR",
                   "held-out FMR (95 % CI)", "held-out / claim", "held-out FNMR")

@@ -20,6 +20,7 @@ from biometric.operating_point import (
     save_operating_point,
 )
 from biometric.pipeline import Pipeline, PipelineConfig
+from biometric.site import few_people
 
 # lfw_dev people with at least this many photos, CAP photos each: 180 people, alternately in
 # the fitting and the held-out half (90 people, 270 photos, 36,045 impostor pairs per half:
@@ -133,6 +134,10 @@ def test_file_for_other_models_is_refused(site: dict, tmp_path: Path) -> None:
         load_operating_point(bad)
     proc = _cli("verify", "x.jpg", "y.jpg", "--operating-point", str(bad))
     assert proc.returncode == 2 and "operating_point_error" in proc.stderr
+    # Few people: a warning, whatever the pair count (biometric.site.MIN_PEOPLE).
+    assert few_people(point) is None  # 90 people
+    few = point.model_copy(update={"sources": [point.sources[0].model_copy(update={"people": 10})]})
+    assert "only 10 people" in (few_people(few) or "")
     # Round trip through the writer keeps every field.
     again = save_operating_point(point, tmp_path / "again.json")
     assert SiteOperatingPoint.model_validate_json(again.read_text()) == point
