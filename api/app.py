@@ -40,6 +40,7 @@ from biometric.gallery.service import open_gallery
 from biometric.operating_point import load_operating_point
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.store.db import make_engine, migrate, session_factory
+from biometric.verification import Verifier
 from biometric.workers import PipelinePool, PoolConfig
 
 log = logging.getLogger("biometric.api")
@@ -89,12 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.pipeline = await anyio.to_thread.run_sync(load)
+        app.state.verifier = Verifier(app.state.pipeline, settings.chip_auth, app.state.trust)
         app.state.limiter = anyio.CapacityLimiter(settings.thread_pool_size)
         app.state.verify_pool = None
         if settings.verify_workers:
             pool = PipelinePool(
                 settings.verify_workers,
-                PoolConfig(settings.models_dir, pipeline_settings, app.state.pipeline.option),
+                PoolConfig(settings.models_dir, pipeline_settings, app.state.pipeline.option,
+                           settings.chip_auth),
             )
             await pool.start()
             app.state.verify_pool = pool

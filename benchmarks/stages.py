@@ -22,12 +22,14 @@ from benchmarks import chip as chipmod
 from benchmarks import common
 from biometric.chip import synthetic
 from biometric.chip.dg2 import parse_dg2
+from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.reader import read_chip
 from biometric.chip.trust import TrustStore
 from biometric.compare import cosine
 from biometric.decode import read_image
 from biometric.evaluation import discover_sets
 from biometric.pipeline import CHIP, LIVE, FrontEnd, PipelineConfig
+from biometric.verification import Verifier
 
 FRAME_SIZE = (640, 480)
 WARMUP = 3
@@ -203,9 +205,10 @@ def stage_functions(
         ),
     }
     for fe, p in pipelines.items():
+        verifier = Verifier(p, ChipAuthPolicy.OFF)
         stages[f"verify_{fe}"] = (
-            f"pipeline.verify(live JPEG bytes, chip JP2 bytes), end to end, {fe} front end",
-            lambda k, p=p: p.verify(pick(k)["live_bytes"], pick(k)["chip_bytes"]),
+            f"Verifier.compare(live JPEG bytes, chip JP2 bytes), end to end, {fe} front end",
+            lambda k, v=verifier: v.compare(pick(k)["live_bytes"], pick(k)["chip_bytes"]),
         )
     return stages
 
@@ -258,8 +261,9 @@ def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, An
     verify_breakdown: dict[str, dict[str, list[float]]] = {}
     decisions: dict[str, dict[str, int]] = {}
     for fe, p in pipelines.items():
+        verifier = Verifier(p, ChipAuthPolicy.OFF)
         for x in inputs:
-            result = p.verify(x["live_bytes"], x["chip_bytes"])
+            result = verifier.compare(x["live_bytes"], x["chip_bytes"])
             d = decisions.setdefault(fe, {})
             d[result.decision.value] = d.get(result.decision.value, 0) + 1
             for k, v in result.timings_ms.items():

@@ -26,6 +26,7 @@ from biometric.chip.policy import ChipAuthPolicy
 from biometric.console import err, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
+from biometric.views import FaceView, VerifyView
 
 app = typer.Typer(
     help="Face verification and duplicate screening for ID card holders.",
@@ -294,37 +295,34 @@ def _calibrate_from_gallery(fmr: float, db: str | None, embedder: str | None, as
         err.print(f"[yellow]warning[/yellow]: {est['message']}", highlight=False)
 
 
-def _print_verify(result: dict) -> None:
+def _print_verify(result: VerifyView) -> None:
     colour = {"match": "green", "no_match": "red", "retake": "yellow", "refused": "red"}[
-        result["decision"]]
-    out.print(f"decision: [bold {colour}]{result['decision'].upper()}[/]")
-    if result["score"] is not None:
+        result.decision]
+    out.print(f"decision: [bold {colour}]{result.decision.upper()}[/]")
+    if result.score is not None:
         out.print(
-            f"score {result['score']:.4f} vs threshold {result['threshold']:.4f} "
-            f"(set for FMR {result['fmr']:g}, operating point {result['operating_point']})"
+            f"score {result.score:.4f} vs threshold {result.threshold:.4f} "
+            f"(set for FMR {result.fmr:g}, operating point {result.operating_point})"
         )
-    for r in result["reasons"]:
-        verb = "refused" if r["code"].startswith("chip_auth") else "retake"
-        out.print(f"  {verb} ({r['image']}): {r['message']}")
-    if "chip_auth" in result and result["chip_auth"] is not None:
-        print_auth(out, result["chip_auth"])
-    for role in ("live", "chip"):
-        a = result[role]
-        faces = ", ".join(f"box {f['box']} score {f['score']}" for f in a["faces"]) or "none"
-        out.print(f"{role}: {a['width']}x{a['height']}, faces: {faces}")
-    for role in ("live", "chip"):
-        q = result[role].get("quality")
-        if q:
-            out.print(f"{role} quality {q['score']:.0f}/100 (inter-eye {q['inter_eye_px']:.0f} px, "
-                      f"yaw {q['yaw_deg']:.0f}, sharpness {q['sharpness']:.0f})")
-    if result.get("liveness"):
-        lv = result["liveness"]
-        verdict = "live" if lv["is_live"] else "suspected attack"
-        out.print(f"liveness ({lv['policy']}): score {lv['score']} ({verdict}; "
-                  f"threshold {lv['threshold']})")
-    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result["timings_ms"].items())
+    for r in result.reasons:
+        verb = "refused" if r.code.startswith("chip_auth") else "retake"
+        out.print(f"  {verb} ({r.image}): {r.message}")
+    if result.chip_auth is not None:
+        print_auth(out, result.chip_auth)
+    for role, a in (("live", result.live), ("chip", result.chip)):
+        faces = ", ".join(f"box {f.box} score {f.score}" for f in a.faces) or "none"
+        out.print(f"{role}: {a.width}x{a.height}, faces: {faces}")
+    for role, a in (("live", result.live), ("chip", result.chip)):
+        if (q := a.quality) is not None:
+            out.print(f"{role} quality {q.score:.0f}/100 (inter-eye {q.inter_eye_px:.0f} px, "
+                      f"yaw {q.yaw_deg:.0f}, sharpness {q.sharpness:.0f})")
+    if (lv := result.liveness) is not None:
+        verdict = "live" if lv.is_live else "suspected attack"
+        out.print(f"liveness ({lv.policy}): score {lv.score} ({verdict}; "
+                  f"threshold {lv.threshold})")
+    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
     out.print(f"timings: {timings}")
-    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result["models"].items()))
+    out.print("models: " + ", ".join(f"{k} {v}" for k, v in result.models.items()))
 
 
 @app.command()
@@ -347,8 +345,7 @@ def verify(
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with the chip portrait: match, no_match, retake or refused."""
-    from biometric.chip import policy as chip_policy
-    from biometric.chip.reader import read_chip
+    from biometric.verification import ChipFiles, Verifier, VerifyRequest
 
     if (chip is None) == (dg2 is None):
         err.print("[red]error[/red]: give the chip portrait as CHIP or --dg2, not both")
@@ -356,19 +353,19 @@ def verify(
     if sod is not None and dg2 is None:
         err.print("[red]error[/red]: --sod needs --dg2 (the signature covers the DG2 file)")
         raise typer.Exit(2)
-    reading = None
-    if dg2 is not None:
-        reading = guard(lambda: read_chip(dg2.read_bytes(), read_optional(sod),
-                                           load_trust(csca), read_optional(dg1), chip_auth))
-    pipeline = guard(lambda: _pipeline(models_dir, fmr, embedder, liveness, operating_point))
-    chip_rgb = guard(lambda: pipeline.decode(reading.portrait).rgb if reading is not None
-                      else read_image(chip).rgb)  # type: ignore[arg-type]
-    result = guard(lambda: pipeline.verify(read_image(live).rgb, chip_rgb))
-    chip_policy.apply(result, reading, chip_auth)
+    request = guard(lambda: VerifyRequest(
+        live.read_bytes(),
+        portrait=chip.read_bytes() if chip is not None else None,
+        chip_files=ChipFiles(dg2.read_bytes(), read_optional(sod), read_optional(dg1))
+        if dg2 is not None else None))
+    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness,
+                                               operating_point)), chip_auth,
+                        guard(lambda: load_trust(csca)))
+    view = VerifyView.model_validate(guard(lambda: verifier.verify(request)))
     if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(view.model_dump_json())
     else:
-        _print_verify(result.to_dict())
+        _print_verify(view)
 
 
 def _expand_images(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -411,7 +408,8 @@ def embed(
                 {
                     "path": str(path),
                     "identity": identity or None,
-                    "box": analysis.subject.to_dict()["box"] if analysis.subject else None,
+                    "box": FaceView.model_validate(analysis.subject).box
+                    if analysis.subject else None,
                     "embedding": None if vec is None else [round(float(v), 6) for v in vec],
                 }
             )
@@ -447,7 +445,7 @@ def detect(
     pipeline = guard(lambda: _pipeline(models_dir))
     rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
-    out.print_json(json.dumps({"faces": [f.to_dict() for f in faces]}))
+    out.print_json(json.dumps({"faces": [FaceView.model_validate(f).model_dump() for f in faces]}))
     if draw is not None:
         canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         thick = max(1, round(max(rgb.shape[:2]) / 400))
@@ -478,6 +476,7 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
     from biometric.gallery.screening import screen
     from biometric.gallery.service import open_gallery
     from biometric.store.db import make_engine, migrate
+    from biometric.verification import Verifier, VerifyRequest
 
     data = (data_dir or config.data_dir()) / "fr_examples" / "identities"
     pairs = [
@@ -485,11 +484,11 @@ def demo(models_dir: ModelsDir = None, data_dir: DataDir = None) -> None:
         ("impostor", data / "obama" / "obama.jpg", data / "biden" / "biden.jpg"),
     ]
     pipeline = guard(lambda: _pipeline(models_dir))
+    verifier = Verifier(pipeline, ChipAuthPolicy.OFF)  # sample photos: there is no chip
     for label, live, chip in pairs:
         out.rule(f"{label}: {live.name} (live) vs {chip.name} (chip)")
-        result = guard(lambda live=live, chip=chip: pipeline.verify(read_image(live).rgb,
-                                                                     read_image(chip).rgb))
-        _print_verify(result.to_dict())
+        request = VerifyRequest(live.read_bytes(), portrait=chip.read_bytes())
+        _print_verify(VerifyView.model_validate(guard(lambda r=request: verifier.verify(r))))
 
     # Every sample photo as a separate claimant: photos of one person under several citizen
     # ids are exactly what screening must find. A fresh embedded store each run.

@@ -35,10 +35,10 @@ class RetakeReason(StrEnum):
     PRESENTATION_ATTACK = "presentation_attack_suspected"
 
 
-def reason_message(code: str, locale: str | None = None) -> str:
+def reason_message(code: str, locale: str | None = None, **params: object) -> str:
     """What counter staff read for a retake reason, phrased as an instruction, not a diagnosis
-    (catalogue key ``reason.<code>``; ``locale`` None: ``BIOMETRIC_LOCALE``)."""
-    return translate(f"reason.{code}", locale)
+    (catalogue key ``reason.<code>``; ``locale`` None: the service's default)."""
+    return translate(f"reason.{code}", locale, **params)
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,19 @@ class OperatingPoint:
 
 @dataclass(frozen=True)
 class Reason:
+    """Why an image cannot be used: a stable code, the image it is about and the values its
+    text needs. The text is chosen at the edges (API, CLI, pages) in the reader's language."""
+
     code: str
     image: str  # "live" or "chip"
-    message: str
+    params: tuple[tuple[str, str], ...] = ()
 
-    def to_dict(self) -> dict:
-        return {"code": self.code, "image": self.image, "message": self.message}
+    def text(self, locale: str | None = None) -> str:
+        return reason_message(self.code, locale, **dict(self.params))
+
+
+def reason(code: str, image: str, **params: object) -> Reason:
+    return Reason(str(code), image, tuple((k, str(v)) for k, v in sorted(params.items())))
 
 
 def decide(

@@ -36,10 +36,3 @@ class Face:
     @property
     def inter_eye_distance(self) -> float:
         return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
-
-    def to_dict(self) -> dict:
-        return {
-            "box": [round(float(v), 1) for v in self.box],
-            "score": round(float(self.score), 4),
-            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
-        }

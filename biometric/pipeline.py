@@ -20,14 +20,14 @@ from biometric import config
 from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, unpad
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
-from biometric.conditions import image_condition, pair_condition
-from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, decide, reason_message
+from biometric.conditions import image_condition
+from biometric.decide import OperatingPoint, Reason, RetakeReason, reason
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
 from biometric.errors import ModelError
 from biometric.faces import Face
-from biometric.liveness import LivenessModel, open_liveness
+from biometric.liveness import LivenessCheck, LivenessModel, LivenessPolicy, open_liveness
 from biometric.manifest import FusionSpec, Manifest, load_manifest, option_embedders
 from biometric.operating_point import SiteOperatingPoint, fusion_normalisation, shipped_id
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
@@ -35,16 +35,6 @@ from biometric.subject import SubjectPolicy, choose_subject
 
 LIVE = "live"
 CHIP = "chip"
-
-
-class LivenessPolicy(StrEnum):
-    """What a failed passive liveness check does. Off by default: on colour bona fide photos the
-    best model (MiniFASNet at 0.01) still rejects 6.2 % of lfw_dev faces, above the 5 % bar for
-    a warn default, and FaceAntiSpoofing rejects 93 % (README, "Liveness")."""
-
-    OFF = "off"
-    WARN = "warn"  # score reported, decision unchanged
-    BLOCK = "block"  # a suspected attack turns the decision into a retake
 
 
 class FrontEnd(StrEnum):
@@ -144,50 +134,10 @@ class FaceAnalysis:
         """The first embedder's template (gallery, enrolment)."""
         return self.embeddings[0] if self.embeddings else None
 
-    def to_dict(self) -> dict:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "faces": [f.to_dict() for f in self.faces],
-            "subject": self.faces.index(self.subject) if self.subject is not None else None,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "quality": self.quality.to_dict() if self.quality is not None else None,
-            "condition": self.condition,
-        }
-
-
-@dataclass
-class VerifyResult:
-    decision: Decision
-    score: float | None
-    threshold: float  # the one applied: the pair's condition's (biometric.conditions)
-    fmr: float
-    reasons: list[Reason]
-    live: FaceAnalysis
-    chip: FaceAnalysis
-    timings_ms: dict[str, float]
-    models: dict[str, str]
-    liveness: dict | None = None  # score, is_live, sharpness, threshold, policy
-    chip_auth: dict | None = None  # passive authentication of the chip (biometric.chip.policy)
-    condition: str | None = None  # the pair's capture condition, whose threshold applied
-    operating_point: str = "shipped:unknown"  # which operating point made the decision
-
-    def to_dict(self) -> dict:
-        return {
-            "decision": self.decision.value,
-            "score": None if self.score is None else round(self.score, 4),
-            "threshold": round(self.threshold, 4),
-            "fmr": self.fmr,
-            "condition": self.condition,
-            "operating_point": self.operating_point,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "live": self.live.to_dict(),
-            "chip": self.chip.to_dict(),
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-            "models": self.models,
-            "liveness": self.liveness,
-            "chip_auth": self.chip_auth,
-        }
+    @property
+    def subject_index(self) -> int | None:
+        """Index of the chosen face in ``faces`` (None: no subject)."""
+        return self.faces.index(self.subject) if self.subject is not None else None
 
 
 class Pipeline:
@@ -305,17 +255,17 @@ class Pipeline:
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
         analysis.condition = image_condition(rgb).value
         if choice.subject is None:
-            analysis.reasons.append(self._reason(RetakeReason.NO_FACE, role))
+            analysis.reasons.append(reason(RetakeReason.NO_FACE, role))
             return analysis
         if choice.rivals and role == LIVE:
-            analysis.reasons.append(self._reason(RetakeReason.SEVERAL_FACES, role))
+            analysis.reasons.append(reason(RetakeReason.SEVERAL_FACES, role))
         with timer.stage("align"):
             analysis.crops = [e.align(rgb, choice.subject.landmarks) for e in self.embedders]
         bounds = bounds or self.settings.quality[role]
         with timer.stage("quality"):
             analysis.quality = self.assess_quality(rgb, choice.subject, bounds)
         analysis.reasons += [
-            self._reason(RetakeReason(code), role) for code in analysis.quality.violations
+            reason(RetakeReason(code), role) for code in analysis.quality.violations
         ]
         return analysis
 
@@ -344,15 +294,6 @@ class Pipeline:
             for i, analysis in enumerate(todo):
                 analysis.embeddings = [vectors[i] for vectors in per_model]
 
-    def score(self, a: FaceAnalysis, b: FaceAnalysis) -> float:
-        """Similarity of two embedded analyses: the cosine, or the fusion of each embedder's."""
-        scores = [cosine(x, y) for x, y in zip(a.embeddings, b.embeddings, strict=True)]
-        if len(scores) == 1:
-            return scores[0]
-        if self.fusion is None:
-            raise ModelError(f"{self.option} was never calibrated as a fusion")
-        return float(self.fusion.fuse(scores))
-
     def template(self, rgb: np.ndarray, role: str = LIVE) -> FaceAnalysis:
         """Analyse and embed one image (enrolment, search). The embedding is computed even when
         a quality bound is violated; callers decide from ``reasons`` whether to use it."""
@@ -360,60 +301,24 @@ class Pipeline:
         self.embed([analysis])
         return analysis
 
-    # -- 1:1 verification -------------------------------------------------------------------
+    def score(self, live: FaceAnalysis, chip: FaceAnalysis, timer: Timer | None = None) -> float:
+        """Embed two analysed images in one batch and compare them: the cosine, or the fusion
+        of each embedder's; both must have a subject."""
+        timer = timer or Timer()
+        self.embed([live, chip], timer)
+        with timer.stage("compare"):
+            scores = [cosine(x, y) for x, y in zip(live.embeddings, chip.embeddings, strict=True)]
+            if len(scores) == 1:
+                return scores[0]
+            if self.fusion is None:
+                raise ModelError(f"{self.option} was never calibrated as a fusion")
+            return float(self.fusion.fuse(scores))
 
-    def verify(self, live: bytes | np.ndarray, chip: bytes | np.ndarray) -> VerifyResult:
-        """Compare the live capture with the chip portrait and decide."""
-        point = self.operating_point
-        timer = Timer()
-        with timer.stage("decode"):
-            live_rgb = live if isinstance(live, np.ndarray) else self.decode(live).rgb
-            chip_rgb = chip if isinstance(chip, np.ndarray) else self.decode(chip).rgb
-        live_a = self.analyse(live_rgb, LIVE, timer)
-        chip_a = self.analyse(chip_rgb, CHIP, timer)
-        liveness = self._check_liveness(live_rgb, live_a, timer)
-        reasons = live_a.reasons + chip_a.reasons
-        score = None
-        if not reasons:
-            self.embed([live_a, chip_a], timer)
-            with timer.stage("compare"):
-                score = self.score(live_a, chip_a)
-        condition = pair_condition(live_a.condition, chip_a.condition).value  # type: ignore[arg-type]
-        decision = decide(score, point, reasons, condition)
-        timer.ms["total"] = sum(timer.ms.values())
-        return VerifyResult(
-            decision=decision,
-            score=score,
-            threshold=point.threshold_for(condition),
-            condition=condition,
-            fmr=point.fmr,
-            reasons=reasons,
-            live=live_a,
-            chip=chip_a,
-            timings_ms=timer.ms,
-            models=self.model_versions,
-            liveness=liveness,
-            operating_point=point.id,
-        )
-
-    def _check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis, timer: Timer) -> dict | None:
+    def check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis,
+                       timer: Timer | None = None) -> LivenessCheck | None:
+        """Passive liveness of the analysed subject (None: no model loaded, or no subject)."""
         if self.liveness is None or analysis.subject is None:
             return None
-        with timer.stage("liveness"):
+        with (timer or Timer()).stage("liveness"):
             result = self.liveness.score(rgb, analysis.subject.box)
-        policy = self.settings.liveness
-        if policy is LivenessPolicy.BLOCK and not result.is_live:
-            analysis.reasons.append(self._reason(RetakeReason.PRESENTATION_ATTACK, LIVE))
-        return {
-            "score": round(result.score, 4),
-            "is_live": result.is_live,
-            "sharpness": result.sharpness,
-            "threshold": result.threshold,
-            "higher_is_live": result.higher_is_live,
-            "model": self.liveness_model,
-            "policy": policy.value,
-        }
-
-    @staticmethod
-    def _reason(code: RetakeReason, role: str) -> Reason:
-        return Reason(code=code.value, image=role, message=reason_message(code.value))
+        return LivenessCheck.of(result, self.liveness_model, self.settings.liveness)

@@ -10,7 +10,7 @@ for ranking several captures.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -81,11 +81,6 @@ class QualityReport:
     center_offset: float
     score: float  # 0-100
     violations: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (round(v, 2) if isinstance(v, float) else list(v) if isinstance(v, tuple) else v)
-                for k, v in d.items()}
 
 
 def estimate_pose(landmarks: np.ndarray) -> tuple[float, float, float]:

@@ -26,8 +26,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from biometric.chip.policy import ChipAuthPolicy
+from biometric.chip.reader import ChipReading
 from biometric.errors import BiometricError
-from biometric.pipeline import CHIP, LIVE, Pipeline, PipelineConfig, VerifyResult
+from biometric.pipeline import Pipeline, PipelineConfig
+from biometric.verification import ImageRejected, Verifier, VerifyOutcome
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,7 @@ class PoolConfig:
     models_dir: Path | None = None
     settings: PipelineConfig | None = None
     embedder: str | None = None
-
-
-class VerifyFailed(BiometricError):
-    """The pipeline refused an input; ``image`` says which (``live``/``chip``, None: neither)."""
-
-    def __init__(self, cause: BiometricError, image: str | None) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.image = image
+    chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
 
 
 def _serve(conn: Connection, config: PoolConfig) -> None:
@@ -51,29 +46,22 @@ def _serve(conn: Connection, config: PoolConfig) -> None:
     pipeline = Pipeline(config.models_dir, config.settings, config.embedder)
     pipeline.warm_up()
     _ = pipeline.operating_point
+    verifier = Verifier(pipeline, config.chip_auth)  # the chip was read by the caller
     conn.send(("ready", _rss_bytes()))
     while True:
         try:
             live, chip = conn.recv()
         except EOFError:
             return
-        started = time.perf_counter()
-        image = LIVE
         try:
-            live_rgb = pipeline.decode(live).rgb
-            image = CHIP
-            chip_rgb = pipeline.decode(chip).rgb
-            decode_ms = (time.perf_counter() - started) * 1000.0
-            image = None
-            result = pipeline.verify(live_rgb, chip_rgb)
+            outcome = verifier.compare(live, chip)
         except BiometricError as exc:
-            conn.send(("refused", exc, image))
+            conn.send(("refused", exc if isinstance(exc, ImageRejected) else
+                       ImageRejected(exc, None)))
             continue
-        result.timings_ms["decode"] = decode_ms
-        result.timings_ms["total"] += decode_ms
-        for analysis in (result.live, result.chip):  # the crops are not needed by the caller
+        for analysis in (outcome.live, outcome.chip):  # the crops are not needed by the caller
             analysis.crops = []
-        conn.send(("ok", result, _rss_bytes()))
+        conn.send(("ok", outcome, _rss_bytes()))
 
 
 def _rss_bytes() -> int:
@@ -108,7 +96,7 @@ class _Worker:
         assert tag == "ready"
         self.ready, self.rss = True, rss
 
-    def roundtrip(self, request: tuple[bytes, bytes]) -> tuple:
+    def roundtrip(self, request: tuple[bytes, ChipReading | bytes]) -> tuple:
         self.conn.send(request)
         return self.conn.recv()
 
@@ -156,9 +144,12 @@ class PipelinePool:
         """Resident memory of each ready worker after its last request (or after loading)."""
         return [w.rss for w in self._workers if w.ready]
 
-    async def verify(self, live: bytes, chip: bytes) -> tuple[VerifyResult, float]:
-        """(result, queue ms): decode both images and verify in a worker. Raises VerifyFailed
-        for refused inputs. Wrap in ``anyio.fail_after`` for a deadline: the worker is then
+    async def verify(self, live: bytes, chip: ChipReading | bytes
+                     ) -> tuple[VerifyOutcome, float]:
+        """(outcome, queue ms): :meth:`biometric.verification.Verifier.compare` in a worker
+        (``chip``: the chip reading, or a portrait image). Raises
+        :class:`~biometric.verification.ImageRejected` for refused inputs. Wrap in
+        ``anyio.fail_after`` for a deadline: the worker is then
         killed and its slot handed on at once to a fresh process (the next request to take
         that slot waits for its models to load, as queue time)."""
         queued = time.perf_counter()
@@ -183,6 +174,6 @@ class PipelinePool:
                 self._workers.append(worker)
             self._idle_send.send_nowait(worker)
         if reply[0] == "refused":
-            raise VerifyFailed(reply[1], reply[2])
+            raise reply[1]
         worker.rss = reply[2]
         return reply[1], queue_ms

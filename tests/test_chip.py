@@ -20,7 +20,6 @@ from biometric.chip import synthetic
 from biometric.chip.dg2 import parse_dg2
 from biometric.chip.errors import Dg2FormatError, SodFormatError, TrustStoreError
 from biometric.chip.passive_auth import ChipAuthStatus, authenticate
-from biometric.chip.policy import ChipAuthPolicy, refusal
 from biometric.chip.sod import parse_sod
 from biometric.chip.trust import TrustStore
 from biometric.decide import reason_message
@@ -148,18 +147,6 @@ def test_csca_expiry_and_clock(specimens: Specimens, trust: TrustStore) -> None:
     sod = parse_sod(v.sod.read_bytes())
     later = datetime.now(UTC) + timedelta(days=3700)
     assert authenticate(specimens.dg2_bytes, sod, trust, now=later).status == "expired"
-
-
-def test_policy() -> None:
-    from biometric.chip.passive_auth import ChipAuthResult
-
-    failed = ChipAuthResult(ChipAuthStatus.HASH_MISMATCH, "x")
-    assert refusal(failed, ChipAuthPolicy.WARN) is None
-    assert refusal(failed, ChipAuthPolicy.BLOCK) == (
-        "chip_auth_failed", reason_message("chip_auth_failed")
-    )
-    assert refusal(ChipAuthResult(ChipAuthStatus.VERIFIED, "ok"), ChipAuthPolicy.BLOCK) is None
-    assert refusal(None, ChipAuthPolicy.BLOCK)[0] == "chip_auth_not_checked"
 
 
 @pytest.mark.parametrize(

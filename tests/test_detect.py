@@ -10,6 +10,7 @@ from biometric.decide import Decision
 from biometric.decode import read_image
 from biometric.evaluation import EmbeddedSet
 from biometric.pipeline import LIVE, Pipeline
+from biometric.verification import Verifier
 
 SINGLE_FACE_EDGE = [
     "obama-240p.jpg",
@@ -58,7 +59,7 @@ def test_multi_face_photos_report_every_face_and_ask_for_retake(
     faces = pipeline.detect(rgb)
     assert len([f for f in faces if f.score >= 0.9]) >= 2
     chip = read_image(fr_dir / "identities/obama/obama.jpg").rgb
-    result = pipeline.verify(rgb, chip)
+    result = Verifier(pipeline).verify_faces(rgb, chip)
     assert result.decision is Decision.RETAKE
     assert "several_faces" in {r.code for r in result.reasons}
 
@@ -67,7 +68,7 @@ def test_no_face_gives_retake_not_an_exception(pipeline: Pipeline, fr_dir: Path)
     # A real photo cropped to a region without a face (the top-left corner of the background).
     rgb = read_image(fr_dir / "identities/biden/biden.jpg").rgb[:150, :150].copy()
     chip = read_image(fr_dir / "identities/biden/biden2.jpg").rgb
-    result = pipeline.verify(rgb, chip)
+    result = Verifier(pipeline).verify_faces(rgb, chip)
     assert result.decision is Decision.RETAKE
     assert [r.code for r in result.reasons] == ["no_face"]
     assert result.score is None

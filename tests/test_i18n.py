@@ -10,9 +10,9 @@ import pytest
 
 from api.ui.routes import STATIC_DIR
 from biometric import i18n
-from biometric.chip.policy import NOT_CHECKED_CODE, REFUSAL_CODE
 from biometric.decide import RetakeReason
 from biometric.guidance import Instruction
+from biometric.verification import CHIP_NOT_CHECKED, CHIP_REFUSED
 
 VIETNAMESE_LETTERS = re.compile(
     r"[ăâđêôơưáàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ]"
@@ -46,7 +46,7 @@ def test_vietnamese_is_written_with_diacritics() -> None:
 def test_codes_used_by_the_library_have_messages() -> None:
     keys = set(_catalogue("en"))
     needed = {f"reason.{r.value}" for r in RetakeReason} | {f"guide.{i.value}" for i in Instruction}
-    needed |= {f"reason.{code}" for code in (REFUSAL_CODE, NOT_CHECKED_CODE)}
+    needed |= {f"reason.{code}" for code in (CHIP_REFUSED, CHIP_NOT_CHECKED)}
     needed |= {f"decision.{d}" for d in ("match", "no_match", "retake", "refused")}
     assert needed <= keys, needed - keys
 

@@ -12,7 +12,9 @@ import pytest
 
 from biometric.decide import Decision
 from biometric.decode import read_image
-from biometric.pipeline import LivenessPolicy, Pipeline, PipelineConfig
+from biometric.liveness import LivenessPolicy
+from biometric.pipeline import Pipeline, PipelineConfig
+from biometric.verification import Verifier
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +31,12 @@ def _print_attack(rgb: np.ndarray) -> np.ndarray:
 def test_warn_reports_liveness_without_changing_the_decision(photos) -> None:
     live, chip = photos
     pipeline = Pipeline(settings=PipelineConfig(liveness=LivenessPolicy.WARN))
-    result = pipeline.verify(live, chip)
+    result = Verifier(pipeline).verify_faces(live, chip)
     assert result.decision is Decision.MATCH
-    assert result.liveness is not None and result.liveness["policy"] == "warn"
-    assert result.liveness["is_live"] is True and "liveness" in result.timings_ms
-    assert result.liveness["model"] == pipeline.manifest.default_liveness == "minifasnet"
-    assert result.liveness["higher_is_live"] is True and 0 <= result.liveness["score"] <= 1
+    assert result.liveness is not None and result.liveness.policy == "warn"
+    assert result.liveness.is_live is True and "liveness" in result.timings_ms
+    assert result.liveness.model == pipeline.manifest.default_liveness == "minifasnet"
+    assert result.liveness.higher_is_live is True and 0 <= result.liveness.score <= 1
 
 
 def test_block_turns_a_suspected_attack_into_a_retake(photos) -> None:
@@ -43,14 +45,14 @@ def test_block_turns_a_suspected_attack_into_a_retake(photos) -> None:
     # threshold): the test is about what the policy does with a rejection.
     settings = PipelineConfig(liveness=LivenessPolicy.BLOCK, liveness_model="antispoof")
     pipeline = Pipeline(settings=settings)
-    result = pipeline.verify(_print_attack(live), chip)
-    assert result.liveness is not None and result.liveness["is_live"] is False
+    result = Verifier(pipeline).verify_faces(_print_attack(live), chip)
+    assert result.liveness is not None and result.liveness.is_live is False
     assert result.decision is Decision.RETAKE
     assert "presentation_attack_suspected" in {r.code for r in result.reasons}
 
 
 def test_off_runs_no_liveness_model(photos, pipeline: Pipeline) -> None:
-    result = pipeline.verify(*photos)
+    result = Verifier(pipeline).verify_faces(*photos)
     assert pipeline.liveness is None and result.liveness is None
 
 
@@ -66,6 +68,6 @@ def test_off_runs_no_liveness_model(photos, pipeline: Pipeline) -> None:
     ],
 )
 def test_minifasnet_crop_follows_the_package(box, size, expected) -> None:
-    from biometric.minifasnet import enlarged_crop_box
+    from biometric.liveness.minifasnet import enlarged_crop_box
 
     assert enlarged_crop_box(box, *size) == expected

@@ -10,7 +10,8 @@ import pytest
 
 from benchmarks.stages import encode_jpeg, letterbox
 from biometric.decode import read_image
-from biometric.workers import PipelinePool, VerifyFailed
+from biometric.verification import ImageRejected
+from biometric.workers import PipelinePool
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def test_pool_verifies_refuses_and_replaces_a_timed_out_worker(frames: list[byte
         async with PipelinePool(1) as pool:
             result, _ = await pool.verify(frames[0], frames[1])
             assert result.decision.value == "match" and result.score is not None
-            with pytest.raises(VerifyFailed) as refused:
+            with pytest.raises(ImageRejected) as refused:
                 await pool.verify(b"not an image", frames[1])
             assert refused.value.image == "live"
             first = pool._workers[0].process

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, require_roles
 from api.errors import problem_from_error
-from api.i18n import localise_reasons, request_locale
+from api.i18n import request_locale
 from api.problems import Problem, problem_example
 from api.validation import ERROR_RESPONSES, UPLOAD_RESPONSES
 from biometric.errors import BiometricError
@@ -26,6 +26,7 @@ from biometric.guidance import CaptureCheck, check_capture
 from biometric.i18n import translate
 from biometric.pipeline import Pipeline
 from biometric.store.models import Role
+from biometric.views import QualityView, ReasonView
 
 router = APIRouter(tags=["verify"])
 
@@ -48,8 +49,8 @@ class CaptureCheckResponse(BaseModel):
     height: int
     faces: list[CaptureFace]
     subject: int | None
-    reasons: list[dict[str, Any]]
-    quality: dict[str, Any] | None
+    reasons: list[ReasonView]
+    quality: QualityView | None
     timings_ms: dict[str, float]
 
 
@@ -108,7 +109,7 @@ async def capture_check(
             {"box": [round(v, 1) for v in f.box], "score": round(f.score, 4)} for f in a.faces
         ],
         "subject": a.faces.index(a.subject) if a.subject is not None else None,
-        "reasons": localise_reasons([r.to_dict() for r in a.reasons], locale),
-        "quality": a.quality.to_dict() if a.quality is not None else None,
+        "reasons": [ReasonView.model_validate(r, context={"locale": locale}) for r in a.reasons],
+        "quality": QualityView.model_validate(a.quality) if a.quality is not None else None,
         "timings_ms": {k: round(v, 2) for k, v in check.timings_ms.items()},
     }

@@ -23,6 +23,7 @@ from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
 from biometric.store.models import Role
+from biometric.views import ReasonView
 
 STAFF = require_roles(Role.REVIEWER, Role.ADMIN)
 ADMIN = require_roles(Role.ADMIN)
@@ -97,8 +98,8 @@ def _template(pipeline: Pipeline, rgb: Any, role: str):
         raise Problem(
             422,
             "poor_capture",
-            "; ".join(r.message for r in analysis.reasons),
-            reasons=[r.to_dict() for r in analysis.reasons],
+            "; ".join(r.text() for r in analysis.reasons),
+            reasons=[ReasonView.model_validate(r).model_dump() for r in analysis.reasons],
         )
     return analysis
 

@@ -13,8 +13,7 @@ import binascii
 import logging
 import re
 import time
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -28,17 +27,24 @@ from starlette.datastructures import UploadFile
 from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.errors import problem_from_error
-from api.i18n import localise_reasons, request_locale
+from api.i18n import request_locale
 from api.metrics import Metrics
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONSES, check_ids
-from biometric.chip import policy as chip_policy
 from biometric.chip.errors import ChipDataError
-from biometric.chip.reader import ChipReading, read_chip
 from biometric.errors import BiometricError
-from biometric.pipeline import CHIP, LIVE, Pipeline, VerifyResult
+from biometric.pipeline import CHIP, LIVE
 from biometric.store.models import Role
-from biometric.workers import PipelinePool, VerifyFailed
+from biometric.verification import (
+    ChipFiles,
+    ImageRejected,
+    InvalidRequest,
+    Verifier,
+    VerifyOutcome,
+    VerifyRequest,
+)
+from biometric.views import DecisionView, ImageFacesView, VerifyView
+from biometric.workers import PipelinePool
 
 log = logging.getLogger("biometric.api")
 
@@ -47,90 +53,16 @@ _DATA_URL_RE = re.compile(r"^data:[\w/+.-]+;base64,")
 router = APIRouter(tags=["verify"])
 
 
-class ReasonOut(BaseModel):
-    code: str
-    image: str
-    message: str
-
-
-class FaceOut(BaseModel):
-    box: list[float]
-    score: float
-    landmarks: list[list[float]]
-
-
-class ImageFacesOut(BaseModel):
-    width: int
-    height: int
-    faces: list[FaceOut]
-    subject: int | None = Field(description="index of the chosen face in `faces`")
-    reasons: list[ReasonOut]
-    quality: dict[str, Any] | None = Field(None, description="capture quality of the subject")
-
-
 class VerifyFacesOut(BaseModel):
-    live: ImageFacesOut
-    chip: ImageFacesOut
+    live: ImageFacesView
+    chip: ImageFacesView
 
 
-class LivenessOut(BaseModel):
-    score: float
-    is_live: bool
-    sharpness: int
-    threshold: float
-    policy: str
+class VerifyResponse(DecisionView):
+    """Built from the :class:`~biometric.verification.VerifyOutcome` (``from_attributes``)."""
 
-
-class ChipCheckOut(BaseModel):
-    name: str
-    status: str
-    detail: str
-
-
-class ChipAuthOut(BaseModel):
-    status: Literal[
-        "verified", "hash_mismatch", "bad_signature", "untrusted_signer", "expired", "not_checked"
-    ]
-    message: str
-    issuer: str | None = Field(description="the Document Signer's issuer (the CSCA), RFC 4514")
-    country: str | None
-    signer: str | None = Field(description="the Document Signer certificate's subject")
-    hash_algorithm: str | None
-    checks: list[ChipCheckOut]
-    policy: Literal["off", "warn", "block"]
-
-
-class ChipImageOut(BaseModel):
-    """Where the portrait sits in the EF.DG2 that was sent (so a page can show it)."""
-
-    version: str
-    image_type: str
-    data_type: Literal["jpeg", "jpeg2000"]
-    width: int
-    height: int
-    feature_points: int
-    image_offset: int
-    image_bytes: int
-
-
-class VerifyResponse(BaseModel):
     request_id: str
-    decision: Literal["match", "no_match", "retake", "refused"]
-    score: float | None
-    threshold: float
-    fmr: float
-    operating_point: str = Field(
-        description="which operating point made the decision: shipped:<calibration date> or "
-        "site:<data fingerprint> (a file from `biometric calibrate`)")
-    reasons: list[ReasonOut]
     faces: VerifyFacesOut
-    timings_ms: dict[str, float]
-    models: dict[str, str]
-    liveness: LivenessOut | None = None
-    chip_auth: ChipAuthOut | None = Field(
-        None, description="passive authentication of the chip (not_checked when only a portrait "
-        "image was sent); null under BIOMETRIC_CHIP_AUTH=off")
-    chip_image: ChipImageOut | None = None
     citizen_id: str | None = None
     counter_id: str | None = None
 
@@ -272,26 +204,21 @@ VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
 CHIP_FILES = ("dg2", "sod", "dg1")
 
 
-@dataclass
-class VerifyInput:
-    live: bytes
-    chip: bytes | None  # the portrait image, or None when the chip files were sent
-    citizen_id: str | None
-    counter_id: str | None
-    dg2: bytes | None = None
-    sod: bytes | None = None
-    dg1: bytes | None = None
-
-    def check_chip_source(self) -> VerifyInput:
-        if (self.chip is None) == (self.dg2 is None):
-            raise Problem(422, "missing_image", "send the chip portrait as 'chip' or the chip "
-                          "files as 'dg2' (with 'sod'), not both")
-        if self.dg2 is None and (self.sod is not None or self.dg1 is not None):
-            raise Problem(422, "invalid_part", "'sod' and 'dg1' go with 'dg2'")
-        return self
+def _request(parts: dict[str, bytes | None], citizen_id: str | None,
+             counter_id: str | None) -> VerifyRequest:
+    """The library's request from the HTTP parts (``live``, ``chip``, ``dg2``, ``sod``, ``dg1``)."""
+    live = parts[LIVE]
+    assert live is not None  # required by both parsers
+    if parts["dg2"] is None and (parts["sod"] is not None or parts["dg1"] is not None):
+        raise Problem(422, "invalid_part", "'sod' and 'dg1' go with 'dg2'")
+    files = None if parts["dg2"] is None else ChipFiles(parts["dg2"], parts["sod"], parts["dg1"])
+    try:
+        return VerifyRequest(live, parts[CHIP], files, citizen_id, counter_id)
+    except InvalidRequest as exc:
+        raise Problem(422, exc.code, exc.message) from None
 
 
-async def _parse_multipart(request: Request) -> VerifyInput:
+async def _parse_multipart(request: Request) -> VerifyRequest:
     async with request.form(max_files=5, max_fields=4) as form:
         parts: dict[str, bytes | None] = {}
         for name in (LIVE, CHIP, *CHIP_FILES):
@@ -317,10 +244,7 @@ async def _parse_multipart(request: Request) -> VerifyInput:
                 )
             ids[name] = value or None
     check_ids(ids["citizen_id"], ids["counter_id"])
-    live = parts[LIVE]
-    assert live is not None  # required above
-    return VerifyInput(live, parts[CHIP], ids["citizen_id"], ids["counter_id"],
-                       *(parts[n] for n in CHIP_FILES)).check_chip_source()
+    return _request(parts, ids["citizen_id"], ids["counter_id"])
 
 
 def _b64(value: str, name: str) -> bytes:
@@ -331,7 +255,7 @@ def _b64(value: str, name: str) -> bytes:
         raise Problem(422, "invalid_base64", f"{name!r} is not valid base64", image=name) from None
 
 
-async def _parse_json(request: Request) -> VerifyInput:
+async def _parse_json(request: Request) -> VerifyRequest:
     body = await request.body()
     try:
         payload = VerifyJsonRequest.model_validate_json(body)
@@ -342,10 +266,18 @@ async def _parse_json(request: Request) -> VerifyInput:
             "request body is not a valid verify request",
             errors=jsonable_encoder(exc.errors(include_url=False, include_input=False)),
         ) from None
-    optional = {name: _b64(v, name) if (v := getattr(payload, name)) is not None else None
-                for name in (CHIP, *CHIP_FILES)}
-    return VerifyInput(_b64(payload.live, LIVE), citizen_id=payload.citizen_id,
-                       counter_id=payload.counter_id, **optional).check_chip_source()
+    parts = {name: _b64(v, name) if (v := getattr(payload, name)) is not None else None
+             for name in (LIVE, CHIP, *CHIP_FILES)}
+    return _request(parts, payload.citizen_id, payload.counter_id)
+
+
+def _problem(exc: ImageRejected) -> Problem:
+    """A refused input as a problem document naming the image (and, in a chip file, the tag
+    and byte offset, for tools)."""
+    problem = problem_from_error(exc.cause, exc.image)
+    if isinstance(exc.cause, ChipDataError):
+        problem.extra.update(exc.cause.location())
+    return problem
 
 
 @router.post(
@@ -367,8 +299,7 @@ async def _parse_json(request: Request) -> VerifyInput:
 async def verify(
     request: Request,
     caller: Annotated[Caller, Depends(require_roles(Role.COUNTER, Role.ADMIN))],
-) -> dict[str, Any]:
-    rid: str = request.state.request_id
+) -> VerifyResponse:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         data = await _parse_multipart(request)
@@ -377,64 +308,26 @@ async def verify(
     else:
         raise Problem(415, "unsupported_media_type", "send multipart/form-data or application/json")
     note_citizen(request, data.citizen_id)
-    pipeline: Pipeline = request.app.state.pipeline
+    verifier: Verifier = request.app.state.verifier
     settings = request.app.state.settings
-    metrics: Metrics = request.app.state.metrics
     queued = time.perf_counter()
 
-    policy = settings.chip_auth
-    reading: ChipReading | None = None
-
-    def chip_portrait() -> bytes:
-        """The chip's portrait: the ``chip`` image, or the one in DG2, checked against the SOD."""
-        nonlocal reading
-        if data.dg2 is not None:
-            try:
-                reading = read_chip(data.dg2, data.sod, request.app.state.trust, data.dg1,
-                                    policy)
-            except ChipDataError as exc:
-                part = "dg2" if exc.code == "dg2_malformed" else "sod"
-                problem = problem_from_error(exc, part)
-                problem.extra.update(exc.location())  # the tag and byte offset, for tools
-                raise problem from None
-        portrait = reading.portrait if reading is not None else data.chip
-        assert portrait is not None  # check_chip_source: chip or dg2
-        return portrait
-
-    def work() -> tuple[VerifyResult, float]:
+    def work() -> tuple[VerifyOutcome, float]:
         started = time.perf_counter()
-        portrait = chip_portrait()
-        decode_start = time.perf_counter()
-        image = LIVE
-        try:
-            live = pipeline.decode(data.live).rgb
-            image = CHIP
-            chip = pipeline.decode(portrait).rgb
-        except BiometricError as exc:
-            raise problem_from_error(exc, image) from None
-        decode_ms = (time.perf_counter() - decode_start) * 1000.0
-        result = pipeline.verify(live, chip)
-        result.timings_ms["decode"] = decode_ms
-        result.timings_ms["total"] += decode_ms
-        chip_policy.apply(result, reading, policy)
-        return result, (started - queued) * 1000.0
+        return verifier.verify(data), (started - queued) * 1000.0
 
     pool: PipelinePool | None = request.app.state.verify_pool
     try:
         with anyio.fail_after(settings.request_timeout_s):
             if pool is None:
-                result, queue_ms = await anyio.to_thread.run_sync(
+                outcome, queue_ms = await anyio.to_thread.run_sync(
                     work, limiter=request.app.state.limiter, abandon_on_cancel=True
                 )
-            else:  # on timeout the worker process is stopped and replaced
-                portrait = await anyio.to_thread.run_sync(chip_portrait)
-                try:
-                    result, queue_ms = await pool.verify(data.live, portrait)
-                except VerifyFailed as exc:
-                    if exc.image is None:
-                        raise exc.cause from None
-                    raise problem_from_error(exc.cause, exc.image) from None
-                chip_policy.apply(result, reading, policy)
+            else:  # the chip files are read here; on timeout the worker process is replaced
+                reading = await anyio.to_thread.run_sync(verifier.read_chip, data)
+                portrait = reading if reading is not None else data.portrait
+                assert portrait is not None  # VerifyRequest: a portrait or the chip files
+                outcome, queue_ms = await pool.verify(data.live, portrait)
     except TimeoutError:
         raise Problem(
             503,
@@ -443,71 +336,50 @@ async def verify(
             headers={"Retry-After": "5"},
             seconds=f"{settings.request_timeout_s:g}",
         ) from None
-    except Problem as problem:
-        await _audit(
-            request,
-            data,
-            "refused",
-            reasons=[
-                {
-                    "code": problem.code,
-                    "image": problem.extra.get("image"),
-                    "message": problem.detail,
-                }
-            ],
-        )
-        raise
+    except ImageRejected as exc:
+        if exc.image is None:
+            raise problem_from_error(exc.cause, None) from None
+        problem = _problem(exc)
+        await _audit(request, data, "refused", reasons=[
+            {"code": problem.code, "image": exc.image, "message": problem.detail}])
+        raise problem from None
     except BiometricError as exc:
         raise problem_from_error(exc, None) from None
+    return await _respond(request, data, outcome, queue_ms)
 
-    body = result.to_dict()
-    timings = {"queue": round(queue_ms, 2), **body["timings_ms"]}
-    timings["total"] = round(result.timings_ms["total"], 2)
-    timings["decode"] = round(result.timings_ms["decode"], 2)
-    for stage, ms in timings.items():
+
+async def _respond(request: Request, data: VerifyRequest, outcome: VerifyOutcome,
+                   queue_ms: float) -> VerifyResponse:
+    """Metrics, the audit record (in the service's language), then the answer in the caller's."""
+    metrics: Metrics = request.app.state.metrics
+    answer = VerifyResponse.model_validate(
+        {**{name: getattr(outcome, name) for name in DecisionView.model_fields},
+         "request_id": request.state.request_id, "faces": outcome.faces,
+         "timings_ms": {"queue": queue_ms, **outcome.timings_ms},
+         "citizen_id": data.citizen_id, "counter_id": data.counter_id},
+        from_attributes=True, context={"locale": request_locale(request)})
+    for stage, ms in answer.timings_ms.items():
         metrics.stage_seconds.labels(stage).observe(ms / 1000.0)
-    metrics.decisions.labels(body["decision"], body["operating_point"]).inc()
-    if body["chip_auth"] is not None:
-        chip = body["chip_auth"]
-        metrics.chip_auth.labels(chip["status"], chip["country"] or "unknown").inc()
+    metrics.decisions.labels(answer.decision, answer.operating_point).inc()
+    if (chip := answer.chip_auth) is not None:
+        metrics.chip_auth.labels(chip.status, chip.country or "unknown").inc()
+    record = VerifyView.model_validate(outcome).model_dump(mode="json")
     await _audit(
         request,
         data,
-        body["decision"],
-        score=body["score"],
-        threshold=body["threshold"],
-        fmr=body["fmr"],
-        reasons=body["reasons"],
+        record["decision"],
+        score=record["score"],
+        threshold=record["threshold"],
+        fmr=record["fmr"],
+        reasons=record["reasons"],
         # The operating point is recorded with the models: together they made the decision.
-        model_versions={**body["models"], "operating_point": body["operating_point"]},
-        quality={
-            role: body[role]["quality"]["score"]
-            for role in (LIVE, CHIP)
-            if body[role].get("quality")
-        },
-        liveness=body["liveness"],
-        chip_auth=_audit_chip(body["chip_auth"]),
+        model_versions={**record["models"], "operating_point": record["operating_point"]},
+        quality={role: record[role]["quality"]["score"] for role in (LIVE, CHIP)
+                 if record[role]["quality"]},
+        liveness=record["liveness"],
+        chip_auth=_audit_chip(record["chip_auth"]),
     )
-    locale = request_locale(request)  # the audit above keeps the service's language
-    for role in (LIVE, CHIP):
-        body[role]["reasons"] = localise_reasons(body[role]["reasons"], locale)
-    return {
-        "request_id": rid,
-        "decision": body["decision"],
-        "score": body["score"],
-        "threshold": body["threshold"],
-        "fmr": body["fmr"],
-        "operating_point": body["operating_point"],
-        "reasons": localise_reasons(body["reasons"], locale),
-        "faces": {LIVE: body[LIVE], CHIP: body[CHIP]},
-        "timings_ms": timings,
-        "models": body["models"],
-        "liveness": body["liveness"],
-        "chip_auth": body["chip_auth"],
-        "chip_image": reading.dg2.portrait.to_dict() if reading is not None else None,
-        "citizen_id": data.citizen_id,
-        "counter_id": data.counter_id,
-    }
+    return answer
 
 
 def _audit_chip(chip_auth: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -518,7 +390,7 @@ def _audit_chip(chip_auth: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: chip_auth[k] for k in keep}
 
 
-async def _audit(request: Request, data: VerifyInput, decision: str, **fields: Any) -> None:
+async def _audit(request: Request, data: VerifyRequest, decision: str, **fields: Any) -> None:
     fields.setdefault("model_versions", request.app.state.pipeline.model_versions)
     await audit(
         request,

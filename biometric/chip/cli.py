@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from biometric.chip.passive_auth import ChipAuthResult, ChipAuthStatus
+from biometric.chip.passive_auth import ChipAuthStatus
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
 from biometric.console import guard, out
+from biometric.views import ChipAuthView, ChipImageView
 
 chip_app = typer.Typer(help="ICAO 9303 chip files: the DG2 portrait and passive authentication.",
                        no_args_is_help=True)
@@ -37,17 +38,16 @@ def read_optional(path: Path | None) -> bytes | None:
     return path.read_bytes() if path is not None else None
 
 
-def print_auth(console: Console, auth: ChipAuthResult | dict | None) -> None:
+def print_auth(console: Console, auth: ChipAuthView | None) -> None:
     if auth is None:
         console.print("chip signature: not checked (policy off)")
         return
-    a = auth.to_dict() if isinstance(auth, ChipAuthResult) else auth
-    colour = COLOURS.get(ChipAuthStatus(a["status"]), "red")
-    console.print(f"chip signature: [bold {colour}]{a['status'].upper()}[/] - {a['message']}",
+    colour = COLOURS.get(ChipAuthStatus(auth.status), "red")
+    console.print(f"chip signature: [bold {colour}]{auth.status.upper()}[/] - {auth.message}",
                   highlight=False)
-    if a["issuer"]:
-        console.print(f"  issuer (CSCA): {a['issuer']}", highlight=False)
-        console.print(f"  signer (DS):   {a['signer']}", highlight=False)
+    if auth.issuer:
+        console.print(f"  issuer (CSCA): {auth.issuer}", highlight=False)
+        console.print(f"  signer (DS):   {auth.signer}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -71,15 +71,17 @@ def inspect(
                                       load_trust(csca), read_optional(dg1)))
     if extract is not None:
         extract.write_bytes(reading.portrait)
-    images = [img.to_dict() for img in reading.dg2.images]
+    images = [ChipImageView.model_validate(img) for img in reading.dg2.images]
+    auth = None if reading.auth is None else ChipAuthView.model_validate(reading.auth)
     if as_json:
-        out.print_json(json.dumps({"images": images, "chip_auth": reading.auth.to_dict(),
+        out.print_json(json.dumps({"images": [i.model_dump() for i in images],
+                                   "chip_auth": auth.model_dump() if auth else None,
                                    "timings_ms": reading.timings_ms}))
     else:
         for k, img in enumerate(images):
-            out.print(f"image {k}: {img['data_type'].upper()} {img['width']}x{img['height']}"
-                      f", {img['image_type']}, {img['image_bytes']} bytes at offset "
-                      f"{img['image_offset']} (ISO/IEC 19794-5 v{img['version']})")
-        print_auth(out, reading.auth)
+            out.print(f"image {k}: {img.data_type.upper()} {img.width}x{img.height}"
+                      f", {img.image_type}, {img.image_bytes} bytes at offset "
+                      f"{img.image_offset} (ISO/IEC 19794-5 v{img.version})")
+        print_auth(out, auth)
     if reading.auth is not None and reading.auth.failed:
         raise typer.Exit(1)

@@ -63,17 +63,9 @@ class FaceImage:
     image_offset: int
     image: bytes = field(repr=False)
 
-    def to_dict(self) -> dict:
-        return {
-            "version": self.version,
-            "image_type": self.image_type,
-            "data_type": self.data_type,
-            "width": self.width,
-            "height": self.height,
-            "feature_points": self.feature_points,
-            "image_offset": self.image_offset,
-            "image_bytes": len(self.image),
-        }
+    @property
+    def image_bytes(self) -> int:
+        return len(self.image)
 
 
 @dataclass(frozen=True)

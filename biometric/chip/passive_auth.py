@@ -15,13 +15,14 @@ algorithm fails, so an attacker gains nothing by naming an exotic one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.signatures import HASHES, UnsupportedAlgorithm
 from biometric.chip.signed_data import SignatureCheckFailed
 from biometric.chip.sod import Sod
@@ -63,16 +64,11 @@ class ChipAuthResult:
     signer: str | None = None  # the DS certificate's subject
     hash_algorithm: str | None = None
     checks: list[Check] = field(default_factory=list)
+    policy: ChipAuthPolicy | None = None  # the policy a verification judged it under
 
     @property
     def failed(self) -> bool:
         return self.status not in (ChipAuthStatus.VERIFIED, ChipAuthStatus.NOT_CHECKED)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["status"] = self.status.value
-        out["checks"] = [{**asdict(c), "status": c.status.value} for c in self.checks]
-        return out
 
 
 def _country(name: x509.Name) -> str | None:

@@ -60,7 +60,7 @@ def enrol(
         pipeline, gallery = _open(db, fmr, policy)
         analysis = pipeline.template(read_image(photo).rgb, CHIP if source == "chip" else LIVE)
         if analysis.embedding is None:
-            raise typer.BadParameter(f"{photo}: " + "; ".join(r.message for r in analysis.reasons))
+            raise typer.BadParameter(f"{photo}: " + "; ".join(r.text() for r in analysis.reasons))
         r = gallery.enrol(
             citizen_id,
             analysis.embedding,

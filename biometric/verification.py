@@ -1,0 +1,307 @@
+"""1:1 verification, the one home the API, the CLI and the worker pool share.
+
+A :class:`VerifyRequest` (the live capture; the chip portrait as an image or as the chip files
+EF.DG2 + EF.SOD (+ EF.DG1); the ids) goes in, a :class:`VerifyOutcome` comes out:
+
+1. read the chip files, if sent (:mod:`biometric.chip`: the portrait and passive
+   authentication); a malformed file is an :class:`ImageRejected` naming ``dg2`` or ``sod``;
+2. decode both images, an :class:`ImageRejected` naming ``live`` or ``chip`` when one fails;
+3. the pipeline's stages: detect, choose the subject, align, quality, liveness, embed, compare;
+4. :func:`decide`, a pure function of the face evidence, the liveness check, the chip's
+   authentication and the :class:`Policies` (no model, no I/O: tested on its own).
+
+The callers only shape inputs and outputs around it: the API route (HTTP parts, problems,
+audit), ``biometric verify`` (files, terminal) and :mod:`biometric.workers` (the same call in
+another process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+import numpy as np
+
+from biometric.chip.dg2 import FaceImage
+from biometric.chip.errors import ChipDataError
+from biometric.chip.passive_auth import ChipAuthResult, ChipAuthStatus
+from biometric.chip.policy import ChipAuthPolicy
+from biometric.chip.reader import ChipReading, read_chip
+from biometric.chip.trust import TrustStore
+from biometric.conditions import pair_condition
+from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, reason
+from biometric.errors import BiometricError
+from biometric.liveness import LivenessCheck, LivenessPolicy
+from biometric.pipeline import CHIP, LIVE, FaceAnalysis, Pipeline, Timer
+
+T = TypeVar("T")
+
+# Reason codes of the chip policy (catalogue keys reason.<code>, in every language).
+CHIP_REFUSED = "chip_auth_failed"
+CHIP_NOT_CHECKED = "chip_auth_not_checked"
+
+
+# -- the request --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChipFiles:
+    """The files a counter's reader took from the chip (ICAO 9303)."""
+
+    dg2: bytes
+    sod: bytes | None = None
+    dg1: bytes | None = None
+
+
+class InvalidRequest(BiometricError):
+    """The request's parts do not make a verification (``code`` says which rule)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """One verification: the live capture and the chip portrait, as an image or as the chip
+    files (exactly one of the two)."""
+
+    live: bytes
+    portrait: bytes | None = None
+    chip_files: ChipFiles | None = None
+    citizen_id: str | None = None
+    counter_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.portrait is None) == (self.chip_files is None):
+            raise InvalidRequest("missing_image", "send the chip portrait as 'chip' or the chip "
+                                 "files as 'dg2' (with 'sod'), not both")
+
+
+class ImageRejected(BiometricError):
+    """An input could not be used; ``image`` names it (``live``, ``chip``, ``dg2``, ``sod``;
+    None when the failure is no one image's, e.g. a model error). ``cause`` keeps the typed
+    error and its code."""
+
+    def __init__(self, cause: BiometricError, image: str | None) -> None:
+        super().__init__(f"{image} image: {cause.message}" if image else cause.message)
+        self.cause = cause
+        self.image = image
+        self.code = cause.code
+
+    def __reduce__(self) -> tuple:  # crosses the worker pool's pipe
+        return (ImageRejected, (self.cause, self.image))
+
+
+def naming(image: str | None, fn: Callable[[], T]) -> T:
+    """``fn()``, its library errors re-raised as :class:`ImageRejected` naming ``image``."""
+    try:
+        return fn()
+    except ImageRejected:
+        raise
+    except ChipDataError as exc:
+        part = "dg2" if exc.code == "dg2_malformed" else "sod"
+        raise ImageRejected(exc, part) from None
+    except BiometricError as exc:
+        raise ImageRejected(exc, image) from None
+
+
+# -- the decision -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policies:
+    """What a failed liveness check and a failed chip check do to a verification."""
+
+    liveness: LivenessPolicy = LivenessPolicy.OFF
+    chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
+
+
+@dataclass(frozen=True)
+class FaceEvidence:
+    """What the face comparison found: the score (None when it could not be computed) against
+    the operating point, and why each image cannot be used (empty when it can)."""
+
+    score: float | None
+    point: OperatingPoint
+    live_reasons: tuple[Reason, ...] = ()
+    chip_reasons: tuple[Reason, ...] = ()
+    condition: str | None = None  # the pair's capture condition: its threshold applies
+
+    @property
+    def threshold(self) -> float:
+        return self.point.threshold_for(self.condition)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    reasons: tuple[Reason, ...]
+
+
+def liveness_reason(check: LivenessCheck | None, policy: LivenessPolicy) -> Reason | None:
+    """Under ``block`` a suspected attack is a retake (the live capture must be taken again)."""
+    if check is None or check.is_live or policy is not LivenessPolicy.BLOCK:
+        return None
+    return reason(RetakeReason.PRESENTATION_ATTACK, LIVE)
+
+
+def chip_refusal(auth: ChipAuthResult | None, policy: ChipAuthPolicy) -> Reason | None:
+    """Under ``block`` a chip that did not verify is refused: a card without EF.SOD (``auth``
+    None or not checked) must not slip through; under ``warn`` and ``off`` nothing is."""
+    if policy is not ChipAuthPolicy.BLOCK:
+        return None
+    if auth is None or auth.status is ChipAuthStatus.NOT_CHECKED:
+        return reason(CHIP_NOT_CHECKED, CHIP)
+    if auth.status is not ChipAuthStatus.VERIFIED:
+        return reason(CHIP_REFUSED, CHIP)
+    return None
+
+
+def decide(face: FaceEvidence, liveness: LivenessCheck | None, chip_auth: ChipAuthResult | None,
+           policies: Policies) -> Verdict:
+    """The decision: ``refused`` when the chip policy refuses the chip (its reason first; the
+    face comparison still counts for the audit, a forged chip usually carrying the presenter's
+    face), else ``retake`` when an image cannot be used or liveness blocks, else ``match`` or
+    ``no_match`` by the score against the operating point."""
+    attack = liveness_reason(liveness, policies.liveness)
+    retakes = (*face.live_reasons, *((attack,) if attack else ()), *face.chip_reasons)
+    refused = chip_refusal(chip_auth, policies.chip_auth)
+    if refused is not None:
+        return Verdict(Decision.REFUSED, (refused, *retakes))
+    if retakes or face.score is None:
+        return Verdict(Decision.RETAKE, retakes)
+    match = face.score >= face.threshold
+    return Verdict(Decision.MATCH if match else Decision.NO_MATCH, ())
+
+
+# -- the outcome --------------------------------------------------------------------------------
+
+
+# When only a portrait image was sent, the chip's signature cannot have been checked.
+IMAGE_ONLY = ChipAuthResult(
+    ChipAuthStatus.NOT_CHECKED,
+    "a portrait image was sent, not the chip files (EF.DG2 and EF.SOD): the chip's signature "
+    "was not checked",
+)
+
+
+@dataclass
+class VerifyOutcome:
+    decision: Decision
+    score: float | None
+    threshold: float
+    fmr: float
+    reasons: list[Reason]
+    live: FaceAnalysis
+    chip: FaceAnalysis
+    timings_ms: dict[str, float]
+    models: dict[str, str]
+    liveness: LivenessCheck | None = None
+    # Passive authentication of the chip, with the policy that judged it (a portrait image:
+    # not_checked); None under policy "off".
+    chip_auth: ChipAuthResult | None = None
+    chip_image: FaceImage | None = None  # where the portrait sat in EF.DG2, when it was sent
+    citizen_id: str | None = None
+    counter_id: str | None = None
+    condition: str | None = None  # the pair's capture condition, whose threshold applied
+    operating_point: str = "shipped:unknown"  # which operating point made the decision
+
+    @property
+    def faces(self) -> dict[str, FaceAnalysis]:
+        return {LIVE: self.live, CHIP: self.chip}
+
+
+# -- the verifier -------------------------------------------------------------------------------
+
+
+class Verifier:
+    """A loaded pipeline with the policies and the CSCA trust store: verifies requests.
+    Thread-safe like the pipeline (nothing here is mutated after construction)."""
+
+    def __init__(self, pipeline: Pipeline, chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN,
+                 trust: TrustStore | None = None) -> None:
+        self.pipeline = pipeline
+        self.policies = Policies(pipeline.settings.liveness, chip_auth)
+        self.trust = trust
+
+    def verify(self, request: VerifyRequest) -> VerifyOutcome:
+        reading = self.read_chip(request)
+        portrait = reading if reading is not None else request.portrait
+        assert portrait is not None  # VerifyRequest: a portrait image or the chip files
+        outcome = self.compare(request.live, portrait)
+        outcome.citizen_id, outcome.counter_id = request.citizen_id, request.counter_id
+        return outcome
+
+    def read_chip(self, request: VerifyRequest) -> ChipReading | None:
+        """The chip files read and authenticated (None when a portrait image was sent).
+        Cheap next to the face work: the API does it before handing a request to a worker."""
+        files = request.chip_files
+        if files is None:
+            return None
+        return naming("dg2", lambda: read_chip(files.dg2, files.sod, self.trust, files.dg1,
+                                               self.policies.chip_auth))
+
+    def compare(self, live: bytes, chip: ChipReading | bytes) -> VerifyOutcome:
+        """Decode the live capture and the portrait (``chip``: the chip reading, or a portrait
+        image) and verify them."""
+        reading = chip if isinstance(chip, ChipReading) else None
+        portrait = reading.portrait if reading is not None else chip
+        assert isinstance(portrait, bytes), type(portrait)
+        started = time.perf_counter()
+        live_rgb = naming(LIVE, lambda: self.pipeline.decode(live).rgb)
+        chip_rgb = naming(CHIP, lambda: self.pipeline.decode(portrait).rgb)
+        decode_ms = (time.perf_counter() - started) * 1000.0
+        outcome = self.verify_faces(live_rgb, chip_rgb, reading)
+        outcome.timings_ms = {"decode": decode_ms, **outcome.timings_ms}
+        outcome.timings_ms["total"] += decode_ms
+        return outcome
+
+    def verify_faces(self, live_rgb: np.ndarray, chip_rgb: np.ndarray,
+                     reading: ChipReading | None = None) -> VerifyOutcome:
+        """Verify decoded images (RGB): the stages, then :func:`decide`."""
+        pipeline, policies = self.pipeline, self.policies
+        point = pipeline.operating_point
+        timer = Timer()
+        live_a = pipeline.analyse(live_rgb, LIVE, timer)
+        chip_a = pipeline.analyse(chip_rgb, CHIP, timer)
+        liveness = pipeline.check_liveness(live_rgb, live_a, timer)
+        attack = liveness_reason(liveness, policies.liveness)
+        condition = pair_condition(live_a.condition, chip_a.condition).value  # type: ignore[arg-type]
+        face = FaceEvidence(None, point, tuple(live_a.reasons), tuple(chip_a.reasons), condition)
+        if not (face.live_reasons or face.chip_reasons or attack):
+            face = replace(face, score=pipeline.score(live_a, chip_a, timer))
+        if attack is not None:
+            live_a.reasons.append(attack)  # shown with the live image's other reasons
+        auth = self._chip_auth(reading)
+        verdict = decide(face, liveness, auth, policies)
+        timings = dict(timer.ms)
+        if reading is not None:
+            timings.update(reading.timings_ms)
+        timings["total"] = sum(timings.values())
+        return VerifyOutcome(
+            decision=verdict.decision,
+            score=face.score,
+            threshold=face.threshold,
+            fmr=point.fmr,
+            reasons=list(verdict.reasons),
+            live=live_a,
+            chip=chip_a,
+            timings_ms=timings,
+            models=pipeline.model_versions,
+            liveness=liveness,
+            chip_auth=auth,
+            chip_image=reading.dg2.portrait if reading is not None else None,
+            condition=condition,
+            operating_point=point.id,
+        )
+
+    def _chip_auth(self, reading: ChipReading | None) -> ChipAuthResult | None:
+        policy = self.policies.chip_auth
+        if policy is ChipAuthPolicy.OFF:
+            return None
+        auth = reading.auth if reading is not None else IMAGE_ONLY
+        return None if auth is None else replace(auth, policy=policy)
+
