@@ -115,7 +115,7 @@ def test_verify_names_the_operating_point(site: dict, fr_dir: Path) -> None:
     assert shipped["operating_point"].startswith("shipped:")
 
 
-def test_file_for_other_models_is_refused(site: dict, tmp_path: Path) -> None:
+def test_file_for_other_models_is_refused(site: dict, fr_dir: Path, tmp_path: Path) -> None:
     point = load_operating_point(site["file"])
     other = point.model_copy(update={"models": {**point.models, "dlib_resnet": "0" * 12}})
     pipeline = Pipeline(settings=PipelineConfig(operating_point=other), embedder=point.embedder)
@@ -132,7 +132,8 @@ def test_file_for_other_models_is_refused(site: dict, tmp_path: Path) -> None:
     bad.write_text(json.dumps({**point.model_dump(mode="json"), "fmr": "often"}))
     with pytest.raises(OperatingPointError, match="not an operating-point file"):
         load_operating_point(bad)
-    proc = _cli("verify", "x.jpg", "y.jpg", "--operating-point", str(bad))
+    photo = str(fr_dir / "identities" / "obama" / "obama.jpg")
+    proc = _cli("verify", photo, photo, "--operating-point", str(bad))
     assert proc.returncode == 2 and "operating_point_error" in proc.stderr
     # Few people: a warning, whatever the pair count (biometric.site.MIN_PEOPLE).
     assert few_people(point) is None  # 90 people
