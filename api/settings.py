@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # (folder or file of CSCA certificates, master lists, CRLs; see README).
     chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
     csca_dir: Path | None = None
-    embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
+    embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
