@@ -21,7 +21,7 @@ from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, un
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
 from biometric.conditions import image_condition
-from biometric.decide import OperatingPoint, Reason, RetakeReason, reason
+from biometric.decide import OperatingPoint, Reason, RetakeReason, ScoreScale, reason
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
@@ -209,6 +209,14 @@ class Pipeline:
         point = self.manifest.threshold_for(self.option, fmr).operating_point()
         choice = self.manifest.default_choice or {}
         return dataclasses.replace(point, id=shipped_id(choice.get("date")))
+
+    @cached_property
+    def score_scale(self) -> ScoreScale:
+        """The 0-100 display scale over the calibrated operating points of the score in use."""
+        thresholds = (self.fusion.thresholds if self.fusion is not None
+                      else self.manifest.get(self.embedder.spec.name).thresholds)
+        points = tuple(OperatingPoint(t.threshold, t.fmr) for t in thresholds)
+        return ScoreScale(points, self.operating_point.fmr)
 
     # -- stages -----------------------------------------------------------------------------
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from biometric.conditions import Condition, image_condition, pair_condition, pair_conditions
-from biometric.decide import Decision, OperatingPoint, decide
+from biometric.decide import Decision, OperatingPoint
 from biometric.decode import read_image
 from biometric.evaluation import EmbeddedSet, pair_scores
+from biometric.verification import FaceEvidence, Policies, decide
 
 
 def test_grey_colour_and_tight_photos_are_told_apart(pipeline, data_dir: Path) -> None:
@@ -52,10 +53,15 @@ def test_a_pair_takes_the_harder_condition() -> None:
 
 def test_decision_uses_the_pairs_condition_threshold() -> None:
     point = OperatingPoint(threshold=0.6, fmr=1e-3, by_condition={"colour": 0.4, "grey": 0.6})
-    assert decide(0.5, point, [], "colour") is Decision.MATCH
-    assert decide(0.5, point, [], "grey") is Decision.NO_MATCH
-    assert decide(0.5, point, [], "webcam") is Decision.NO_MATCH  # unknown: pooled threshold
-    assert decide(0.5, point, [], None) is Decision.NO_MATCH
+
+    def decision(condition: str | None) -> Decision:
+        face = FaceEvidence(0.5, point, condition=condition)
+        return decide(face, None, None, Policies()).decision
+
+    assert decision("colour") is Decision.MATCH
+    assert decision("grey") is Decision.NO_MATCH
+    assert decision("webcam") is Decision.NO_MATCH  # unknown: pooled threshold
+    assert decision(None) is Decision.NO_MATCH
 
 
 def test_pair_scores_carry_each_pairs_condition() -> None:

@@ -86,3 +86,29 @@ def test_chip_bounds_are_lenient_for_small_portraits(pipeline: Pipeline, data_di
     assert yale
     for path in yale:
         assert _codes(pipeline, read_image(path).rgb, CHIP) == set(), path.name
+
+
+def test_chip_portrait_pose_is_no_retake(pipeline: Pipeline, data_dir: Path) -> None:
+    """Nobody can retake a chip photo: a chip portrait with a turned head (real photos of one
+    person, yaw 47 and -78 degrees by estimate_pose) is compared, not sent back as a retake; the
+    pose stays in the chip's quality report."""
+    verifier = Verifier(pipeline)
+    folder = data_dir / "asian_celeb" / "t105"
+    live = read_image(folder / "105_1.jpg").rgb
+    for name in ("t105/105_3.jpg", "t111/111_6.jpg"):
+        chip = read_image(data_dir / "asian_celeb" / name).rgb
+        outcome = verifier.verify_faces(live, chip)
+        assert outcome.decision in (Decision.MATCH, Decision.NO_MATCH), (name, outcome.reasons)
+        assert outcome.reasons == [] and outcome.score is not None
+        assert "head_turned" in outcome.chip.quality.violations
+
+
+def test_chip_portrait_without_a_face_is_a_manual_check(pipeline: Pipeline, fr_dir: Path,
+                                                        good: np.ndarray) -> None:
+    """No usable face on the chip: staff check identity by hand, and are told why."""
+    blank = read_image(fr_dir / "identities/biden/biden.jpg").rgb[:150, :150].copy()
+    outcome = Verifier(pipeline).verify_faces(good, blank)
+    assert outcome.decision is Decision.MANUAL_CHECK
+    assert [(r.code, r.image) for r in outcome.reasons] == [("chip_no_face", "chip")]
+    assert outcome.reasons[0].text() == reason_message("chip_no_face")
+    assert "by hand" in reason_message("chip_no_face", "en")
