@@ -1,7 +1,7 @@
 """Prometheus metrics, one registry per app (several apps can live in one process).
 
-With ``serve --workers N`` each worker has its own registry; scrape through one worker only
-gives that worker's numbers (prometheus_client multiprocess mode is not set up yet)."""
+With ``serve --workers N`` the server sets ``PROMETHEUS_MULTIPROC_DIR`` (api.server): every
+worker's values go to files there and ``/metrics`` sums all workers (api.routes.ops)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class Metrics:
             ["status", "country"],
             registry=self.registry,
         )
-        # biometric.gallery_fmr: FMR among enrolled claimants at the gallery's threshold.
+        # biometric.gallery_fmr: FMR among enrolled claimants at the gallery's threshold. Each
+        # process counts its own enrolments: under multiprocess metrics a series per worker
+        # (prometheus_client's default "all" mode for gauges adds the pid).
         self.gallery_fmr = Gauge(
             "biometric_gallery_fmr_estimate",
             "Live FMR estimate from enrolment searches (pairs of different claimants) at the "

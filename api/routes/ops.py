@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from api.problems import Problem, problem_example
 from biometric.store.db import ping
@@ -46,5 +47,10 @@ async def metrics_endpoint(request: Request) -> Response:
     gallery = getattr(request.app.state, "gallery", None)
     if gallery is not None:
         metrics.observe_gallery_fmr(gallery.fmr_monitor.snapshot())
-    registry = metrics.registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # serve --workers N: every worker's values, from the shared directory (api.server).
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
