@@ -11,6 +11,7 @@ stays fast.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,14 +37,24 @@ def serve(
     healthcheck_timeout: Annotated[
         int, typer.Option(help="Seconds a worker may take to answer the supervisor (model load).")
     ] = 60,
+    operating_point: Annotated[Path | None, typer.Option(
+        "--operating-point",
+        help="A site's operating point from `biometric calibrate` (default: the shipped one) "
+             "[env BIOMETRIC_OPERATING_POINT].")] = None,
 ) -> None:
     """Run the verification HTTP service (uvicorn, app factory api.app:create_app)."""
     from api.server import run
     from api.settings import Settings, trust_store_warning
+    from biometric.console import guard
+    from biometric.operating_point import load_operating_point
     from biometric.store.db import make_engine, migrate
 
     # The command line over the environment, handed to every worker as one object.
-    settings = Settings(**({"database_url": database_url} if database_url else {}))
+    options = {"database_url": database_url,
+               "operating_point": operating_point.resolve() if operating_point else None}
+    settings = Settings(**{k: v for k, v in options.items() if v is not None})
+    if settings.operating_point is not None:
+        guard(lambda: load_operating_point(settings.operating_point))  # a bad file fails here
     engine = make_engine(settings.database_url)
     migrate(engine)  # once, before the workers start
     engine.dispose()

@@ -36,6 +36,8 @@ class LibrarySettings(BaseSettings):
     # Derived, disposable files (embeddings of the shared photos, keyed by model version).
     cache_dir: Path = REPO_ROOT / "var" / "cache"
     database_url: str | None = None  # None: SQLite at var/biometric.db
+    # A site's operating-point file (`biometric calibrate`); None: the manifest's thresholds.
+    operating_point: Path | None = None
     # Passive authentication of chip files (dg2 + sod parts): policy and the CSCA trust store
     # (folder or file of CSCA certificates, master lists, CRLs; see README).
     chip_auth: ChipAuthPolicy = ChipAuthPolicy.WARN
@@ -54,6 +56,7 @@ class LibrarySettings(BaseSettings):
 
     @field_validator(
         "data_dir", "models_dir", "model_cache", "index_dir", "cache_dir", "csca_dir",
+        "operating_point",
         "audit_key_file", "audit_checkpoints", mode="after",
     )
     @classmethod

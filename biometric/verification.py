@@ -242,6 +242,7 @@ class VerifyOutcome:
     condition: str | None = None  # the pair's capture condition, whose threshold applied
     citizen_id: str | None = None
     counter_id: str | None = None
+    operating_point: str = "shipped:unknown"  # which operating point made the decision
 
     @property
     def faces(self) -> dict[str, FaceAnalysis]:
@@ -307,9 +308,7 @@ class Verifier:
         liveness = pipeline.check_liveness(live_rgb, live_a, timer)
         attack = liveness_reason(liveness, policies.liveness)
         condition = pair_condition(live_a.condition, chip_a.condition).value  # type: ignore[arg-type]
-        face = FaceEvidence(
-            None, point, tuple(live_a.reasons), tuple(chip_a.reasons), condition
-        )
+        face = FaceEvidence(None, point, tuple(live_a.reasons), tuple(chip_a.reasons), condition)
         if not (face.live_reasons or face.chip_reasons or attack):
             face = replace(face, score=pipeline.score(live_a, chip_a, timer))
         if attack is not None:
@@ -326,7 +325,6 @@ class Verifier:
             display_score=pipeline.score_scale_for(condition).display(face.score),
             chip_trust=verdict.chip_trust,
             threshold=face.threshold,
-            condition=condition,
             fmr=point.fmr,
             reasons=list(verdict.reasons),
             live=live_a,
@@ -336,6 +334,8 @@ class Verifier:
             liveness=liveness,
             chip_auth=auth,
             chip_image=reading.dg2.portrait if reading is not None else None,
+            condition=condition,
+            operating_point=point.id,
         )
 
     def _chip_auth(self, reading: ChipReading | None) -> ChipAuthResult | None:
