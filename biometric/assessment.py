@@ -7,21 +7,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from biometric.calibrate import FUSION, fmr_ratio, option_scores
+import numpy as np
+
+from biometric.calibrate import fmr_ratio, option_scores
+from biometric.decide import OperatingPoint
 from biometric.evaluation import AcquiredSet, IdentitySet, PairScores, acquire_sets
 from biometric.pipeline import Pipeline
-from biometric.rates import best_accuracy, rate_at_or_above, tar_at_fmr, wilson_interval
+from biometric.rates import best_accuracy, tar_at_fmr, wilson_interval
 
 REPORTED_FMRS = {"1e-3": 1e-3, "1e-4": 1e-4}
 
 
 def source_figures(
-    acq: AcquiredSet, scores: PairScores, threshold: float, claim: float, role: str
+    acq: AcquiredSet, scores: PairScores, point: OperatingPoint, role: str
 ) -> dict[str, Any]:
-    """FTA, retakes, error rates at the shipped threshold and TAR at fixed FMRs for one source.
-    Rates are over acquired images (ISO/IEC 19795-1); None where the data cannot support them."""
-    gen, imp = scores.genuine, scores.impostor
-    false_matches = int((imp >= threshold).sum())
+    """FTA, retakes, error rates at the shipped operating point (each pair at its condition's
+    threshold) and TAR at fixed FMRs for one source. Rates are over acquired images
+    (ISO/IEC 19795-1); None where the data cannot support them."""
+    gen, imp, claim = scores.genuine, scores.impostor, point.fmr
+    g_thr = point.pair_thresholds(scores.genuine_conditions, len(gen))
+    i_thr = point.pair_thresholds(scores.impostor_conditions, len(imp))
+    false_matches = int((imp >= i_thr).sum())
     fmr = false_matches / len(imp) if len(imp) else None
     figures: dict[str, Any] = {
         "name": acq.ident.name,
@@ -30,18 +36,20 @@ def source_figures(
         "retake_rate": acq.retake_rate(role),
         "genuine": len(gen),
         "impostor": len(imp),
-        "fnmr_at_threshold": 1.0 - rate_at_or_above(gen, threshold) if len(gen) else None,
+        "fnmr_at_threshold": float((gen < g_thr).mean()) if len(gen) else None,
         "fmr_at_threshold": fmr,
         "fmr_ci": list(wilson_interval(false_matches, len(imp))) if len(imp) else None,
         "fmr_ratio": fmr_ratio(fmr, claim, len(imp)),
         "tar_at_fmr": {k: tar_at_fmr(gen, imp, f) for k, f in REPORTED_FMRS.items()},
     }
     if acq.ident.pairs is not None:
-        figures.update(pairs_accuracy(acq, scores, threshold))
+        figures.update(pairs_accuracy(acq, scores, g_thr, i_thr))
     return figures
 
 
-def pairs_accuracy(acq: AcquiredSet, scores: PairScores, threshold: float) -> dict[str, Any]:
+def pairs_accuracy(
+    acq: AcquiredSet, scores: PairScores, g_thr: np.ndarray, i_thr: np.ndarray
+) -> dict[str, Any]:
     """Listed-pairs accuracy (LFW View-1 style): at the shipped threshold, with a pair whose
     photo gave no face counted as a non-match (what the counter would decide); and at the best
     threshold over the acquired pairs (the figure published for LFW)."""
@@ -49,7 +57,7 @@ def pairs_accuracy(acq: AcquiredSet, scores: PairScores, threshold: float) -> di
     assert pairs is not None
     ok = acq.acquired[pairs[:, 0]] & acq.acquired[pairs[:, 1]]
     same = pairs[:, 2] == 1
-    correct = int((scores.genuine >= threshold).sum()) + int((scores.impostor < threshold).sum())
+    correct = int((scores.genuine >= g_thr).sum()) + int((scores.impostor < i_thr).sum())
     correct += int((~ok & ~same).sum())  # an impostor pair not acquired is still not a match
     best, best_threshold = best_accuracy(scores.genuine, scores.impostor)
     return {
@@ -71,8 +79,8 @@ def evaluate_sources(
 ) -> dict[str, Any]:
     """The shipped decision (``pipeline``'s embedder or fusion, threshold and acquisition) on
     each source, reported separately."""
-    option = FUSION if pipeline.fusion is not None else pipeline.embedder.spec.name
-    embedders = pipeline.fusion.embedders if pipeline.fusion is not None else [option]
+    option = pipeline.option
+    embedders = [e.spec.name for e in pipeline.embedders]
     acquired = acquire_sets(sources, embedders, pipeline, workers, cache_dir, progress)
     scores = option_scores(acquired, option, pipeline.fusion)
     point = pipeline.operating_point
@@ -80,11 +88,9 @@ def evaluate_sources(
         "embedder": option,
         "fmr_claimed": point.fmr,
         "threshold": point.threshold,
+        "condition_thresholds": dict(point.by_condition),
         "role": role,
-        "sets": [
-            source_figures(a, scores[a.ident.name], point.threshold, point.fmr, role)
-            for a in acquired
-        ],
+        "sets": [source_figures(a, scores[a.ident.name], point, role) for a in acquired],
     }
 
 

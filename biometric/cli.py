@@ -87,7 +87,7 @@ def models_calibrate(
 ) -> None:
     """Fit every embedder's and the fusion's thresholds on all shared sets (equal weight per set),
     check them on held-out people, choose the default by the README's rule, record it all."""
-    from biometric.calibrate import calibrate_all
+    from biometric.calibrate import EMBEDDERS, calibrate_all, embedding_cost_ms
     from biometric.evaluation import acquire_sets, discover_sets
     from biometric.manifest import save_manifest
 
@@ -95,11 +95,12 @@ def models_calibrate(
     sets = guard(lambda: discover_sets(data, cap))
     pipeline = guard(lambda: _pipeline(models_dir, embedder="mobilefacenet"))
     total = sum(len(s.images) for s in sets)
-    with progress_bar("acquiring and embedding (both models)", total) as advance:
-        acquired = acquire_sets(sets, ["mobilefacenet", "dlib_resnet"], pipeline, workers,
+    with progress_bar("acquiring and embedding (every embedder)", total) as advance:
+        acquired = acquire_sets(sets, list(EMBEDDERS), pipeline, workers,
                                 config.cache_dir() / "embeddings", advance)
     manifest = pipeline.manifest
-    thresholds = calibrate_all(manifest, acquired)
+    costs = embedding_cost_ms(pipeline.models_dir, EMBEDDERS)
+    thresholds = calibrate_all(manifest, acquired, costs_ms=costs)
     save_manifest(manifest, pipeline.models_dir)
     table = Table("option", "FMR", "threshold", "sets", "FMR held-out (95 % CI)", "TAR",
                   "worst set ratio")

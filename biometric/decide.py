@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
 
 from biometric.i18n import translate
 
@@ -40,10 +43,28 @@ def reason_message(code: str, locale: str | None = None, **params: object) -> st
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """A threshold and the false-match rate it was calibrated for (ISO/IEC 19795-1 terms)."""
+    """Thresholds and the false-match rate they were calibrated for (ISO/IEC 19795-1 terms):
+    one per capture condition (``biometric.conditions``) where the calibration data supported
+    it, and the pooled ``threshold`` for any other condition."""
 
     threshold: float
     fmr: float
+    by_condition: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold_for(self, condition: str | None) -> float:
+        if condition is None:
+            return self.threshold
+        return self.by_condition.get(condition, self.threshold)
+
+    def pair_thresholds(self, conditions: np.ndarray | None, n: int) -> np.ndarray:
+        """The threshold each of ``n`` pairs is decided with, from their conditions (None:
+        unknown, the pooled threshold for all)."""
+        if conditions is None or not self.by_condition:
+            return np.full(n, self.threshold, np.float32)
+        out = np.full(n, self.threshold, np.float32)
+        for condition, threshold in self.by_condition.items():
+            out[conditions == condition] = threshold
+        return out
 
 
 @dataclass(frozen=True)
@@ -63,7 +84,10 @@ def reason(code: str, image: str, **params: object) -> Reason:
     return Reason(str(code), image, tuple((k, str(v)) for k, v in sorted(params.items())))
 
 
-def decide(score: float | None, point: OperatingPoint, reasons: list[Reason]) -> Decision:
+def decide(
+    score: float | None, point: OperatingPoint, reasons: list[Reason], condition: str | None = None
+) -> Decision:
+    """``condition``: the pair's capture condition, whose threshold applies (None: pooled)."""
     if reasons or score is None:
         return Decision.RETAKE
-    return Decision.MATCH if score >= point.threshold else Decision.NO_MATCH
+    return Decision.MATCH if score >= point.threshold_for(condition) else Decision.NO_MATCH

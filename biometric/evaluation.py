@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from biometric.align import OUTSIDE_FILL
+from biometric.conditions import Condition, image_condition, pair_conditions
 from biometric.decode import read_image
 from biometric.errors import ImageDecodeError
+from biometric.manifest import fusion_name
 from biometric.pipeline import CHIP, LIVE, Pipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".webp", ".jp2", ".j2k", ".bmp", ".gif"}
@@ -139,7 +141,32 @@ def load_source(path: Path, cap: int | None = None) -> IdentitySet:
     raise ValueError(f"{path}: not a folder of identity folders nor a .csv of pairs")
 
 
+PEOPLE_SUFFIX = "_people.csv"
+
+
+def people_subsets(ident: IdentitySet, set_dir: Path) -> list[IdentitySet]:
+    """A set's listed groups of people as sets of their own: ``<set>/<group>_people.csv``
+    (column ``person``: identity folder names) gives ``<set>_<group>``, e.g. lfw_dev's
+    ``asian_people.csv`` gives ``lfw_dev_asian``, so a population gets its own row."""
+    out = []
+    for listing in sorted(set_dir.glob(f"*{PEOPLE_SUFFIX}")):
+        with listing.open(newline="", encoding="utf-8-sig") as f:
+            people = {f"{ident.name}/{row['person'].strip()}" for row in csv.DictReader(f)}
+        keep = [k for k, label in enumerate(ident.labels) if label in people]
+        group = listing.name[: -len(PEOPLE_SUFFIX)]
+        out.append(
+            IdentitySet(
+                f"{ident.name}_{group}",
+                [ident.images[k] for k in keep],
+                [ident.labels[k] for k in keep],
+            )
+        )
+    return [s for s in out if len(set(s.labels)) >= 2]
+
+
 def discover_sets(data_dir: Path, cap: int | None = None) -> list[IdentitySet]:
+    """Every identity set under ``data_dir``, each followed by its listed groups of people
+    (:func:`people_subsets`)."""
     if not data_dir.is_dir():
         raise FileNotFoundError(
             f"data folder {data_dir} does not exist; set BIOMETRIC_DATA_DIR to the shared photos"
@@ -149,6 +176,7 @@ def discover_sets(data_dir: Path, cap: int | None = None) -> list[IdentitySet]:
         ident = folder_set(set_dir, cap)
         if len(set(ident.labels)) >= 2:
             sets.append(ident)
+            sets += people_subsets(ident, set_dir)
     return sets
 
 
@@ -162,6 +190,7 @@ class EmbeddedSet:
     labels: np.ndarray  # (N,) str
     embeddings: np.ndarray  # (N, D) float32; NaN rows where no usable face was found
     pairs: np.ndarray | None = None
+    conditions: np.ndarray | None = None  # (N,) str: each image's capture condition
 
     @property
     def acquired(self) -> np.ndarray:
@@ -180,6 +209,7 @@ class AcquiredSet:
     embeddings: dict[str, np.ndarray]  # embedder name -> (N, D), NaN rows where not acquired
     # Per role, per image: the retake codes a verification would give (empty: usable).
     reasons: dict[str, list[list[str]]] = field(default_factory=dict)
+    conditions: list[str] = field(default_factory=list)  # per image (biometric.conditions)
 
     @property
     def acquired(self) -> np.ndarray:
@@ -198,46 +228,44 @@ class AcquiredSet:
 
     def embedded(self, name: str) -> EmbeddedSet:
         i = self.ident
-        return EmbeddedSet(i.name, i.images, np.asarray(i.labels), self.embeddings[name], i.pairs)
+        conditions = np.asarray(self.conditions) if self.conditions else None
+        return EmbeddedSet(
+            i.name, i.images, np.asarray(i.labels), self.embeddings[name], i.pairs, conditions
+        )
 
 
-_WORKER: dict[str, object] = {}
+_WORKER: dict[str, Pipeline] = {}
+# Bumped when what a cached file holds changes (2: per-image capture conditions).
+CACHE_FORMAT = 2
+
+Acquired = tuple[list[np.ndarray | None], dict[str, list[str]], str]
 
 
 def _worker_init(models_dir: str | None, embedders: Sequence[str]) -> None:
-    from biometric.embed import Embedder
-
-    pipeline = Pipeline(Path(models_dir) if models_dir else None, embedder=embedders[0])
-    _WORKER["pipeline"] = pipeline
-    _WORKER["embedders"] = [pipeline.embedder] + [
-        Embedder(pipeline.manifest.embedder_spec(n), pipeline.models_dir, 1) for n in embedders[1:]
-    ]
+    # The embedders as one pipeline option: the pipeline aligns and embeds with each in turn.
+    _WORKER["pipeline"] = Pipeline(
+        Path(models_dir) if models_dir else None, embedder=fusion_name(list(embedders))
+    )
 
 
-def _acquire_one(path: Path) -> tuple[list[np.ndarray | None], dict[str, list[str]]]:
-    pipeline: Pipeline = _WORKER["pipeline"]  # type: ignore[assignment]
-    embedders = _WORKER["embedders"]
+def _acquire_one(path: Path) -> Acquired:
+    pipeline = _WORKER["pipeline"]
+    n = len(pipeline.embedders)
     try:
         rgb = read_image(path).rgb
     except ImageDecodeError:
-        return [None] * len(embedders), {role: ["decode_error"] for role in ROLES}  # type: ignore[arg-type]
+        return [None] * n, {role: ["decode_error"] for role in ROLES}, Condition.COLOUR.value
     analysis = pipeline.analyse(rgb, LIVE)
+    condition = analysis.condition or image_condition(rgb).value
     if analysis.subject is None or analysis.quality is None:
-        return [None] * len(embedders), {role: ["no_face"] for role in ROLES}  # type: ignore[arg-type]
+        return [None] * n, {role: ["no_face"] for role in ROLES}, condition
     chip = pipeline.assess_quality(rgb, analysis.subject, CHIP)
     reasons = {LIVE: [r.code for r in analysis.reasons], CHIP: list(chip.violations)}
-    vectors = []
-    for emb in embedders:  # type: ignore[attr-defined]
-        crop = (
-            analysis.crop
-            if emb is pipeline.embedder
-            else emb.align(rgb, analysis.subject.landmarks)
-        )
-        vectors.append(emb.embed_crops([crop])[0])
-    return vectors, reasons
+    pipeline.embed([analysis])
+    return list(analysis.embeddings), reasons, condition
 
 
-def _acquire_chunk(paths: list[str]) -> list[tuple[list[np.ndarray | None], dict[str, list[str]]]]:
+def _acquire_chunk(paths: list[str]) -> list[Acquired]:
     return [_acquire_one(Path(p)) for p in paths]
 
 
@@ -254,10 +282,7 @@ def cache_key(pipeline: Pipeline, images: Sequence[Path], *extra: object) -> str
 
 def embedding_cache_key(pipeline: Pipeline, images: list[Path], *extra: object) -> str:
     """Cache key for the embeddings of ``pipeline``'s active embedder(s)."""
-    active = [pipeline.embedder.spec.name]
-    if pipeline.secondary is not None:
-        active.append(pipeline.secondary.spec.name)
-    return cache_key(pipeline, images, active, *extra)
+    return cache_key(pipeline, images, [e.spec.name for e in pipeline.embedders], *extra)
 
 
 def acquire_sets(
@@ -278,9 +303,8 @@ def acquire_sets(
     for k, ident in enumerate(sets):
         cache = None
         if cache_dir is not None:
-            cache = (
-                cache_dir / f"{ident.name}-{cache_key(pipeline, ident.images, list(embedders))}.npz"
-            )
+            key = cache_key(pipeline, ident.images, list(embedders), CACHE_FORMAT)
+            cache = cache_dir / f"{ident.name}-{key}.npz"
             if cache.is_file():
                 out[k] = _load(ident, cache, embedders)
                 if progress:
@@ -309,25 +333,30 @@ def _acquire_set(pool, ident: IdentitySet, pipeline: Pipeline, embedders, progre
         for n, d in zip(embedders, dims, strict=True)
     }
     reasons: dict[str, list[list[str]]] = {role: [] for role in ROLES}
+    conditions: list[str] = []
     i = 0
     for results in pool.map(_acquire_chunk, chunks):
-        for vectors, why in results:
+        for vectors, why, condition in results:
             for name, v in zip(embedders, vectors, strict=True):
                 if v is not None:
                     emb[name][i] = v
             for role in ROLES:
                 reasons[role].append(why[role])
+            conditions.append(condition)
             i += 1
         if progress:
             progress(len(results))
-    return AcquiredSet(ident, emb, reasons)
+    return AcquiredSet(ident, emb, reasons, conditions)
 
 
 def _save(acq: AcquiredSet, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(
-        tmp, reasons=json.dumps(acq.reasons), **{f"emb_{k}": v for k, v in acq.embeddings.items()}
+        tmp,
+        reasons=json.dumps(acq.reasons),
+        conditions=np.asarray(acq.conditions),
+        **{f"emb_{k}": v for k, v in acq.embeddings.items()},
     )
     tmp.replace(path)
 
@@ -335,7 +364,10 @@ def _save(acq: AcquiredSet, path: Path) -> None:
 def _load(ident: IdentitySet, path: Path, embedders: Sequence[str]) -> AcquiredSet:
     with np.load(path) as z:
         return AcquiredSet(
-            ident, {n: z[f"emb_{n}"] for n in embedders}, json.loads(str(z["reasons"]))
+            ident,
+            {n: z[f"emb_{n}"] for n in embedders},
+            json.loads(str(z["reasons"])),
+            [str(c) for c in z["conditions"]],
         )
 
 
@@ -349,6 +381,26 @@ class PairScores:
     # Person-disjoint folds of each pair's two images ((n, 2) int8), -1 where unknown (CSV).
     genuine_folds: np.ndarray | None = None
     impostor_folds: np.ndarray | None = None
+    # Each pair's capture condition (str arrays; biometric.conditions.pair_condition).
+    genuine_conditions: np.ndarray | None = None
+    impostor_conditions: np.ndarray | None = None
+
+    def where(self, condition: str) -> PairScores:
+        """Only the pairs of one capture condition."""
+        g = self.genuine_conditions == condition
+        i = self.impostor_conditions == condition
+
+        def pick(a: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+            return None if a is None else a[mask]
+
+        return PairScores(
+            self.genuine[g],
+            self.impostor[i],
+            pick(self.genuine_folds, g),
+            pick(self.impostor_folds, i),
+            pick(self.genuine_conditions, g),
+            pick(self.impostor_conditions, i),
+        )
 
 
 def identity_folds(labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
@@ -359,37 +411,48 @@ def identity_folds(labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
     )
 
 
-def pair_scores(sets: Sequence[EmbeddedSet]) -> PairScores:
+def pair_scores(sets: Sequence[EmbeddedSet], folds: int = FOLDS) -> PairScores:
     """Genuine and impostor scores among acquired images, within each set: all pairs of a
     folder set, the listed pairs of a CSV set."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("g", "i", "gf", "if")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("g", "i", "gf", "if", "gc", "ic")}
     for s in sets:
         keep = s.acquired
+        conditions = (
+            s.conditions
+            if s.conditions is not None
+            else np.full(len(s.images), Condition.COLOUR.value)
+        )
         if s.pairs is not None:
             ok = keep[s.pairs[:, 0]] & keep[s.pairs[:, 1]]
             p = s.pairs[ok]
             sims = np.einsum("ij,ij->i", s.embeddings[p[:, 0]], s.embeddings[p[:, 1]])
             unknown = np.full((len(p), 2), -1, np.int8)
+            cond = pair_conditions(conditions, p[:, 0], p[:, 1])
             same = p[:, 2] == 1
-            parts["g"].append(sims[same])
-            parts["i"].append(sims[~same])
-            parts["gf"].append(unknown[same])
-            parts["if"].append(unknown[~same])
+            for key, mask in (("g", same), ("i", ~same)):
+                parts[key].append(sims[mask])
+                parts[f"{key}f"].append(unknown[mask])
+                parts[f"{key}c"].append(cond[mask])
             continue
-        emb, labels = s.embeddings[keep], s.labels[keep]
-        folds = identity_folds(labels)
+        emb, labels, conds = s.embeddings[keep], s.labels[keep], conditions[keep]
+        person_fold = identity_folds(labels, folds)
         sims = emb @ emb.T
         same = labels[:, None] == labels[None, :]
         upper = np.triu(np.ones_like(same, dtype=bool), k=1)
         for key, mask in (("g", same & upper), ("i", ~same & upper)):
             rows, cols = np.nonzero(mask)
             parts[key].append(sims[rows, cols])
-            parts[f"{key}f"].append(np.stack([folds[rows], folds[cols]], axis=1))
+            parts[f"{key}f"].append(np.stack([person_fold[rows], person_fold[cols]], axis=1))
+            parts[f"{key}c"].append(pair_conditions(conds, rows, cols))
 
-    def cat(key: str, width: int) -> np.ndarray:
+    def cat(key: str, width: int | None) -> np.ndarray:
         arrays = parts[key]
         if arrays:
             return np.concatenate(arrays)
+        if width is None:
+            return np.empty(0, dtype="<U8")
         return np.empty((0, width), np.int8) if width else np.empty(0, np.float32)
 
-    return PairScores(cat("g", 0), cat("i", 0), cat("gf", 2), cat("if", 2))
+    return PairScores(
+        cat("g", 0), cat("i", 0), cat("gf", 2), cat("if", 2), cat("gc", None), cat("ic", None)
+    )

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from biometric.decide import OperatingPoint
 from biometric.embed import EmbedderSpec
 from biometric.errors import ModelError
 
@@ -40,6 +41,23 @@ class SetRates(BaseModel):
     fmr_ratio_out_of_sample: float | None = None
 
 
+class ConditionThreshold(BaseModel):
+    """The threshold of one capture condition (``biometric.conditions``) at a claimed FMR, and
+    the data it rests on. ``fitted`` False: that condition's impostor pairs cannot support the
+    FMR (fewer than 10/FMR), and the pooled threshold applies to it."""
+
+    condition: str
+    threshold: float
+    fitted: bool
+    datasets: list[str]  # the sets whose pairs of this condition the fit used
+    genuine_pairs: int
+    impostor_pairs: int
+    tar: float | None = None  # equal-weight mean over the sets with genuine pairs
+    per_set: list[SetRates] = Field(default_factory=list)
+    fmr_out_of_sample: float | None = None
+    fmr_out_of_sample_ci: list[float] | None = None
+
+
 class CalibratedThreshold(BaseModel):
     fmr: float
     threshold: float
@@ -56,6 +74,15 @@ class CalibratedThreshold(BaseModel):
     fmr_out_of_sample_ci: list[float] | None = None
     tar_out_of_sample: float | None = None
     folds: int | None = None
+    # Per capture condition; a condition not listed (or not fitted) uses ``threshold``.
+    conditions: list[ConditionThreshold] = Field(default_factory=list)
+
+    def operating_point(self) -> OperatingPoint:
+        return OperatingPoint(
+            threshold=self.threshold,
+            fmr=self.fmr,
+            by_condition={c.condition: c.threshold for c in self.conditions if c.fitted},
+        )
 
 
 def _threshold_for(
@@ -86,8 +113,20 @@ class ModelEntry(BaseModel):
         return _threshold_for(self.thresholds, fmr, self.name)
 
 
+FUSION_JOIN = "+"  # a fused option is named by its embedders: "sface+mobilefacenet"
+
+
+def fusion_name(embedders: list[str] | tuple[str, ...]) -> str:
+    return FUSION_JOIN.join(embedders)
+
+
+def option_embedders(option: str) -> list[str]:
+    """The embedders an option runs: one, or a fusion's members in order."""
+    return option.split(FUSION_JOIN)
+
+
 class FusionSpec(BaseModel):
-    """Score-level fusion of two embedders: each cosine score is z-normalised with the mean and
+    """Score-level fusion of embedders: each cosine score is z-normalised with the mean and
     standard deviation of that embedder's impostor scores on the calibration photos, then the
     weighted sum is compared with its own calibrated threshold."""
 
@@ -102,8 +141,12 @@ class FusionSpec(BaseModel):
         parts = zip(self.weights, scores, self.impostor_mean, self.impostor_std, strict=True)
         return sum(w * (s - m) / d for w, s, m, d in parts)
 
+    @property
+    def name(self) -> str:
+        return fusion_name(self.embedders)
+
     def threshold_for(self, fmr: float) -> CalibratedThreshold:
-        return _threshold_for(self.thresholds, fmr, "fusion")
+        return _threshold_for(self.thresholds, fmr, self.name)
 
 
 class Manifest(BaseModel):
@@ -113,9 +156,22 @@ class Manifest(BaseModel):
     # The liveness model a pipeline uses unless told otherwise (chosen by measurement, README).
     default_liveness: str = "minifasnet"
     models: list[ModelEntry] = Field(default_factory=list)
-    fusion: FusionSpec | None = None
+    fusions: list[FusionSpec] = Field(default_factory=list)
     # How the default embedder was chosen: the rule, the date and the figures it was applied to.
     default_choice: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_fusions(cls, data: Any) -> Any:
+        """Manifests before issue 19 held one ``fusion`` (always mobilefacenet + dlib_resnet),
+        selected by the option name "fusion"; it becomes the option named by its members."""
+        if isinstance(data, dict) and isinstance(data.get("fusion"), dict):
+            data = dict(data)
+            legacy = data.pop("fusion")
+            data.setdefault("fusions", []).append(legacy)
+            if data.get("default_embedder") == "fusion":
+                data["default_embedder"] = fusion_name(legacy["embedders"])
+        return data
 
     def get(self, name: str) -> ModelEntry:
         for m in self.models:
@@ -132,13 +188,32 @@ class Manifest(BaseModel):
     def upsert(self, entry: ModelEntry) -> None:
         self.models = [m for m in self.models if m.name != entry.name] + [entry]
 
+    def fusion(self, option: str) -> FusionSpec | None:
+        """The calibrated fusion an option names (None for a single embedder, or a list of
+        embedders never calibrated together)."""
+        members = option_embedders(option)
+        return next((f for f in self.fusions if f.embedders == members), None)
+
+    def thresholds_of(self, option: str) -> list[CalibratedThreshold]:
+        if len(option_embedders(option)) == 1:
+            return self.get(option).thresholds
+        fusion = self.fusion(option)
+        if fusion is None:
+            known = ", ".join(f.name for f in self.fusions) or "none"
+            raise ModelError(
+                f"no fusion {option!r} in the manifest (calibrated: {known}); "
+                "run `biometric models calibrate`"
+            )
+        return fusion.thresholds
+
+    def threshold_for(self, option: str, fmr: float) -> CalibratedThreshold:
+        return _threshold_for(self.thresholds_of(option), fmr, option)
+
     @property
     def primary_embedder(self) -> str:
         """The embedder whose templates stand for a face on their own (gallery, bulk enrolment):
-        the default, or the first of the fusion's pair when the default is the fusion."""
-        if self.default_embedder == "fusion" and self.fusion is not None:
-            return self.fusion.embedders[0]
-        return self.default_embedder
+        the default, or the first member of the default when it is a fusion."""
+        return option_embedders(self.default_embedder)[0]
 
     def embedder_spec(self, name: str | None = None) -> EmbedderSpec:
         entry = self.get(name or self.primary_embedder)

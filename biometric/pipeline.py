@@ -19,6 +19,7 @@ from biometric import config
 from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, unpad
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
+from biometric.conditions import image_condition
 from biometric.decide import OperatingPoint, Reason, RetakeReason, reason
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
@@ -26,13 +27,12 @@ from biometric.embed import Embedder
 from biometric.errors import ModelError
 from biometric.faces import Face
 from biometric.liveness import LivenessCheck, LivenessModel, LivenessPolicy, open_liveness
-from biometric.manifest import Manifest, load_manifest
+from biometric.manifest import FusionSpec, Manifest, load_manifest, option_embedders
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
 
 LIVE = "live"
 CHIP = "chip"
-FUSION = "fusion"  # the embedder name that selects the manifest's score fusion of two models
 
 
 class FrontEnd(StrEnum):
@@ -114,12 +114,21 @@ class FaceAnalysis:
     faces: list[Face]
     subject: Face | None
     reasons: list[Reason]
-    crop: np.ndarray | None = None  # the subject aligned for the embedder
+    # The subject aligned for, and embedded by, each of the pipeline's embedders (in order).
+    crops: list[np.ndarray] = field(default_factory=list)
     quality: QualityReport | None = None
-    embedding: np.ndarray | None = None
-    # With fusion: the same face aligned for and embedded by the second model.
-    secondary_crop: np.ndarray | None = None
-    secondary_embedding: np.ndarray | None = None
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    condition: str | None = None  # capture condition of the image (biometric.conditions)
+
+    @property
+    def crop(self) -> np.ndarray | None:
+        """The subject aligned for the first embedder (the one whose templates are stored)."""
+        return self.crops[0] if self.crops else None
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """The first embedder's template (gallery, enrolment)."""
+        return self.embeddings[0] if self.embeddings else None
 
     @property
     def subject_index(self) -> int | None:
@@ -151,19 +160,14 @@ class Pipeline:
             self.fast = BlazeFaceDetector(
                 self.models_dir / entry.file, entry.facts, self.settings.fast, threads=t
             )
-        name = embedder or self.manifest.default_embedder
-        self.fusion = None
-        self.secondary: Embedder | None = None
-        if name == FUSION:
-            if self.manifest.fusion is None:
-                raise ModelError(
-                    "no fusion in the manifest; run `biometric models calibrate`"
-                )
-            self.fusion = self.manifest.fusion
-            first, second = self.fusion.embedders
-            self.secondary = Embedder(self.manifest.embedder_spec(second), self.models_dir, t)
-            name = first
-        self.embedder = Embedder(self.manifest.embedder_spec(name), self.models_dir, t)
+        # An option is one embedder or a fusion of several ("sface+mobilefacenet"); the
+        # pipeline runs the list either way and fuses the scores when there are several.
+        self.option = embedder or self.manifest.default_embedder
+        self.fusion: FusionSpec | None = self.manifest.fusion(self.option)
+        self.embedders = [
+            Embedder(self.manifest.embedder_spec(n), self.models_dir, t)
+            for n in option_embedders(self.option)
+        ]
         self.liveness: LivenessModel | None = None
         self.liveness_model: str | None = None
         if self.settings.liveness is not LivenessPolicy.OFF:
@@ -174,6 +178,11 @@ class Pipeline:
             self.liveness_model = entry.name
         self.model_versions = self.manifest.versions()
 
+    @property
+    def embedder(self) -> Embedder:
+        """The first embedder: its templates stand for a face on their own (gallery)."""
+        return self.embedders[0]
+
     def warm_up(self) -> None:
         """Run each model once: onnxruntime plans memory on the first call (~10x slower)."""
         blank = np.full((240, 320, 3), 127, dtype=np.uint8)
@@ -181,17 +190,14 @@ class Pipeline:
         self.detector.landmarks_in(blank, np.array([[80.0, 40.0, 240.0, 200.0]]), 1.0)
         if self.fast is not None:
             self.fast.detect(blank)
-        self.embedder.embed_crops(np.zeros((1, *self.embedder.spec.input_size[::-1], 3), np.uint8))
+        for e in self.embedders:
+            e.embed_crops(np.zeros((1, *e.spec.input_size[::-1], 3), np.uint8))
 
     @cached_property
     def operating_point(self) -> OperatingPoint:
         """The calibrated threshold; looked up lazily so calibration can run before it exists."""
         fmr = self.settings.fmr or self.manifest.default_fmr
-        if self.fusion is not None:
-            calibrated = self.fusion.threshold_for(fmr)
-        else:
-            calibrated = self.manifest.get(self.embedder.spec.name).threshold_for(fmr)
-        return OperatingPoint(threshold=calibrated.threshold, fmr=calibrated.fmr)
+        return self.manifest.threshold_for(self.option, fmr).operating_point()
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -236,15 +242,14 @@ class Pipeline:
             faces = self.detect(rgb)
         choice = choose_subject(faces, width, height, self.settings.subject)
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
+        analysis.condition = image_condition(rgb).value
         if choice.subject is None:
             analysis.reasons.append(reason(RetakeReason.NO_FACE, role))
             return analysis
         if choice.rivals and role == LIVE:
             analysis.reasons.append(reason(RetakeReason.SEVERAL_FACES, role))
         with timer.stage("align"):
-            analysis.crop = self.embedder.align(rgb, choice.subject.landmarks)
-            if self.secondary is not None:
-                analysis.secondary_crop = self.secondary.align(rgb, choice.subject.landmarks)
+            analysis.crops = [e.align(rgb, choice.subject.landmarks) for e in self.embedders]
         bounds = bounds or self.settings.quality[role]
         with timer.stage("quality"):
             analysis.quality = self.assess_quality(rgb, choice.subject, bounds)
@@ -268,17 +273,24 @@ class Pipeline:
     def embed(self, analyses: list[FaceAnalysis], timer: Timer | None = None) -> None:
         """Embed the aligned subjects of several analysed images in one batch."""
         timer = timer or Timer()
-        todo = [a for a in analyses if a.crop is not None]
+        todo = [a for a in analyses if a.crops]
         if not todo:
             return
         with timer.stage("embed"):
-            vectors = self.embedder.embed_crops([a.crop for a in todo])
-            for analysis, vector in zip(todo, vectors, strict=True):
-                analysis.embedding = vector
-            if self.secondary is not None:
-                second = self.secondary.embed_crops([a.secondary_crop for a in todo])
-                for analysis, vector in zip(todo, second, strict=True):
-                    analysis.secondary_embedding = vector
+            per_model = [
+                e.embed_crops([a.crops[k] for a in todo]) for k, e in enumerate(self.embedders)
+            ]
+            for i, analysis in enumerate(todo):
+                analysis.embeddings = [vectors[i] for vectors in per_model]
+
+    def score(self, a: FaceAnalysis, b: FaceAnalysis) -> float:
+        """Similarity of two embedded analyses: the cosine, or the fusion of each embedder's."""
+        scores = [cosine(x, y) for x, y in zip(a.embeddings, b.embeddings, strict=True)]
+        if len(scores) == 1:
+            return scores[0]
+        if self.fusion is None:
+            raise ModelError(f"{self.option} was never calibrated as a fusion")
+        return float(self.fusion.fuse(scores))
 
     def template(self, rgb: np.ndarray, role: str = LIVE) -> FaceAnalysis:
         """Analyse and embed one image (enrolment, search). The embedding is computed even when
@@ -286,18 +298,6 @@ class Pipeline:
         analysis = self.analyse(rgb, role)
         self.embed([analysis])
         return analysis
-
-    def score(self, live: FaceAnalysis, chip: FaceAnalysis, timer: Timer | None = None) -> float:
-        """Embed two analysed images in one batch and compare them (the fusion's score when
-        configured); both must have a subject."""
-        timer = timer or Timer()
-        self.embed([live, chip], timer)
-        with timer.stage("compare"):
-            score = cosine(live.embedding, chip.embedding)  # type: ignore[arg-type]
-            if self.fusion is not None:
-                second = cosine(live.secondary_embedding, chip.secondary_embedding)  # type: ignore[arg-type]
-                score = float(self.fusion.fuse([score, second]))
-        return score
 
     def check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis,
                        timer: Timer | None = None) -> LivenessCheck | None:

@@ -139,8 +139,10 @@ class DecisionView(View):
 
     decision: Literal["match", "no_match", "retake", "refused"]
     score: Score | None
-    threshold: Score
+    threshold: Score = Field(description="the threshold applied: the pair's capture "
+                             "condition's (colour, grey) where calibrated, else the pooled one")
     fmr: float
+    condition: str | None = Field(None, description="the pair's capture condition")
     reasons: list[ReasonView]
     timings_ms: dict[str, Ms]
     models: dict[str, str]

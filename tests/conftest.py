@@ -37,7 +37,7 @@ def pipeline() -> Pipeline:
 # Photos per person, as `biometric evaluate --cap` (keeps lfw_dev's most photographed people from
 # dominating its genuine pairs).
 CAP = 10
-EMBEDDERS = ("mobilefacenet", "dlib_resnet")
+EMBEDDERS = ("mobilefacenet", "dlib_resnet", "sface")
 
 
 @pytest.fixture(scope="session")

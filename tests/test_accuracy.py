@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from biometric.assessment import source_figures
-from biometric.calibrate import FUSION, option_scores
+from biometric.calibrate import OPTIONS, option_scores
 from biometric.decode import read_image
 from biometric.evaluation import AcquiredSet, acquire_sets, lfw_pairs_set
 from biometric.pipeline import CHIP, LIVE, Pipeline
@@ -23,10 +23,6 @@ FTA_BOUND = {"lfw_dev": 0.01, "asian_celeb": 0.01, "fr_examples": 0.01, "yaleb_m
 # The measured FMR at the shipped threshold may exceed the claim by this factor on any set that
 # can show it (at least 1/claim impostor pairs) before the claim is considered broken.
 MAX_FMR_RATIO = 3.0
-
-
-def _option(pipeline: Pipeline) -> str:
-    return FUSION if pipeline.fusion is not None else pipeline.embedder.spec.name
 
 
 @pytest.mark.parametrize("name", sorted(FTA_BOUND))
@@ -43,10 +39,10 @@ def test_shipped_threshold_holds_its_fmr_on_every_set(
     pipeline: Pipeline, acquired_sets: list[AcquiredSet]
 ) -> None:
     point = pipeline.operating_point
-    scores = option_scores(acquired_sets, _option(pipeline), pipeline.fusion)
+    scores = option_scores(acquired_sets, pipeline.option, pipeline.fusion)
     checked = []
     for acq in acquired_sets:
-        fig = source_figures(acq, scores[acq.ident.name], point.threshold, point.fmr, CHIP)
+        fig = source_figures(acq, scores[acq.ident.name], point, CHIP)
         print(
             f"\n{fig['name']}: FMR {fig['fmr_at_threshold']} on {fig['impostor']} impostor pairs "
             f"(ratio {fig['fmr_ratio']}), FNMR {fig['fnmr_at_threshold']}"
@@ -62,15 +58,15 @@ def test_shipped_threshold_holds_its_fmr_on_every_set(
 def view1(pipeline: Pipeline, data_dir, tmp_path_factory) -> AcquiredSet:
     pairs = lfw_pairs_set(data_dir / "lfw_dev")
     assert pairs is not None, "lfw_dev/pairsDevTest.txt missing"
-    embedders = pipeline.fusion.embedders if pipeline.fusion else [pipeline.embedder.spec.name]
+    embedders = [e.spec.name for e in pipeline.embedders]
     return acquire_sets([pairs], embedders, pipeline, cache_dir=tmp_path_factory.mktemp("v1"))[0]
 
 
 def test_lfw_view1_accuracy(pipeline: Pipeline, view1: AcquiredSet) -> None:
     assert view1.ident.pairs is not None and len(view1.ident.pairs) == 1000
     point = pipeline.operating_point
-    scores = option_scores([view1], _option(pipeline), pipeline.fusion)[view1.ident.name]
-    fig = source_figures(view1, scores, point.threshold, point.fmr, CHIP)
+    scores = option_scores([view1], pipeline.option, pipeline.fusion)[view1.ident.name]
+    fig = source_figures(view1, scores, point, CHIP)
     print(
         f"\nView-1: accuracy {fig['accuracy_at_threshold']:.4f} at the shipped threshold, "
         f"{fig['best_accuracy']:.4f} at the best; {fig['pairs_not_acquired']} pairs not acquired"
@@ -119,12 +115,10 @@ def test_impostor_pairs_do_not_match(pipeline: Pipeline, fr_dir) -> None:
 
 def test_every_option_has_thresholds_checked_on_held_out_people(pipeline: Pipeline) -> None:
     manifest = pipeline.manifest
-    assert manifest.default_choice and manifest.default_choice["chosen"] in (
-        "mobilefacenet", "dlib_resnet", FUSION
-    )
+    assert manifest.default_choice and manifest.default_choice["chosen"] in OPTIONS
     assert manifest.default_embedder == manifest.default_choice["chosen"]
-    for entry in [manifest.get("mobilefacenet"), manifest.get("dlib_resnet"), manifest.fusion]:
-        point = entry.threshold_for(1e-3)
+    for option in OPTIONS:
+        point = manifest.threshold_for(option, 1e-3)
         assert point.weighting.startswith("equal weight per set")
         assert {"lfw_dev", "yaleb_moderate"} <= set(point.datasets)
         assert {r.name for r in point.per_set} >= {"lfw_dev", "asian_celeb", "yaleb_moderate"}

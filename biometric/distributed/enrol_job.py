@@ -37,8 +37,8 @@ from biometric import config
 from biometric.distributed.runtime import RayTarget, connect
 from biometric.distributed.source import SourceError, SourceRow, fingerprint, read_photo, shard_of
 from biometric.errors import BiometricError
-from biometric.manifest import Manifest, load_manifest
-from biometric.pipeline import CHIP, FUSION, Pipeline
+from biometric.manifest import Manifest, load_manifest, option_embedders
+from biometric.pipeline import CHIP, Pipeline
 
 JOB_FILE = "_job.json"
 SUMMARY_FILE = "_summary.json"
@@ -76,7 +76,7 @@ def template_schema(dim: int) -> pa.Schema:
 def model_identity(manifest: Manifest, embedder: str | None) -> tuple[str, str, int]:
     """(model name, version, dimension) of the embedder, as the store records them (see
     ``open_gallery``); read from the manifest, so nothing about the embedder is fixed here."""
-    if embedder == FUSION:
+    if embedder is not None and len(option_embedders(embedder)) > 1:
         raise SourceError("bulk enrolment stores one model's templates; name one embedder")
     spec = manifest.embedder_spec(embedder)
     return spec.name, manifest.get(spec.name).sha256[:12], spec.embedding_size

