@@ -14,8 +14,8 @@ never stored: the server cannot decrypt a row without the handle, a reader of th
 of a deleted SQLite page, a backup, a WAL file) finds only ciphertext, and an edited row (other
 key name, later expiry) fails authentication. No key has to be shared between processes.
 
-A handle is erased when it is used (taken in one ``DELETE ... RETURNING``, so two requests with
-the same handle cannot both use it) and when it expires (every put and take purges expired
+A handle is erased when it is used (of two requests with the same handle only the one whose
+``DELETE`` removed the row uses it) and when it expires (every put and take purges expired
 rows; an expired row is never answered). Once the row is gone no copy of the key exists
 anywhere but in the client's memory.
 """
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import LargeBinary, String, delete
+from sqlalchemy import LargeBinary, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from biometric.chip.dg2 import FaceImage
@@ -204,20 +204,22 @@ def take(session: Session, handle: str, key_name: str,
     now = now or utcnow()
     row_id = _row_id(handle_id)
     purge_expired(session, now)
-    taken = session.execute(
-        delete(ChipHandleRow)
-        .where(ChipHandleRow.id == row_id, ChipHandleRow.key_name == key_name)
-        .returning(ChipHandleRow.sealed, ChipHandleRow.expires_at)
-    ).first()
     session.commit()
-    if taken is None:
+    row = session.execute(
+        select(ChipHandleRow.sealed, ChipHandleRow.expires_at)
+        .where(ChipHandleRow.id == row_id, ChipHandleRow.key_name == key_name)
+    ).first()
+    if row is None:
         raise ChipHandleUnknown()
-    sealed, expires_at = taken
-    if expires_at <= now:
-        raise ChipHandleUnknown()
-    try:
+    sealed, expires_at = row
+    try:  # opened before it is erased: a wrong key part leaves the owner's handle alone
         plain = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
                                     _aad(row_id, key_name, expires_at))
     except InvalidTag:
         raise ChipHandleUnknown() from None
+    # Of two requests with the same handle, only the one whose DELETE removed the row uses it.
+    erased = session.execute(delete(ChipHandleRow).where(ChipHandleRow.id == row_id))
+    session.commit()
+    if erased.rowcount != 1:  # type: ignore[attr-defined]
+        raise ChipHandleUnknown()
     return decode(plain)
