@@ -219,7 +219,7 @@ class VerifyOutcome:
     # Passive authentication of the chip, with the policy that judged it (a portrait image:
     # not_checked); None under policy "off".
     chip_auth: ChipAuthResult | None = None
-    chip_image: FaceImage | None = None  # where the portrait sat in EF.DG2, when it was sent
+    chip_image: PortraitPlace | None = None  # where the portrait sat in EF.DG2, when sent
     citizen_id: str | None = None
     counter_id: str | None = None
     condition: str | None = None  # the pair's capture condition (biometric.conditions)
@@ -232,6 +232,26 @@ class VerifyOutcome:
 # -- the prepared chip --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PortraitPlace:
+    """Where the portrait sat in EF.DG2 (a :class:`FaceImage` without the photo), so that a
+    page holding the DG2 can cut it out."""
+
+    version: str
+    image_type: str
+    data_type: str
+    width: int
+    height: int
+    feature_points: int
+    image_offset: int
+    image_bytes: int
+
+    @classmethod
+    def of(cls, image: FaceImage) -> PortraitPlace:
+        return cls(image.version, image.image_type, image.data_type, image.width, image.height,
+                   image.feature_points, image.image_offset, image.image_bytes)
+
+
 @dataclass
 class PreparedChip:
     """The chip's side of a verification, done while the claimant sits down: the portrait read,
@@ -241,7 +261,7 @@ class PreparedChip:
 
     analysis: FaceAnalysis
     chip_auth: ChipAuthResult | None  # judged under the verifier's policy (None under "off")
-    chip_image: FaceImage | None
+    chip_image: PortraitPlace | None
     option: str  # the embedder option that made the templates (biometric.manifest)
     models: dict[str, str]  # the versions of the models that made them
     timings_ms: dict[str, float]
@@ -313,7 +333,7 @@ class Verifier:
         return PreparedChip(
             analysis=analysis,
             chip_auth=self._chip_auth(reading),
-            chip_image=replace(portrait, image=b"") if portrait is not None else None,
+            chip_image=PortraitPlace.of(portrait) if portrait is not None else None,
             option=pipeline.option,
             models=self.embedder_versions(),
             timings_ms=_sum_timings(timer.ms, reading.timings_ms if reading else {}),

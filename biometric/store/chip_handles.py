@@ -36,7 +36,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import LargeBinary, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from biometric.chip.dg2 import FaceImage
 from biometric.chip.passive_auth import Check, ChipAuthResult, ChipAuthStatus
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.decide import Reason
@@ -44,7 +43,7 @@ from biometric.faces import Face
 from biometric.pipeline import CHIP, FaceAnalysis
 from biometric.quality import QualityReport
 from biometric.store.models import Base, UtcDateTime, utcnow
-from biometric.verification import PreparedChip, PreparedChipUnusable
+from biometric.verification import PortraitPlace, PreparedChip, PreparedChipUnusable
 
 PREFIX = "chp_"
 ID_BYTES = 16  # 128-bit lookup id: not guessable
@@ -124,8 +123,7 @@ def encode(chip: PreparedChip) -> bytes:
         "quality": asdict(a.quality) if a.quality is not None else None,
         "embeddings": [_b64(np.asarray(e, "<f4").tobytes()) for e in a.embeddings],
         "chip_auth": asdict(chip.chip_auth) if chip.chip_auth is not None else None,
-        "chip_image": ({k: v for k, v in asdict(chip.chip_image).items() if k != "image"}
-                       if chip.chip_image is not None else None),
+        "chip_image": asdict(chip.chip_image) if chip.chip_image is not None else None,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -160,7 +158,7 @@ def decode(data: bytes) -> PreparedChip:
     return PreparedChip(
         analysis=analysis,
         chip_auth=auth,
-        chip_image=FaceImage(**image, image=b"") if image is not None else None,
+        chip_image=PortraitPlace(**image) if image is not None else None,
         option=doc["option"],
         models=doc["models"],
         timings_ms=doc["timings_ms"],
