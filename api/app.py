@@ -29,7 +29,7 @@ from api.metrics import Metrics
 from api.middleware import RequestContextMiddleware
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from api.routes import audit, capture, gallery, ops, verify
-from api.settings import Settings
+from api.settings import Settings, trust_store_warning
 from api.ui.routes import install as install_ui
 from biometric import config
 from biometric.chip.errors import TrustStoreError
@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.csca_dir is not None and settings.chip_auth is not ChipAuthPolicy.OFF
             else None
         )
+        warning = trust_store_warning(settings)
+        if warning:
+            log.warning("!!! %s !!!", warning)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.pipeline = await anyio.to_thread.run_sync(load)

@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from biometric.console import err, fail
+
 keys_app = typer.Typer(help="Manage API keys (tokens are shown once).", no_args_is_help=True)
 
 DatabaseUrl = Annotated[
@@ -38,6 +40,7 @@ def serve(
 ) -> None:
     """Run the verification HTTP service (uvicorn, app factory api.app:create_app)."""
     from api.server import run
+    from api.settings import Settings, trust_store_warning
     from biometric.store.db import make_engine, migrate
 
     if database_url:
@@ -45,6 +48,9 @@ def serve(
     engine = make_engine(database_url)
     migrate(engine)  # once, before the workers start
     engine.dispose()
+    warning = trust_store_warning(Settings())
+    if warning:
+        err.print(f"[bold black on yellow] WARNING [/] [bold yellow]{warning}[/]", highlight=False)
     run(host, port, workers, log_level, healthcheck_timeout=healthcheck_timeout)
 
 
@@ -67,14 +73,12 @@ def keys_create(
     from biometric.store.models import Role
 
     if role not in {r.value for r in Role}:
-        typer.echo(f"error: role must be one of {[r.value for r in Role]}", err=True)
-        raise typer.Exit(2)
+        fail("invalid_role", f"role must be one of {', '.join(r.value for r in Role)}")
     with _sessions(database_url)() as s:
         try:
             key, token = create_key(s, name, role)
         except KeyStoreError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail("key_store", str(exc))
     typer.echo(token)
     typer.echo(f"created key {key.name!r} (role {key.role}); store the token now", err=True)
 
@@ -102,8 +106,7 @@ def keys_revoke(
         try:
             key = revoke_key(s, name)
         except KeyStoreError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail("key_store", str(exc))
     typer.echo(f"revoked {key.name}")
 
 

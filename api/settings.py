@@ -43,12 +43,26 @@ class Settings(BaseSettings):
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
-    # Opt-in: keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the
-    # faces of a duplicate case; off, the store keeps templates only (no photos).
-    store_face_thumbnails: bool = False
+    # Keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the faces
+    # of a duplicate case (README, "Reviewers see faces"); false where the agency's policy
+    # forbids keeping face images: the store then keeps templates only.
+    store_face_thumbnails: bool = True
     # Language of staff-facing texts when a request's Accept-Language names neither vi nor en.
     locale: Literal["vi", "en"] = "vi"
     # Connection deadlines (api.server): the whole request head must arrive within
     # header_timeout_s; a request body may not stall for longer than read_timeout_s.
     header_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
+
+
+def trust_store_warning(settings: Settings) -> str | None:
+    """What ``serve`` and the app say at start when chips are checked against no CSCA trust
+    store: every chip then shows as "chip not verified" (README, "Chip trust store")."""
+    if settings.chip_auth == "off":
+        return ("BIOMETRIC_CHIP_AUTH=off: chip signatures are not checked; every decision shows "
+                "the chip as not verified")
+    if settings.csca_dir is None:
+        return ("no CSCA trust store (BIOMETRIC_CSCA_DIR is not set): no chip can be verified, "
+                "every decision shows the chip as not verified; install the agency's CSCA "
+                "certificates or master list (README, \"Chip trust store\")")
+    return None

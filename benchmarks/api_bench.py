@@ -381,3 +381,27 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    """BENCHMARKS.md section: one row per concurrency level, server CPU next to wall time."""
+    from benchmarks.markdown import source_line, table
+
+    s = doc["settings"]
+    server = s["server"]
+    out = ["## API load", "", source_line(path, doc), "",
+           f"{s['transport']}; {s['duration_s']:g} s per level, {s['pairs']} pairs (live "
+           f"{s['live_size'][0]}x{s['live_size'][1]}; chip {s['chip']}). Server: "
+           + ", ".join(f"{k} {v}" for k, v in server.items()) + ".", ""]
+    rows = []
+    for lv in doc["levels"]:
+        counts = lv["decision_counts"]
+        rows.append([lv["concurrency"], lv["requests"], lv["decisions_per_second"],
+                     lv["p50_ms"], lv["p95_ms"], lv.get("p99_ms"),
+                     lv["server_cpu_ms_per_request"], counts.get("match", 0),
+                     counts.get("no_match", 0), counts.get("not_decided", 0),
+                     max(lv["server_rss_mb"])])
+    out += table(["clients", "requests", "decisions / s", "p50 ms", "p95 ms", "p99 ms",
+                  "server CPU ms / request", "match", "no match", "not decided",
+                  "largest process RSS MB"], rows)
+    return out

@@ -652,3 +652,44 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def section(path: Path, doc: dict) -> list[str]:
+    """BENCHMARKS.md section: per gallery size, one row per index kind; then each kind's
+    parameter sweep at the largest size."""
+    from benchmarks.markdown import table
+
+    s = doc["settings"]
+    out = ["## 1:N index", "", source_line_of(path, doc), "", doc.get("note", ""), "",
+           f"{s['dim']}-d vectors, k = {s['k']}, {s['queries']} queries per size; self-join "
+           f"threshold {s['self_join_threshold']}.", ""]
+    rows = []
+    for result in doc["results"]:
+        for kind, r in result["kinds"].items():
+            lat = {x["threads"]: x for x in r["latency"]}
+            one, most = lat[min(lat)], lat[max(lat)]
+            rows.append([result["n"], kind, r["recall_at_10"], r["recall_above_threshold"],
+                         one["p50_ms"], one["p99_ms"], f"{most['p99_ms']:.3g} ({max(lat)})",
+                         r["build_s"], r["bytes_per_template"], r["self_join"]["seconds"]])
+    out += table(["templates", "index", "recall@10", "recall above threshold", "p50 ms (1 thread)",
+                  "p99 ms (1 thread)", "p99 ms (threads)", "build s", "bytes / template",
+                  "self-join s"], rows)
+    largest = doc["results"][-1]
+    for kind, r in largest["kinds"].items():
+        if not r["sweep"]:
+            continue
+        knob = next(k for k in r["sweep"][0] if k not in
+                    ("recall_at_10", "recall_above_threshold", "p50_ms", "p99_ms"))
+        out += [f"Sweep of `{knob}`, {kind}, {largest['n']:,} templates:", ""]
+        out += table([knob, "recall@10", "recall above threshold", "p50 ms", "p99 ms"],
+                     [[x[knob], x["recall_at_10"], x["recall_above_threshold"], x["p50_ms"],
+                       x["p99_ms"]] for x in r["sweep"]])
+    return out
+
+
+def source_line_of(path: Path, doc: dict) -> str:
+    m = doc.get("machine", {})
+    quick = " **(quick mode: small subset)**" if doc.get("settings", {}).get("quick") else ""
+    return (f"Source: `{path.name}`{quick}; {m.get('cpu_model', '?')}, "
+            f"{m.get('cpu_count', '?')} CPUs, Python {m.get('python', '?')}, faiss "
+            f"{m.get('faiss', '?')}, numpy {m.get('numpy', '?')}.")

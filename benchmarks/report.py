@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from benchmarks.markdown import f, source_line, table
 
 KINDS = (
     "accuracy",
@@ -35,44 +38,6 @@ def latest(out_dir: Path) -> dict[str, tuple[Path, dict]]:
         if m["kind"] not in found or key > found[m["kind"]][0]:
             found[m["kind"]] = (key, path)
     return {k: (p, json.loads(p.read_text())) for k, (_, p) in found.items()}
-
-
-def f(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        if abs(value) >= 10:
-            return f"{value:.1f}"
-        return f"{value:.{digits}g}" if value else "0"
-    return str(value)
-
-
-def table(columns: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(f(v) for v in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def source_line(path: Path, doc: dict) -> str:
-    m = doc.get("machine", {})
-    quick = " **(quick mode: small subset)**" if doc.get("settings", {}).get("quick") else ""
-    return (
-        f"Source: `{path.name}`{quick}; {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} CPUs "
-        f"({m.get('cpu_usable', '?')} usable), Python {m.get('python', '?')}, onnxruntime "
-        f"{m.get('onnxruntime', '?')}, numpy {m.get('numpy', '?')}"
-        + (
-            "; models " + ", ".join(f"{k} `{v}`" for k, v in doc["model_versions"].items())
-            if doc.get("model_versions")
-            else ""
-        )
-        + "."
-    )
 
 
 def _at(fig: dict, fmr: str, key: str) -> Any:
@@ -679,7 +644,7 @@ def scale_section(path: Path, doc: dict) -> list[str]:
     )
     out.append("")
     out += table(
-        ["figure", "value"],
+        ["capacity", "value"],
         [[k.replace("_", " "), v] for k, v in c.items() if not isinstance(v, dict)],
     )
     out += [f"- {k}: {v}" for k, v in c["sources"].items()]
@@ -895,6 +860,16 @@ SECTIONS = {
 }
 
 
+# Benchmarks that render their own section: kind -> module defining ``section(path, doc)``.
+OWN_SECTION = {"index": "index_bench", "api": "api_bench"}
+
+
+def section_renderer(kind: str) -> Callable[[Path, dict], list[str]]:
+    if kind in OWN_SECTION:
+        return importlib.import_module(f"benchmarks.{OWN_SECTION[kind]}").section
+    return SECTIONS.get(kind, lambda p, d, k=kind: generic_section(k, p, d))
+
+
 def render(out_dir: Path) -> str:
     found = latest(out_dir)
     lines = [
@@ -922,7 +897,7 @@ def render(out_dir: Path) -> str:
             continue
         path, doc = found[kind]
         try:
-            lines += SECTIONS.get(kind, lambda p, d, k=kind: generic_section(k, p, d))(path, doc)
+            lines += section_renderer(kind)(path, doc)
         except (KeyError, TypeError, IndexError) as exc:
             lines += [f"## {kind}", "", f"`{path.name}` could not be rendered ({exc!r}).", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -23,7 +23,7 @@ from biometric.chip.cli import (
     read_optional,
 )
 from biometric.chip.policy import ChipAuthPolicy
-from biometric.console import err, guard, out, progress_bar
+from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 from biometric.views import FaceView, VerifyView
@@ -135,30 +135,37 @@ def evaluate(
     from biometric.evaluation import load_source
 
     if role not in ("chip", "live"):
-        err.print("[red]error[/red]: --role must be chip or live", highlight=False)
-        raise typer.Exit(2)
+        fail("invalid_option", "--role must be chip or live")
     try:
         loaded = [load_source(p, cap) for p in sources]
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail("invalid_source", str(exc))
     pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
     with progress_bar("evaluating", sum(len(s.images) for s in loaded)) as advance:
         report = evaluate_sources(loaded, pipeline, role, workers, progress=advance)
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
         return
-    table = Table("source", "images", "FTA", f"retake ({role})", "genuine", "impostor",
-                  "FNMR", "FMR", "FMR / claim", "TAR@1e-3", "TAR@1e-4")
-
     def f(v: float | None, spec: str = ".4f") -> str:
         return "n/a" if v is None else format(v, spec)
 
-    for s in report["sets"]:
-        table.add_row(s["name"], str(s["images"]), f(s["fta"], ".2%"), f(s["retake_rate"], ".2%"),
-                      str(s["genuine"]), str(s["impostor"]), f(s["fnmr_at_threshold"]),
-                      f(s["fmr_at_threshold"], ".2e"), f(s["fmr_ratio"], ".2f"),
-                      f(s["tar_at_fmr"]["1e-3"]), f(s["tar_at_fmr"]["1e-4"]))
+    # One row per measure, one column per source: eleven measures side by side do not fit an
+    # 80-column terminal (rich cut them to "..."), a few sources do.
+    rows = {
+        "images": lambda s: str(s["images"]),
+        "FTA": lambda s: f(s["fta"], ".2%"),
+        f"retake ({role})": lambda s: f(s["retake_rate"], ".2%"),
+        "genuine pairs": lambda s: str(s["genuine"]),
+        "impostor pairs": lambda s: str(s["impostor"]),
+        "FNMR": lambda s: f(s["fnmr_at_threshold"]),
+        "FMR": lambda s: f(s["fmr_at_threshold"], ".2e"),
+        "FMR / claim": lambda s: f(s["fmr_ratio"], ".2f"),
+        "TAR@1e-3": lambda s: f(s["tar_at_fmr"]["1e-3"]),
+        "TAR@1e-4": lambda s: f(s["tar_at_fmr"]["1e-4"]),
+    }
+    table = Table("measure", *(s["name"] for s in report["sets"]))
+    for label, cell in rows.items():
+        table.add_row(label, *(cell(s) for s in report["sets"]))
     out.print(f"{report['embedder']} at threshold {report['threshold']:.4f} "
               f"(claimed FMR {report['fmr_claimed']:g})")
     out.print(table)
@@ -167,18 +174,22 @@ def evaluate(
         out.print(f"worst set: {name}, FMR {ratio:.2f}x the claim")
 
 
+DECISION_COLOURS = {"match": "green", "no_match": "red", "retake": "yellow",
+                    "manual_check": "yellow", "chip_untrusted": "red", "refused": "red"}
+
+
 def _print_verify(result: VerifyView) -> None:
-    colour = {"match": "green", "no_match": "red", "retake": "yellow", "refused": "red"}[
-        result.decision]
-    out.print(f"decision: [bold {colour}]{result.decision.upper()}[/]")
+    decision = result.decision
+    out.print(f"decision: [bold {DECISION_COLOURS[decision]}]{decision.upper()}[/]")
+    if result.chip_trust == "not_verified" and decision in ("match", "no_match"):
+        out.print("[bold yellow]chip not verified[/]: the decision rests on the faces only")
     if result.score is not None:
         out.print(
-            f"score {result.score:.4f} vs threshold {result.threshold:.4f} "
-            f"(set for FMR {result.fmr:g})"
+            f"score {result.display_score}/100 (raw {result.score:.4f} vs threshold "
+            f"{result.threshold:.4f}, set for FMR {result.fmr:g})"
         )
     for r in result.reasons:
-        verb = "refused" if r.code.startswith("chip_auth") else "retake"
-        out.print(f"  {verb} ({r.image}): {r.message}")
+        out.print(f"  {decision} ({r.image}): {r.message}")
     if result.chip_auth is not None:
         print_auth(out, result.chip_auth)
     for role, a in (("live", result.live), ("chip", result.chip)):
@@ -192,7 +203,8 @@ def _print_verify(result: VerifyView) -> None:
         verdict = "live" if lv.is_live else "suspected attack"
         out.print(f"liveness ({lv.policy}): score {lv.score} ({verdict}; "
                   f"threshold {lv.threshold})")
-    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+    # Two decimals below a millisecond: "compare 0.0 ms" read as a stage that did not run.
+    timings = ", ".join(f"{k} {v:.{2 if v < 1 else 1}f} ms" for k, v in result.timings_ms.items())
     out.print(f"timings: {timings}")
     out.print("models: " + ", ".join(f"{k} {v}" for k, v in result.models.items()))
 
@@ -215,15 +227,14 @@ def verify(
         help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Compare a live capture with the chip portrait: match, no_match, retake or refused."""
+    """Compare a live capture with the chip portrait: match, no_match, retake (live capture),
+    manual_check (no usable face on the chip), chip_untrusted or refused."""
     from biometric.verification import ChipFiles, Verifier, VerifyRequest
 
     if (chip is None) == (dg2 is None):
-        err.print("[red]error[/red]: give the chip portrait as CHIP or --dg2, not both")
-        raise typer.Exit(2)
+        fail("invalid_option", "give the chip portrait as CHIP or --dg2, not both")
     if sod is not None and dg2 is None:
-        err.print("[red]error[/red]: --sod needs --dg2 (the signature covers the DG2 file)")
-        raise typer.Exit(2)
+        fail("invalid_option", "--sod needs --dg2 (the signature covers the DG2 file)")
     request = guard(lambda: VerifyRequest(
         live.read_bytes(),
         portrait=chip.read_bytes() if chip is not None else None,
@@ -303,6 +314,9 @@ def embed(
             sys.stdout.write(json.dumps(r) + "\n")
 
 
+DRAW_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 @app.command()
 def detect(
     image: Annotated[Path, typer.Argument(help="Image file.")],
@@ -312,6 +326,11 @@ def detect(
     models_dir: ModelsDir = None,
 ) -> None:
     """List every face with its score, box and five landmarks."""
+    if draw is not None:
+        if draw.suffix.lower() not in DRAW_SUFFIXES:
+            fail("invalid_output", f"--draw {draw}: name a {', '.join(DRAW_SUFFIXES)} file")
+        if not draw.parent.is_dir():
+            fail("invalid_output", f"--draw {draw}: folder {draw.parent} does not exist")
     pipeline = guard(lambda: _pipeline(models_dir))
     rgb = guard(lambda: read_image(image).rgb)
     faces = pipeline.detect(rgb)
@@ -333,7 +352,10 @@ def detect(
             )
             for x, y in f.landmarks:
                 cv2.circle(canvas, (round(x), round(y)), 2 * thick, (0, 0, 255), -1)
-        cv2.imwrite(str(draw), canvas)
+        ok, encoded = cv2.imencode(draw.suffix.lower(), canvas)
+        if not ok:
+            fail("invalid_output", f"--draw {draw}: could not encode the image")
+        guard(lambda: draw.write_bytes(encoded.tobytes()))
         err.print(f"wrote {draw}")
 
 

@@ -20,7 +20,7 @@ from biometric.acquire import AcquisitionConfig, drop_face_parts, find_faces, un
 from biometric.blazeface import BlazeFaceConfig, BlazeFaceDetector
 from biometric.compare import cosine
 from biometric.conditions import image_condition
-from biometric.decide import OperatingPoint, Reason, RetakeReason, reason
+from biometric.decide import OperatingPoint, Reason, RetakeReason, ScoreScale, reason
 from biometric.decode import DecodedImage, DecodeLimits, decode_image
 from biometric.detect import DetectorConfig, MtcnnDetector
 from biometric.embed import Embedder
@@ -198,6 +198,13 @@ class Pipeline:
         """The calibrated threshold; looked up lazily so calibration can run before it exists."""
         fmr = self.settings.fmr or self.manifest.default_fmr
         return self.manifest.threshold_for(self.option, fmr).operating_point()
+
+    @cached_property
+    def score_scale(self) -> ScoreScale:
+        """The 0-100 display scale over the calibrated operating points of the score in use."""
+        points = tuple(OperatingPoint(t.threshold, t.fmr)
+                       for t in self.manifest.thresholds_of(self.option))
+        return ScoreScale(points, self.operating_point.fmr)
 
     # -- stages -----------------------------------------------------------------------------
 

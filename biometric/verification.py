@@ -34,7 +34,15 @@ from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.reader import ChipReading, read_chip
 from biometric.chip.trust import TrustStore
 from biometric.conditions import pair_condition
-from biometric.decide import Decision, OperatingPoint, Reason, RetakeReason, reason
+from biometric.decide import (
+    ChipTrust,
+    Decision,
+    OperatingPoint,
+    Reason,
+    RetakeReason,
+    chip_problems,
+    reason,
+)
 from biometric.errors import BiometricError
 from biometric.liveness import LivenessCheck, LivenessPolicy
 from biometric.pipeline import CHIP, LIVE, FaceAnalysis, Pipeline, Timer
@@ -155,6 +163,7 @@ class FaceEvidence:
 class Verdict:
     decision: Decision
     reasons: tuple[Reason, ...]
+    chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED
 
 
 def liveness_reason(check: LivenessCheck | None, policy: LivenessPolicy) -> Reason | None:
@@ -164,33 +173,57 @@ def liveness_reason(check: LivenessCheck | None, policy: LivenessPolicy) -> Reas
     return reason(RetakeReason.PRESENTATION_ATTACK, LIVE)
 
 
-def chip_refusal(auth: ChipAuthResult | None, policy: ChipAuthPolicy) -> Reason | None:
-    """Under ``block`` a chip that did not verify is refused: a card without EF.SOD (``auth``
-    None or not checked) must not slip through; under ``warn`` and ``off`` nothing is."""
-    if policy is not ChipAuthPolicy.BLOCK:
-        return None
+def chip_trust(auth: ChipAuthResult | None) -> ChipTrust:
+    """What the decision needs of passive authentication (None: not checked, or policy off)."""
     if auth is None or auth.status is ChipAuthStatus.NOT_CHECKED:
-        return reason(CHIP_NOT_CHECKED, CHIP)
-    if auth.status is not ChipAuthStatus.VERIFIED:
+        return ChipTrust.NOT_VERIFIED
+    return ChipTrust.VERIFIED if auth.status is ChipAuthStatus.VERIFIED else ChipTrust.FAILED
+
+
+def chip_refusal(auth: ChipAuthResult | None, policy: ChipAuthPolicy) -> Reason | None:
+    """The staff instruction the chip check gives: for a chip that failed passive
+    authentication (under ``warn`` and ``block``: the agency's procedure for a suspect card),
+    and under ``block`` for one that could not be checked (a card without EF.SOD must not slip
+    through); None otherwise."""
+    if policy is ChipAuthPolicy.OFF:
+        return None
+    trust = chip_trust(auth)
+    if trust is ChipTrust.FAILED:
         return reason(CHIP_REFUSED, CHIP)
+    if trust is ChipTrust.NOT_VERIFIED and policy is ChipAuthPolicy.BLOCK:
+        return reason(CHIP_NOT_CHECKED, CHIP)
     return None
 
 
 def decide(face: FaceEvidence, liveness: LivenessCheck | None, chip_auth: ChipAuthResult | None,
            policies: Policies) -> Verdict:
-    """The decision: ``refused`` when the chip policy refuses the chip (its reason first; the
-    face comparison still counts for the audit, a forged chip usually carrying the presenter's
-    face), else ``retake`` when an image cannot be used or liveness blocks, else ``match`` or
-    ``no_match`` by the score against the operating point."""
+    """The decision, most serious first (the face comparison still counts for the audit):
+
+    1. ``chip_untrusted``: the chip failed passive authentication (hash mismatch, bad
+       signature, untrusted or expired signer), under ``warn`` as under ``block``: a forged
+       chip usually carries the presenter's own face, so a face match must not show;
+    2. ``refused``: under ``block``, a chip that could not be checked;
+    3. ``retake``: the live capture cannot be used, or liveness blocks (the citizen can act);
+    4. ``manual_check``: the chip portrait has no usable face (nobody can retake it);
+    5. ``match`` or ``no_match`` by the score against the operating point.
+
+    ``chip_trust`` in the verdict is ``not_verified`` unless the chip verified: a face decision
+    on an unverified chip is shown apart from one on a verified chip."""
     attack = liveness_reason(liveness, policies.liveness)
-    retakes = (*face.live_reasons, *((attack,) if attack else ()), *face.chip_reasons)
+    live = (*face.live_reasons, *((attack,) if attack else ()))
+    trust = ChipTrust.NOT_VERIFIED if policies.chip_auth is ChipAuthPolicy.OFF else chip_trust(
+        chip_auth)
     refused = chip_refusal(chip_auth, policies.chip_auth)
     if refused is not None:
-        return Verdict(Decision.REFUSED, (refused, *retakes))
-    if retakes or face.score is None:
-        return Verdict(Decision.RETAKE, retakes)
+        untrusted = trust is ChipTrust.FAILED
+        return Verdict(Decision.CHIP_UNTRUSTED if untrusted else Decision.REFUSED,
+                       (refused, *live, *face.chip_reasons), trust)
+    if live:
+        return Verdict(Decision.RETAKE, (*live, *face.chip_reasons), trust)
+    if face.chip_reasons or face.score is None:
+        return Verdict(Decision.MANUAL_CHECK, face.chip_reasons, trust)
     match = face.score >= face.point.threshold_for(face.condition)
-    return Verdict(Decision.MATCH if match else Decision.NO_MATCH, ())
+    return Verdict(Decision.MATCH if match else Decision.NO_MATCH, (), trust)
 
 
 # -- the outcome --------------------------------------------------------------------------------
@@ -220,6 +253,8 @@ class VerifyOutcome:
     # not_checked); None under policy "off".
     chip_auth: ChipAuthResult | None = None
     chip_image: PortraitPlace | None = None  # where the portrait sat in EF.DG2, when sent
+    display_score: int | None = None  # 0-100, the decision threshold at 50 (ScoreScale)
+    chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED
     citizen_id: str | None = None
     counter_id: str | None = None
     condition: str | None = None  # the pair's capture condition (biometric.conditions)
@@ -326,6 +361,9 @@ class Verifier:
         """:meth:`prepare` of a decoded portrait (RGB)."""
         pipeline, timer = self.pipeline, Timer()
         analysis = pipeline.analyse(chip_rgb, CHIP, timer)
+        # A chip portrait cannot be retaken: only a missing or unusable face stops the
+        # comparison (staff check by hand); its pose and lighting stay in its quality report.
+        analysis.reasons = chip_problems([r.code for r in analysis.reasons])
         if not analysis.reasons:  # an unusable portrait is never compared: no template
             pipeline.embed([analysis], timer)
         analysis.crops = []  # the aligned face is a photo: not kept
@@ -388,6 +426,8 @@ class Verifier:
         return VerifyOutcome(
             decision=verdict.decision,
             score=face.score,
+            display_score=pipeline.score_scale.display(face.score),
+            chip_trust=verdict.chip_trust,
             threshold=point.threshold_for(condition),
             fmr=point.fmr,
             reasons=list(verdict.reasons),

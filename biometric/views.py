@@ -137,8 +137,14 @@ class ChipImageView(View):
 class DecisionView(View):
     """What every answer to a verification carries."""
 
-    decision: Literal["match", "no_match", "retake", "refused"]
+    decision: Literal["match", "no_match", "retake", "manual_check", "chip_untrusted", "refused"]
     score: Score | None
+    display_score: int | None = Field(
+        None, description="the score on the 0-100 scale staff see (the decision threshold = 50), "
+        "the same scale as duplicate search; `score` is the raw one")
+    chip_trust: Literal["verified", "not_verified", "failed"] = Field(
+        "not_verified", description="passive authentication as the decision used it: only "
+        "`verified` is a chip shown to be genuine")
     threshold: Score = Field(description="the threshold applied: the pair's capture "
                              "condition's (colour, grey) where calibrated, else the pooled one")
     fmr: float

@@ -22,7 +22,7 @@ import pytest
 
 from biometric import config
 from biometric.decode import read_image
-from biometric.liveness import network_input, rescale_crop, square_crop_box
+from biometric.liveness.antispoof import network_input, rescale_crop, square_crop_box
 from biometric.modelbuild import sources
 from biometric.modelbuild.antispoof import FACTS, convert
 from biometric.modelbuild.fetch import extract_file
@@ -168,22 +168,25 @@ def test_conversion_is_deterministic(tflite_path: Path, onnx_path: Path, tmp_pat
     assert again.read_bytes() == onnx_path.read_bytes()
 
 
-def test_facts_are_json_and_complete() -> None:
+def test_shipped_facts_are_what_the_model_and_runtime_use() -> None:
+    """The manifest records the converter's facts, the ONNX file has the inputs and outputs they
+    name, and the runtime reads its preprocessing and thresholds from them (the package's
+    constants: 256x256 RGB / 255, score threshold 0.2, sharpness threshold 50)."""
     import json
 
-    facts = json.loads(json.dumps(FACTS))
-    for key in (
-        "input_name",
-        "input_size",
-        "layout",
-        "channels",
-        "std",
-        "output_names",
-        "threshold",
-        "crop",
-        "laplacian",
-    ):
-        assert key in facts
+    from biometric.liveness.antispoof import LivenessDetector
+    from biometric.manifest import load_manifest
+
+    entry = load_manifest(config.models_dir()).get("antispoof")
+    assert entry.facts == json.loads(json.dumps(FACTS))
+    model = onnx.load(str(config.models_dir() / entry.file))
+    (graph_input,) = model.graph.input
+    dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    assert graph_input.name == FACTS["input_name"] and dims[1:] == [3, *FACTS["input_size"]]
+    assert [o.name for o in model.graph.output] == FACTS["output_names"]
+    detector = LivenessDetector(config.models_dir() / entry.file, entry.facts)
+    assert (detector.threshold, detector.sharp_threshold) == (0.2, 50)
+    assert (detector._size, detector._mean, detector._std) == (256, 0.0, 255.0)
 
 
 @pytest.mark.parametrize(

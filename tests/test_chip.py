@@ -224,11 +224,20 @@ def test_cli_verify_dg2(specimens: Specimens, fr_dir: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["decision"] == "match" and result["chip_auth"]["status"] == "verified"
     assert "chip_auth" in result["timings_ms"]
-    bad = specimens.variants["sod_for_other_dg2"]
-    proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
-                "--chip-auth", "block")
+    assert result["chip_trust"] == "verified"
+    # An altered portrait (image bytes changed after signing; or a SOD signed over another
+    # DG2) is never a match, under the default policy (warn) as under block, although the
+    # faces match: the decision is chip_untrusted with the agency's instruction.
+    for name, policy in (("image_byte_changed", "warn"), ("sod_for_other_dg2", "block")):
+        bad = specimens.variants[name]
+        proc = _cli("verify", live, "--dg2", str(bad.dg2), "--sod", str(bad.sod), *common,
+                    "--chip-auth", policy)
+        result = json.loads(proc.stdout)
+        assert result["decision"] == "chip_untrusted", (name, policy, result["decision"])
+        assert result["reasons"][0]["message"] == reason_message("chip_auth_failed")
+        assert result["chip_auth"]["status"] == "hash_mismatch" and result["chip_trust"] == "failed"
+        assert result["score"] is not None  # the faces were still compared, for the audit
+    # Not checked (no EF.SOD) under warn: the face decision, marked not verified.
+    proc = _cli("verify", live, "--dg2", str(genuine.dg2), *common)
     result = json.loads(proc.stdout)
-    assert result["decision"] == "refused" and result["reasons"][0]["message"] == reason_message(
-        "chip_auth_failed"
-    )
-    assert result["chip_auth"]["status"] == "hash_mismatch"
+    assert result["decision"] == "match" and result["chip_trust"] == "not_verified"

@@ -25,6 +25,7 @@ from biometric.gallery.service import (
     InvalidCitizenId,
     open_gallery,
 )
+from biometric.i18n import translate
 from biometric.pipeline import CHIP, Pipeline
 from biometric.store.db import make_engine, migrate, session_factory
 
@@ -214,4 +215,4 @@ def test_screening_survives_kill_9_and_resumes(data_dir: Path, pipeline: Pipelin
     assert list(gallery.index_ids()) == store_ids, "index and store disagree"
     assert n_cases > 0
     report = (tmp_path / "report" / "report.html").read_text()
-    assert "Duplicate screening report" in report and "data:image/jpeg;base64," in report
+    assert translate("report.title") in report and "data:image/jpeg;base64," in report

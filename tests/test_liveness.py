@@ -68,6 +68,6 @@ def test_off_runs_no_liveness_model(photos, pipeline: Pipeline) -> None:
     ],
 )
 def test_minifasnet_crop_follows_the_package(box, size, expected) -> None:
-    from biometric.minifasnet import enlarged_crop_box
+    from biometric.liveness.minifasnet import enlarged_crop_box
 
     assert enlarged_crop_box(box, *size) == expected

@@ -8,6 +8,7 @@ every page state go to ``test-artifacts/ui/``: the counter flow in Vietnamese an
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,11 +29,12 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import text
 
 from api.launcher import running_server
-from biometric import config
+from biometric import config, i18n
 from biometric.guidance import Instruction
 from biometric.i18n import translate
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key
+from tests.chip_specimens import Specimens, build
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -53,7 +55,14 @@ class UiServer:
 
 
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory) -> Iterator[UiServer]:
+def specimens(fr_dir: Path, tmp_path_factory) -> Specimens:
+    """SYNTHETIC chip files around a real photo (tests/chip_specimens.py), their CSCA installed
+    as the server's trust store."""
+    return build(fr_dir, tmp_path_factory.mktemp("uichip"))
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory, specimens: Specimens) -> Iterator[UiServer]:
     db_url = f"sqlite:///{tmp_path_factory.mktemp('uidb') / 'ui.db'}"
     engine = make_engine(db_url)
     migrate(engine)
@@ -65,6 +74,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
         "BIOMETRIC_THREAD_POOL_SIZE": "2",
         "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("uiindex")),
         "BIOMETRIC_STORE_FACE_THUMBNAILS": "true",
+        "BIOMETRIC_CSCA_DIR": str(specimens.csca_dir),  # the default chip policy: warn
     }
     with running_server(env) as url:
         yield UiServer(url, db_url, tokens["counter"], tokens["reviewer"], tokens["admin"])
@@ -189,10 +199,13 @@ def _verify_once(driver: WebDriver, chip: Path, citizen_id: str | None = None) -
 
 
 def _use_language(driver: WebDriver, url: str, locale: str) -> None:
-    """Open ``url`` with ``locale`` chosen on the page (remembered by the browser)."""
+    """Open ``url`` with ``locale`` chosen, as the switch remembers it in the browser (set before
+    the page starts: choosing on a page whose script has not yet bound the switch is lost)."""
     driver.get(url)
-    Select(_wait(driver, ec.presence_of_element_located((By.ID, "lang")))).select_by_value(locale)
-    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == locale)
+    driver.execute_script("localStorage.setItem('biometric.locale', arguments[0])", locale)
+    driver.get(url)
+    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == locale
+          and d.find_element(By.ID, "lang").get_attribute("value") == locale)
 
 
 def _guided_capture(driver: WebDriver, locale: str, shot_prefix: str) -> None:
@@ -397,20 +410,179 @@ def test_review_page_placeholder_without_stored_face(
         missing = c.get("/v1/claimants/777700000001/face")
         assert missing.status_code == 404 and missing.json()["type"].endswith("/face_not_stored")
 
+    def face_refusals() -> int:
+        with ui_server.client(ui_server.admin) as c:
+            items = c.get("/v1/audit", params={"decision": "refused", "limit": 500}).json()
+        return len([e for e in items["items"] if e["action"] == "claimant_face"])
+
+    refused_before = face_refusals()  # the 404 just asked for above
     driver = browser
     driver.set_window_size(1100, 900)
     # Still signed in: the key is in sessionStorage.
     _use_language(driver, ui_server.url + "/ui/review", "en")
     selector = f"article.case[data-case-id='{case_id}']"
-    card = _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
-    placeholder = _wait(
-        driver,
-        lambda d: [
-            p
-            for p in d.find_elements(By.CSS_SELECTOR, selector + " .no-photo")
-            if "photo not stored" in p.text
-        ],
+    _wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+    # Counted in the page (the list re-renders when the language is set: no stale elements).
+    count = (
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".filter(e => e.textContent.includes(arguments[1])).length"
     )
-    assert len(placeholder) == 1
-    assert len(card.find_elements(By.TAG_NAME, "img")) == 1
+    missing = selector + " .no-photo"
+    _wait(driver, lambda d: d.execute_script(count, missing, "photo not stored") == 1)
+    _wait(driver, lambda d: d.execute_script(count, selector + " img", "") == 1)
     _shot(driver, "review-4-photo-not-stored")
+    # The page asked only for the faces that exist: loading it wrote no "not found" refusal.
+    assert face_refusals() == refused_before
+
+    # The review page in Vietnamese: case origin, scores and texts, no English left.
+    Select(driver.find_element(By.ID, "lang")).select_by_value("vi")
+    _wait(driver, lambda d: d.execute_script("return document.documentElement.lang") == "vi")
+    origin = translate("ui.review.origin_enrolment", "vi")
+    _wait(driver, lambda d: d.execute_script(count, selector, origin) == 1)
+    assert "enrolment" not in driver.find_element(By.CSS_SELECTOR, selector).text
+    left = _english_left(driver)
+    assert not left, left
+    _shot(driver, "issue20-6-review-vi")
+
+
+# -- counter decisions staff can trust (issue 20) -----------------------------------------------
+
+# Words that only an English sentence has: one of them in a Vietnamese page is text left
+# untranslated (file names, EF.DG2/EF.SOD, CSCA and numbers are not words of a sentence).
+ENGLISH_WORDS = re.compile(
+    r"\b(the|and|of|is|was|not|with|from|this|by|to|signed|trusted|threshold|policy|warn|block|"
+    r"match|retake|issuer|found|image|score|chip's|verified|enrolment|screening)\b",
+    re.IGNORECASE,
+)
+
+
+# Data, not page text: the SYNTHETIC test CSCA's organisation (biometric/chip/synthetic.py).
+CERTIFICATE_NAMES = ("SYNTHETIC test PKI (not a real issuer)",)
+
+
+def _english_left(driver: WebDriver) -> list[str]:
+    """Visible lines of the page that read as English: a catalogue's English sentence, or a
+    line with English words (certificate names, which are data, left out)."""
+    text = driver.find_element(By.TAG_NAME, "body").text
+    for name in CERTIFICATE_NAMES:
+        text = text.replace(name, "")
+    vi, en = (
+        {m.id: m.string for m in i18n.read_catalog(loc) if m.id} for loc in ("vi", "en")
+    )
+    sentences = {v for k, v in en.items() if v != vi.get(k) and len(v) > 12 and "{" not in v}
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [
+        line for line in lines
+        if ENGLISH_WORDS.search(line.replace("English", "")) or any(s in line for s in sentences)
+    ]
+
+
+def _background(driver: WebDriver, element_id: str) -> str:
+    return driver.execute_script(
+        "return getComputedStyle(document.getElementById(arguments[0])).backgroundColor",
+        element_id,
+    )
+
+
+MATCH_GREEN = "rgb(227, 244, 232)"  # --match-bg in biometric/gallery/style.py
+
+
+def _verify_chip_files(driver: WebDriver, dg2: Path, sod: Path | None) -> str:
+    driver.find_element(By.ID, "chip-files-clear").click()
+    driver.find_element(By.ID, "dg2-file").send_keys(str(dg2))
+    if sod is not None:
+        driver.find_element(By.ID, "sod-file").send_keys(str(sod))
+    driver.find_element(By.ID, "verify").click()
+    result = _wait(driver, ec.visibility_of_element_located((By.ID, "result")), 60)
+    return result.find_element(By.ID, "decision").get_attribute("data-decision")
+
+
+def test_counter_chip_trust_and_stale_results_in_vietnamese(
+    ui_server: UiServer, browser: WebDriver, ids: Path, specimens: Specimens
+) -> None:
+    driver = browser
+    driver.set_window_size(1100, 900)
+    page = ui_server.url + "/ui/counter"
+    _use_language(driver, page, "vi")
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(page)
+
+    # A wrong key is refused on the sign-in form, not at the first verification.
+    field = _wait(driver, ec.visibility_of_element_located((By.ID, "api-key")))
+    field.send_keys("not-a-key")
+    field.submit()
+    error = driver.find_element(By.ID, "sign-in-error")
+    _wait(driver, lambda d: error.text.startswith(translate("ui.key_refused", "vi")))
+    assert not driver.find_element(By.ID, "verify-form").is_displayed()
+    assert not driver.execute_script("return Object.values(sessionStorage).length")
+    _shot(driver, "issue20-1-wrong-key")
+    # A reviewer's key is not a counter key: refused there too.
+    field.clear()
+    field.send_keys(ui_server.reviewer)
+    field.submit()
+    _wait(driver, lambda d: error.text.startswith(translate("ui.key_wrong_role", "vi")))
+    field.clear()
+    _sign_in(driver, page, ui_server.counter)
+
+    live = ids / "kit_harington/john1.jpeg"
+    driver.find_element(By.ID, "live-file").send_keys(str(live))
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "live-status"), live.name))
+
+    # Forged chip (the portrait changed after signing; the faces match): never a green match.
+    forged = specimens.variants["image_byte_changed"]
+    assert _verify_chip_files(driver, forged.dg2, forged.sod) == "chip_untrusted"
+    assert _background(driver, "decision") != MATCH_GREEN
+    assert driver.find_element(By.ID, "decision").text.startswith("CHIP KHÔNG TIN CẬY")
+    assert translate("reason.chip_auth_failed", "vi") in driver.find_element(By.ID, "reasons").text
+    assert driver.find_element(By.ID, "chip-auth").get_attribute("data-status") == "hash_mismatch"
+    _shot(driver, "issue20-2-forged-chip")
+
+    # A chip that could not be checked (no EF.SOD): the face decision, amber, with the banner.
+    unchecked = specimens.variants["no_sod"]
+    assert _verify_chip_files(driver, unchecked.dg2, None) == "match"
+    decision = driver.find_element(By.ID, "decision")
+    assert decision.get_attribute("data-chip-trust") == "not_verified"
+    assert "unverified" in decision.get_attribute("class")
+    assert _background(driver, "decision") != MATCH_GREEN
+    assert driver.find_element(By.ID, "chip-banner").is_displayed()
+    _shot(driver, "issue20-3-unchecked-chip")
+
+    # A verified chip: the green screen, the sources named, the score on the 0-100 scale.
+    genuine = specimens.variants["genuine"]
+    assert _verify_chip_files(driver, genuine.dg2, genuine.sod) == "match"
+    assert _background(driver, "decision") == MATCH_GREEN
+    assert not driver.find_element(By.ID, "chip-banner").is_displayed()
+    assert live.name in driver.find_element(By.ID, "used-live").text
+    used_chip = driver.find_element(By.ID, "used-chip").text
+    assert genuine.dg2.name in used_chip and genuine.sod.name in used_chip
+    assert 50 <= int(driver.find_element(By.ID, "score").text) <= 100
+    assert "," in driver.find_element(By.ID, "raw-score").text  # Vietnamese decimal comma
+    detail = driver.find_element(By.ID, "chip-auth-detail").text
+    assert "Việt Nam" in detail and "CN=" not in detail and "cảnh báo" in detail
+    left = _english_left(driver)
+    assert not left, left  # no English left in the Vietnamese page
+    _shot(driver, "issue20-4-verified-chip")
+
+    # A request that fails after a match: the old result is gone, only the error shows.
+    bad = ids.parent / "SOURCE.md"  # not an image
+    driver.find_element(By.ID, "live-file").send_keys(str(bad))
+    _wait(driver, ec.invisibility_of_element_located((By.ID, "result")))  # input changed
+    driver.execute_script("document.getElementById('result').classList.remove('hidden')")
+    driver.find_element(By.ID, "verify").click()
+    status = driver.find_element(By.ID, "verify-status")
+    _wait(driver, lambda d: "error" in status.get_attribute("class") and status.text
+          and status.text != translate("ui.counter.verifying", "vi"))
+    assert not driver.find_element(By.ID, "result").is_displayed()
+    left = _english_left(driver)
+    assert not left, left  # the problem's detail too
+    _shot(driver, "issue20-5-failed-after-match")
+
+    # Picking a chip photo clears the chip files (one source, never one shown and another
+    # compared); each input can be cleared.
+    driver.find_element(By.ID, "chip-file").send_keys(str(ids / "obama/obama.jpg"))
+    _wait(driver, ec.text_to_be_present_in_element((By.ID, "chip-status"), "obama.jpg"))
+    assert driver.find_element(By.ID, "chip-files-status").text == ""
+    driver.find_element(By.ID, "chip-clear").click()
+    assert driver.find_element(By.ID, "chip-status").text == translate("ui.counter.no_chip", "vi")
+    driver.find_element(By.ID, "live-clear").click()
+    assert driver.find_element(By.ID, "live-status").text == translate("ui.counter.no_live", "vi")

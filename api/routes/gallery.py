@@ -19,6 +19,7 @@ from api.auditing import audit, note_citizen
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX, ERROR_RESPONSES, UPLOAD_RESPONSES
+from biometric.decide import OperatingPoint, ScoreScale
 from biometric.gallery.service import DuplicatePolicy, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
@@ -31,9 +32,14 @@ ADMIN = require_roles(Role.ADMIN)
 router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
 
 
+DISPLAY_SCORE = Field(description="the score on the 0-100 scale staff see (the duplicate "
+                      "threshold = 50), the same scale as verification; `score` is the raw one")
+
+
 class CandidateOut(BaseModel):
     citizen_id: str
     score: float
+    display_score: int | None = DISPLAY_SCORE
     template_id: int
 
 
@@ -59,6 +65,9 @@ class CaseOut(BaseModel):
     citizen_id: str
     candidate_citizen_id: str
     score: float
+    display_score: int | None = DISPLAY_SCORE
+    faces_stored: list[str] = Field(
+        [], description="which of the two claimants have a face thumbnail to show")
     threshold: float
     origin: str
     status: str
@@ -86,6 +95,19 @@ CASE_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: problem_example(404, "case_not_found", "no duplicate case 17"),
     409: problem_example(409, "case_already_decided", "case 17 was already dismissed"),
 }
+
+
+def _shown(request: Request, item: Any) -> dict[str, Any]:
+    """A candidate or case as a dict with its score on the staff scale
+    (:class:`biometric.decide.ScoreScale` over the gallery embedder's calibrated points, the
+    duplicate threshold's FMR at 50)."""
+    pipeline: Pipeline = request.app.state.pipeline
+    gallery: Gallery = request.app.state.gallery
+    thresholds = pipeline.manifest.get(gallery.model).thresholds
+    scale = ScoreScale(tuple(OperatingPoint(t.threshold, t.fmr) for t in thresholds),
+                       gallery.duplicate_fmr)
+    out = item.to_dict()
+    return {**out, "display_score": scale.display(out["score"])}
 
 
 async def _in_pool(request: Request, fn: Any) -> Any:
@@ -168,7 +190,7 @@ async def enrol(
         "replaced_templates": result.replaced_templates,
         "duplicate_threshold": gallery.duplicate_threshold,
         "duplicate_fmr": gallery.duplicate_fmr,
-        "candidates": [c.to_dict() for c in result.candidates],
+        "candidates": [_shown(request, c) for c in result.candidates],
         "case_ids": result.case_ids,
         "quality": quality,
     }
@@ -202,7 +224,7 @@ async def search(
         reasons=[c.to_dict() for c in candidates],
     )
     return {
-        "candidates": [c.to_dict() for c in candidates],
+        "candidates": [_shown(request, c) for c in candidates],
         "duplicate_threshold": gallery.duplicate_threshold,
     }
 
@@ -262,9 +284,14 @@ async def list_cases(
     offset: Annotated[int, Query(ge=0, le=DB_ID_MAX)] = 0,
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
-    cases, total = await anyio.to_thread.run_sync(
-        lambda: gallery.list_cases(None if status == "all" else status, limit, offset, citizen_id)
-    )
+
+    def work():
+        cases, total = gallery.list_cases(None if status == "all" else status, limit, offset,
+                                          citizen_id)
+        ids = [i for c in cases for i in (c.citizen_id, c.candidate_citizen_id)]
+        return cases, total, gallery.faces_stored(ids)
+
+    cases, total, faces = await anyio.to_thread.run_sync(work)
     await audit(
         request,
         "list_cases",
@@ -272,7 +299,9 @@ async def list_cases(
         citizen_id=citizen_id,
         reasons=[{"status": status, "offset": offset, "returned": len(cases)}],
     )
-    return {"items": [c.to_dict() for c in cases], "total": total, "limit": limit, "offset": offset}
+    items = [{**_shown(request, c), "faces_stored": sorted(
+        {c.citizen_id, c.candidate_citizen_id} & faces)} for c in cases]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.post(
@@ -300,7 +329,7 @@ async def decide_case(
         score=view.score,
         reasons=[{"case_id": case_id, "note": body.note}],
     )
-    return view.to_dict()
+    return _shown(request, view)
 
 
 class CaseReopen(BaseModel):
@@ -329,4 +358,4 @@ async def reopen_case(
         citizen_id=view.citizen_id,
         reasons=[{"case_id": case_id, "note": body.reason}],
     )
-    return view.to_dict()
+    return _shown(request, view)

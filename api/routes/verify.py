@@ -99,6 +99,8 @@ VERIFY_EXAMPLE = {
     "request_id": "6f1c0e7a9b3d4c2e8f0a1b2c3d4e5f60",
     "decision": "match",
     "score": 0.7347,
+    "display_score": 71,
+    "chip_trust": "verified",
     "threshold": 0.3312,
     "fmr": 0.001,
     "reasons": [],
@@ -418,10 +420,12 @@ def _timeout(seconds: float) -> Problem:
         "`sod` (+ `dg1`), or text part `chip_handle` from `POST /v1/chip`; text parts "
         "`citizen_id` (12 digits), `counter_id`) or JSON with base64. With `dg2`, the portrait "
         "is read from EF.DG2 and EF.SOD's signature is checked (passive authentication, "
-        "`chip_auth`); under `BIOMETRIC_CHIP_AUTH=block` a chip that does not verify is "
-        "`refused`. With `chip_handle`, only the live capture is processed (the chip was "
-        "prepared before), and the handle is erased. Answers `match`, `no_match`, `retake` or "
-        "`refused` with reasons staff can act on. Needs a `counter` or `admin` key. Every "
+        "`chip_auth`): a chip that fails is `chip_untrusted`, never `match`; under "
+        "`BIOMETRIC_CHIP_AUTH=block` one that could not be checked is `refused`. With "
+        "`chip_handle`, only the live capture is processed (the chip was prepared before), and "
+        "the handle is erased. Answers `match`, `no_match`, `retake` (live capture), "
+        "`manual_check` (no usable face on the chip), `chip_untrusted` or `refused`, with "
+        "reasons staff can act on. Needs a `counter` or `admin` key. Every "
         "decision is written to the audit trail (never the photos)."
     ),
     response_model=VerifyResponse,

@@ -6,13 +6,18 @@ style sheet is :mod:`biometric.gallery.style`, shared with the HTML screening re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from api.auditing import audit
+from api.auth import Caller, require_roles
+from api.validation import ERROR_RESPONSES
 from biometric import i18n
 from biometric.gallery.style import CSS
+from biometric.store.models import Role
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The pages load nothing from elsewhere; the camera needs a secure context (https or localhost).
@@ -27,6 +32,8 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+# Under /v1 so that a refused sign-in is audited like every other refused API call.
+session_router = APIRouter(prefix="/v1/session", tags=["session"], responses=ERROR_RESPONSES)
 
 
 def _page(name: str) -> FileResponse:
@@ -49,8 +56,29 @@ async def review_page() -> FileResponse:
     return _page("review.html")
 
 
+async def _signed_in(request: Request, caller: Caller, page: str) -> dict[str, str]:
+    await audit(request, "sign_in", "accepted", reasons=[{"page": page}])
+    return {"name": caller.key_name, "role": caller.role, "page": page}
+
+
+# Sign-in checks: the key is tried once when staff sign in, so a wrong key (401) or a key of
+# the wrong role (403) is refused on the sign-in form, not at the first verification.
+@session_router.get("/counter", summary="Check a key at sign-in on the counter page")
+async def counter_session(
+    request: Request, caller: Annotated[Caller, Depends(require_roles(Role.COUNTER, Role.ADMIN))]
+) -> dict[str, str]:
+    return await _signed_in(request, caller, "counter")
+
+
+@session_router.get("/review", summary="Check a key at sign-in on the review page")
+async def review_session(
+    request: Request, caller: Annotated[Caller, Depends(require_roles(Role.REVIEWER, Role.ADMIN))]
+) -> dict[str, str]:
+    return await _signed_in(request, caller, "review")
+
+
 # What the pages translate: their own texts and the codes they show.
-PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "image.")
+PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "image.", "problem.")
 
 
 @router.get("/i18n")
@@ -78,4 +106,5 @@ async def style_css() -> Response:
 def install(app: FastAPI) -> None:
     """Add the pages and their static files (scripts) to the app."""
     app.include_router(router)
+    app.include_router(session_router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")

@@ -9,6 +9,8 @@ from enum import StrEnum
 
 
 class ChipAuthPolicy(StrEnum):
-    OFF = "off"  # not checked at all
-    WARN = "warn"  # checked, reported and audited; the face decision stands
-    BLOCK = "block"  # anything but "verified" refuses the verification
+    OFF = "off"  # not checked at all (the chip shows as not verified)
+    # Checked, reported and audited: a chip that fails is never a match (chip_untrusted); one
+    # that could not be checked keeps the face decision, marked "chip not verified".
+    WARN = "warn"
+    BLOCK = "block"  # as warn, and a chip that could not be checked is refused

@@ -7,6 +7,7 @@ element stays inside its parent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -57,6 +58,9 @@ def hex_tag(tag: int) -> str:
     return f"{tag:02X}" if tag < 0x100 else f"{tag:04X}" if tag < 0x10000 else f"{tag:06X}"
 
 
+HUGE_NUMBER = re.compile(r"\d{13,}")  # more than a terabyte: no chip file is that long
+
+
 def read(
     buf: bytes,
     pos: int,
@@ -74,7 +78,10 @@ def read(
         cls, method, number, header, contents, trailer = parser.parse(buf[pos:])
     except ValueError as exc:
         head = buf[pos : pos + 4].hex().upper() or "end of data"
-        raise error(f"{what} (bytes {head}): {exc}", where, expected) from None
+        # A file that is not TLV (a JPEG sent as EF.DG2) decodes to a length of hundreds of
+        # digits: say so instead of printing it.
+        reason = HUGE_NUMBER.sub("an impossible number of", str(exc))
+        raise error(f"{what} (bytes {head}): {reason}", where, expected) from None
     tag = tag_bytes(cls, method, number)
     if expect and tag not in expect:
         raise error(f"{what}: expected tag {expected}", where, hex_tag(tag))

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from biometric import config
-from biometric.console import err, guard, out, progress_bar
+from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
 from biometric.gallery.service import DuplicatePolicy, Gallery, open_gallery
 from biometric.pipeline import CHIP, LIVE, Pipeline
@@ -33,11 +33,12 @@ def _open(
     with progress_bar("loading index", None) as advance:
 
         def step(_phase: str, done: int, total: int) -> None:
-            advance(0)
+            advance(0, total=total or None)
 
         gallery = open_gallery(engine, pipeline, config.index_dir(), fmr, policy, step)
+    n = gallery.template_count()
     err.print(
-        f"gallery: {gallery.template_count()} templates, change {gallery.change_number}, "
+        f"gallery: {n} template{'' if n == 1 else 's'}, change {gallery.change_number}, "
         f"duplicate threshold {gallery.duplicate_threshold:.4f} (FMR {gallery.duplicate_fmr:g})"
     )
     return pipeline, gallery
@@ -60,7 +61,7 @@ def enrol(
         pipeline, gallery = _open(db, fmr, policy)
         analysis = pipeline.template(read_image(photo).rgb, CHIP if source == "chip" else LIVE)
         if analysis.embedding is None:
-            raise typer.BadParameter(f"{photo}: " + "; ".join(r.text() for r in analysis.reasons))
+            fail("no_usable_face", f"{photo}: " + "; ".join(r.text() for r in analysis.reasons))
         r = gallery.enrol(
             citizen_id,
             analysis.embedding,
@@ -92,7 +93,7 @@ def search(
         pipeline, gallery = _open(db)
         analysis = pipeline.template(read_image(photo).rgb, CHIP)
         if analysis.embedding is None:
-            raise typer.BadParameter(f"{photo}: no usable face")
+            fail("no_usable_face", f"{photo}: no usable face")
         return [c.to_dict() for c in gallery.search(analysis.embedding, k)]
 
     out.print_json(json.dumps({"candidates": guard(run)}))

@@ -1,6 +1,8 @@
 """Screening reports: JSON and CSV for machines, one self-contained HTML page for people.
 
-The HTML page embeds small face thumbnails (data URIs) read from the source photos at report
+The HTML page (a Jinja2 template with autoescaping, ``templates/report.html.j2``, its texts
+from the message catalogues and its numbers and dates formatted by Babel for the locale)
+embeds small face thumbnails (data URIs) read from the source photos at report
 time, so it can be opened offline and mailed within the benefit unit; the store itself keeps no
 photos (only small face thumbnails, where ``BIOMETRIC_STORE_FACE_THUMBNAILS`` opts in). The page
 inlines the staff pages' style sheet (:mod:`biometric.gallery.style`), so both look alike.
@@ -10,11 +12,17 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from biometric import i18n
+from biometric.decide import OperatingPoint, ScoreScale
 from biometric.decode import read_image
 from biometric.errors import BiometricError
 from biometric.gallery.screening import ScreeningResult
@@ -43,31 +51,35 @@ def _thumbnail(path: str, pipeline: Pipeline | None) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Duplicate screening report</title>
-<style>
-{css}
-</style></head><body>
-<header class="bar"><h1>Duplicate screening report</h1><div>{when}</div></header>
-<main>
-<div class="card"><table class="summary">{summary}</table></div>
-<p class="note">A pair is listed when its similarity is at or above the duplicate threshold
-{threshold:.4f}, calibrated for a false-match rate of {fmr:g} per comparison. Over a gallery of
-{n} claimants that rate alone predicts about {expected:.1f} false pairs: every pair needs a
-person's review.</p>
-<h2>Clusters ({n_clusters})</h2>
-<ul>{clusters}</ul>
-<h2>Pairs ({n_pairs}{shown})</h2>
-{pairs}
-</main></body></html>
-"""
+TEMPLATES = Environment(
+    loader=PackageLoader("biometric.gallery", "templates"),
+    autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+    trim_blocks=True,
+)
+
+
+def _number(value: float, locale: str, digits: int = 0) -> str:
+    """A number as the locale writes it (Vietnamese: 1.234,5), by Babel."""
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(value, pattern, locale=locale)
+
+
+def _scale(result: ScreeningResult, pipeline: Pipeline | None) -> ScoreScale | None:
+    """The staff score scale of the pipeline's embedder, the duplicate threshold at 50."""
+    if pipeline is None:
+        return None
+    entry = pipeline.manifest.get(pipeline.embedder.spec.name)
+    return ScoreScale(tuple(OperatingPoint(t.threshold, t.fmr) for t in entry.thresholds),
+                      result.fmr)
 
 
 def write_report(
-    result: ScreeningResult, out_dir: Path, pipeline: Pipeline | None = None
+    result: ScreeningResult, out_dir: Path, pipeline: Pipeline | None = None,
+    locale: str | None = None,
 ) -> dict[str, Path]:
+    """Write the JSON, CSV and HTML reports; the HTML page in ``locale`` (default: the
+    service's ``BIOMETRIC_LOCALE``, Vietnamese)."""
+    locale = locale or i18n.default_locale()
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = result.summary()
     paths = {
@@ -108,40 +120,45 @@ def write_report(
             thumbs[cid] = _thumbnail(path, pipeline) if path else ""
         return thumbs[cid]
 
-    shown = result.pairs[:HTML_MAX_PAIRS]
-    pair_html = "\n".join(
-        f'<div class="pair" data-a="{html.escape(p["citizen_a"])}" '
-        f'data-b="{html.escape(p["citizen_b"])}">'
-        f'<figure><img alt="claimant {html.escape(p["citizen_a"])}" src="{thumb(p["citizen_a"])}">'
-        f"<figcaption>{html.escape(p['citizen_a'])}</figcaption></figure>"
-        f'<div class="score">{p["score"]:.3f}</div>'
-        f'<figure><img alt="claimant {html.escape(p["citizen_b"])}" src="{thumb(p["citizen_b"])}">'
-        f"<figcaption>{html.escape(p['citizen_b'])}</figcaption></figure></div>"
-        for p in shown
-    )
+    def t(key: str, **params: object) -> str:
+        return i18n.translate(key, locale, **params)
+
+    scale = _scale(result, pipeline)
+    pairs = []
+    for p in result.pairs[:HTML_MAX_PAIRS]:
+        display = scale.display(p["score"]) if scale is not None else None
+        pairs.append({
+            "a": p["citizen_a"], "b": p["citizen_b"],
+            "thumb_a": thumb(p["citizen_a"]), "thumb_b": thumb(p["citizen_b"]),
+            "shown": _number(display, locale) if display is not None
+            else _number(p["score"], locale, 3),
+            "raw": _number(p["score"], locale, 3),
+        })
     rows = [
-        ("gallery size", summary["gallery_size"]),
-        ("enrolled in this run", summary["enrolled_now"]),
-        ("already enrolled (skipped)", summary["skipped_already_enrolled"]),
-        ("photos refused", summary["failures"]),
-        ("review cases opened", summary["cases_opened"]),
+        (t("report.gallery_size"), _number(summary["gallery_size"], locale)),
+        (t("report.enrolled_now"), _number(summary["enrolled_now"], locale)),
+        (t("report.skipped"), _number(summary["skipped_already_enrolled"], locale)),
+        (t("report.refused"), _number(summary["failures"], locale)),
+        (t("report.cases_opened"), _number(summary["cases_opened"], locale)),
     ]
-    paths["html"].write_text(
-        PAGE.format(
-            css=CSS,
-            when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            summary="".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in rows),
-            threshold=result.threshold,
-            fmr=result.fmr,
-            n=summary["gallery_size"],
-            expected=summary["expected_false_pairs"],
-            n_clusters=len(result.clusters),
-            clusters="".join(
-                f"<li>{', '.join(html.escape(c) for c in cl)}</li>" for cl in result.clusters
-            ),
-            n_pairs=len(result.pairs),
-            shown=f", first {HTML_MAX_PAIRS} shown" if len(result.pairs) > HTML_MAX_PAIRS else "",
-            pairs=pair_html or "<p>No pair above the threshold.</p>",
-        )
+    total = _number(len(result.pairs), locale)
+    pairs_title = (t("report.pairs_first", n=total, shown=_number(HTML_MAX_PAIRS, locale))
+                   if len(result.pairs) > HTML_MAX_PAIRS else t("report.pairs", n=total))
+    note = t("report.note", threshold=_number(result.threshold, locale, 4),
+             fmr=format_decimal(result.fmr, locale=locale),
+             n=_number(summary["gallery_size"], locale),
+             expected=_number(summary["expected_false_pairs"], locale, 1))
+    page = TEMPLATES.get_template("report.html.j2").render(
+        locale=locale,
+        t=t,
+        css=Markup(CSS),  # the project's own style sheet, not data
+        when=format_datetime(datetime.now(UTC), "short", tzinfo=UTC, locale=locale) + " UTC",
+        rows=rows,
+        note=note,
+        n_clusters=_number(len(result.clusters), locale),
+        clusters=result.clusters,
+        pairs_title=pairs_title,
+        pairs=pairs,
     )
+    paths["html"].write_text(page, encoding="utf-8")
     return paths

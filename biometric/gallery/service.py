@@ -543,6 +543,20 @@ class Gallery:
                 .limit(1)
             )
 
+    def faces_stored(self, citizen_ids: list[str]) -> set[str]:
+        """Which of these claimants have a face thumbnail stored (one query: a review page
+        asks only for faces that exist, so its loads write no "not found" refusals)."""
+        if not citizen_ids:
+            return set()
+        with self._sessions() as s:
+            rows = s.scalars(
+                select(Claimant.citizen_id)
+                .join(Template, Template.claimant_id == Claimant.id)
+                .join(FaceThumbnail, FaceThumbnail.template_id == Template.id)
+                .where(Claimant.citizen_id.in_(set(citizen_ids)), Template.model == self.model)
+            ).all()
+        return set(rows)
+
     def template_count(self) -> int:
         with self._sessions() as s:
             return (

@@ -51,7 +51,21 @@ button:disabled { opacity: .5; cursor: not-allowed; }
 .decision.match { color: var(--match); background: var(--match-bg); }
 .decision.no_match { color: var(--nomatch); background: var(--nomatch-bg); }
 .decision.retake { color: var(--retake); background: var(--retake-bg); }
-.decision.refused { color: #fff; background: var(--nomatch); }
+.decision.refused, .decision.chip_untrusted { color: #fff; background: var(--nomatch); }
+.decision.manual_check { color: var(--retake); background: var(--retake-bg); }
+/* a face decision on a chip that was not verified: amber, never the verified green */
+.decision.unverified { color: var(--retake); background: var(--retake-bg);
+  border: 4px dashed var(--retake); }
+.chip-banner { font-size: 1.1rem; font-weight: 700; color: var(--retake);
+  background: var(--retake-bg); border-left: 6px solid var(--retake); padding: .5rem .8rem; }
+.sources { margin: .3rem 0; }
+/* file pickers: the native button is hidden (it speaks the browser's language, not the page's) */
+input.file-input { position: absolute; width: 1px; height: 1px; opacity: 0; }
+label.file-pick { display: inline-block; border: 1px solid var(--brand); border-radius: 6px;
+  padding: .4rem .8rem; margin: .3rem 0; color: var(--brand); background: #fff; cursor: pointer;
+  font-weight: 600; }
+input.file-input:focus-visible + label.file-pick { outline: 3px solid var(--focus); }
+.raw { color: var(--muted); font-size: .85rem; }
 .decision small { display: block; font-size: 1rem; font-weight: 600; letter-spacing: 0; }
 ul.reasons { font-size: 1.1rem; font-weight: 600; color: var(--retake); }
 .meter { height: .8rem; background: #e6e8ec; border-radius: 4px; position: relative;

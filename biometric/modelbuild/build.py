@@ -68,7 +68,7 @@ MINIFASNET_THRESHOLD_NOTE = (
 
 def _copy_minifasnet(src: Path, dst: Path) -> dict:
     """fr_liveness.onnx ships as ONNX: taken byte for byte; the facts are what the package's
-    lib/fr_liveness.js does around it (biometric.minifasnet follows it line by line)."""
+    lib/fr_liveness.js does around it (biometric.liveness.minifasnet follows it line by line)."""
     _copy_onnx(src, dst)
     return {
         "kind": "minifasnet",

@@ -141,8 +141,14 @@ const Api = (() => {
     else onSignedOut();
   }
 
+  // Numbers in the page's language (Vietnamese: decimal comma); ``digits`` null: up to three
+  // significant digits (a false-match rate such as 0,0001).
   function fmt(x, digits = 3) {
-    return x === null || x === undefined ? "–" : Number(x).toFixed(digits);
+    if (x === null || x === undefined) return "–";
+    const options = digits === null
+      ? { maximumSignificantDigits: 3 }
+      : { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    return new Intl.NumberFormat(I18n.locale() || undefined, options).format(Number(x));
   }
 
   function date(iso) {

@@ -6,7 +6,10 @@
   const PAGE = "counter";
   const $ = (id) => document.getElementById(id);
   const t = I18n.t;
-  const state = { key: null, live: null, chip: null, stream: null, result: null };
+  // live/chip: the images to send; liveSource/chipSource: how staff got them (shown with the
+  // result, so a result always names the inputs it was computed from).
+  const state = { key: null, live: null, chip: null, liveSource: null, chipSource: null,
+                  stream: null, result: null, sent: null };
   // Guided capture: a preview frame this wide, this often; auto-capture after a countdown of
   // COUNTDOWN steps once a frame passes the live quality bounds.
   const CHECK_WIDTH = 480;
@@ -51,8 +54,27 @@
     bitmap.close();
   }
 
-  async function setImage(which, blob, key, params) {
+  // A result belongs to the inputs it was computed from: any change of input removes it.
+  function hideResult() {
+    state.result = null;
+    state.sent = null;
+    $("result").classList.add("hidden");
+  }
+
+  function clearImage(which) {
+    state[which] = null;
+    state[which + "Source"] = null;
+    $(which + "-file").value = "";
+    $(which + "-preview").classList.add("hidden");
+    I18n.set($(which + "-status"), which === "live" ? "ui.counter.no_live" : "ui.counter.no_chip");
+    hideResult();
+  }
+
+  // ``key``: the status line; ``source``: the catalogue key naming the image in the result.
+  async function setImage(which, blob, key, params, source) {
+    hideResult();
     state[which] = blob;
+    state[which + "Source"] = { key: source, params };
     const status = $(which + "-status");
     I18n.set(status, key, params);
     try {
@@ -117,7 +139,9 @@
     canvas.toBlob(
       async (blob) => {
         stopCamera();
-        await setImage("live", blob, "ui.counter.captured", { width: canvas.width, height: canvas.height });
+        $("live-file").value = "";  // the capture replaces a file picked before
+        await setImage("live", blob, "ui.counter.captured", { width: canvas.width, height: canvas.height },
+          "ui.counter.source_camera");
         $("chip-file").focus();
       },
       "image/jpeg",
@@ -229,18 +253,33 @@
     const file = e.target.files[0];
     if (!file) return;
     stopCamera();
-    setImage("live", file, "ui.counter.live_from_file", { name: file.name });
+    setImage("live", file, "ui.counter.live_from_file", { name: file.name }, "ui.counter.source_file");
   });
 
+  // One chip source at a time: a chip photo or the chip files, never one shown and the other
+  // compared.
   $("chip-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
-    if (file) setImage("chip", file, "ui.counter.chip_from_file", { name: file.name });
+    if (!file) return;
+    ChipFiles.clear();
+    setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
+  });
+  ChipFiles.onSelect(() => {
+    if (state.chip) clearImage("chip");
+    hideResult();
+  });
+  $("live-clear").addEventListener("click", () => clearImage("live"));
+  $("chip-clear").addEventListener("click", () => clearImage("chip"));
+  $("chip-files-clear").addEventListener("click", () => {
+    ChipFiles.clear();
+    hideResult();
   });
 
   // -- verify -----------------------------------------------------------------------------
 
   $("verify-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    hideResult();  // a failed request must not leave the previous result on screen
     const status = $("verify-status");
     status.classList.remove("error");
     const chipFiles = ChipFiles.selected();
@@ -261,11 +300,18 @@
     if (chipFiles) ChipFiles.append(form);
     else form.append("chip", state.chip, state.chip.name || "chip.jpg");
     if (citizen) form.append("citizen_id", citizen);
+    const sent = {
+      live: state.live,
+      liveSource: state.liveSource,
+      chip: chipFiles ? null : state.chip,
+      chipSource: chipFiles ? { text: ChipFiles.source() } : state.chipSource,
+    };
     $("verify").disabled = true;
     status.textContent = t("ui.counter.verifying");
     try {
       const body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
       status.textContent = "";
+      state.sent = sent;
       await showResult(body);
     } catch (err) {
       status.textContent = err.message;
@@ -328,52 +374,69 @@
   // server's message only for a code this page does not know yet.
   const reasonText = (r) => (I18n.has("reason." + r.code) ? t("reason." + r.code) : r.message);
 
+  function sourceText(source) {
+    if (!source) return "–";
+    return source.text || t(source.key, source.params);
+  }
+
   async function showResult(body) {
     state.result = body;
+    const sent = state.sent;
     const label = t("decision." + body.decision);
     const sub = t("decision." + body.decision + ".detail");
     const decision = $("decision");
-    decision.className = "decision " + body.decision;
+    // A face decision on a chip that was not verified is never the verified screen: amber,
+    // with the banner saying so.
+    const faceDecision = body.decision === "match" || body.decision === "no_match";
+    const unverified = faceDecision && body.chip_trust !== "verified";
+    decision.className = "decision " + body.decision + (unverified ? " unverified" : "");
     decision.replaceChildren(label, Api.el("small", { text: sub }));
     decision.dataset.decision = body.decision;
+    decision.dataset.chipTrust = body.chip_trust;
+    $("chip-banner").classList.toggle("hidden", !unverified);
     const reasons = $("reasons");
     reasons.replaceChildren(...body.reasons.map((r) => Api.el("li", { text: reasonText(r) })));
-    $("score").textContent = Api.fmt(body.score, 3);
-    $("threshold").textContent = t("ui.counter.threshold_value", {
+    $("used-live").textContent = t("ui.counter.used_live", { source: sourceText(sent.liveSource) });
+    $("used-chip").textContent = t("ui.counter.used_chip", { source: sourceText(sent.chipSource) });
+    const shown = body.display_score;
+    $("score").textContent = shown === null || shown === undefined ? "–" : String(shown);
+    $("threshold").textContent = t("ui.counter.threshold_display");
+    $("raw-score").textContent = body.score === null ? "" : t("ui.counter.raw_score", {
+      score: Api.fmt(body.score, 3),
       threshold: Api.fmt(body.threshold, 3),
-      fmr: body.fmr,
+      fmr: Api.fmt(body.fmr, null),
     });
     const meter = $("meter");
-    if (body.score === null) {
+    if (shown === null || shown === undefined) {
       meter.classList.add("hidden");
       $("score-note").textContent = t("ui.counter.no_similarity");
     } else {
       meter.classList.remove("hidden");
-      const pct = (v) => Math.max(0, Math.min(100, v * 100)) + "%";
-      $("meter-fill").style.width = pct(body.score);
-      $("meter-mark").style.left = pct(body.threshold);
+      $("meter-fill").style.width = Math.max(0, Math.min(100, shown)) + "%";
+      $("meter-mark").style.left = "50%";
+      const points = Api.fmt(50 / -Math.log10(body.fmr), 0);
       $("score-note").textContent =
-        body.score >= body.threshold
+        (body.score >= body.threshold
           ? t("ui.counter.above_threshold")
-          : t("ui.counter.below_threshold");
+          : t("ui.counter.below_threshold")) + " " + t("ui.counter.display_note", { points });
     }
-    await drawFaces($("live-result"), state.live, body.faces.live);
-    await drawFaces($("chip-result"), ChipFiles.portrait(body) || state.chip, body.faces.chip);
+    await drawFaces($("live-result"), sent.live, body.faces.live);
+    await drawFaces($("chip-result"), ChipFiles.portrait(body) || sent.chip, body.faces.chip);
     ChipFiles.show(body);
     qualityRows($("live-quality"), body.faces.live);
     qualityRows($("chip-quality"), body.faces.chip);
     const liveness = body.liveness;
     $("liveness-card").classList.toggle("hidden", !liveness);
     if (liveness) {
-      const t = $("liveness");
-      t.replaceChildren();
+      const table = $("liveness");
+      table.replaceChildren();
       const rows = [
         [t("ui.counter.liveness_result"), liveness.is_live ? t("ui.counter.looks_live") : t("ui.counter.possible_spoof")],
         [t("ui.counter.score"), Api.fmt(liveness.score, 3) + " (" + t("ui.counter.threshold") + " " + Api.fmt(liveness.threshold, 3) + ")"],
-        [t("ui.counter.policy"), liveness.policy],
+        [t("ui.counter.policy"), I18n.has("ui.policy." + liveness.policy) ? t("ui.policy." + liveness.policy) : liveness.policy],
       ];
       for (const [k, v] of rows) {
-        t.append(Api.el("tr", {}, Api.el("th", { scope: "row", text: k }), Api.el("td", { text: v })));
+        table.append(Api.el("tr", {}, Api.el("th", { scope: "row", text: k }), Api.el("td", { text: v })));
       }
     }
     $("request-id").textContent = t("ui.counter.request_id", { id: body.request_id });
@@ -385,7 +448,7 @@
 
   await I18n.init($("lang"));
   I18n.onChange(() => {
-    if (state.result && !$("result").classList.contains("hidden")) showResult(state.result);
+    if (state.result && state.sent && !$("result").classList.contains("hidden")) showResult(state.result);
   });
 
   Api.signIn({
@@ -393,6 +456,7 @@
     form: $("sign-in-form"),
     input: $("api-key"),
     errorEl: $("sign-in-error"),
+    check: (key) => Api.json(key, "/v1/session/" + PAGE),
     onSignedIn: showSignedIn,
     onSignedOut: showSignedOut,
   });

@@ -88,13 +88,23 @@
     status.textContent = message || (page.total ? "" : t("ui.review.no_cases"));
   }
 
-  function face(citizenId, enrolledAt, role) {
+  // A face is fetched only when the case list says one is stored: a missing one is no request
+  // (and no "not found" refusal in the audit trail).
+  function face(citizenId, enrolledAt, role, stored) {
     const figure = el("figure", { class: "face", "data-citizen": citizenId });
     const holder = el("div", { class: "no-photo", role: "img", "aria-label": t("ui.review.photo_loading") }, "…");
     figure.append(
       holder,
       el("figcaption", {}, el("b", { text: citizenId }), el("br"), t("ui.review.enrolled", { role, date: Api.date(enrolledAt) }))
     );
+    const missing = () => {
+      holder.textContent = t("ui.review.photo_not_stored");
+      holder.setAttribute("aria-label", t("ui.review.photo_not_stored_for", { id: citizenId }));
+    };
+    if (!stored) {
+      missing();
+      return figure;
+    }
     Api.call(state.key, "/v1/claimants/" + citizenId + "/face")
       .then((r) => r.blob())
       .then((blob) => {
@@ -103,34 +113,35 @@
         const img = el("img", { src: url, alt: t("ui.review.face_of", { id: citizenId }) });
         holder.replaceWith(img);
       })
-      .catch(() => {
-        holder.textContent = t("ui.review.photo_not_stored");
-        holder.setAttribute("aria-label", t("ui.review.photo_not_stored_for", { id: citizenId }));
-      });
+      .catch(missing);
     return figure;
   }
 
   function caseCard(c) {
     const noteId = "note-" + c.id;
+    const stored = new Set(c.faces_stored || []);
+    const originKey = "ui.review.origin_" + c.origin;
+    const origin = I18n.has(originKey) ? t(originKey) : c.origin;
     const card = el(
       "article",
       { class: "pair case", "data-case-id": c.id, "data-status": c.status, "aria-label": t("ui.review.case", { id: c.id }) },
-      face(c.citizen_id, c.claimant_enrolled_at, t("ui.review.newer")),
+      face(c.citizen_id, c.claimant_enrolled_at, t("ui.review.newer"), stored.has(c.citizen_id)),
       el(
         "div",
-        { class: "score" },
-        Api.fmt(c.score, 3),
+        { class: "score", "data-raw": c.score },
+        c.display_score === null ? Api.fmt(c.score, 3) : String(c.display_score),
         el("small", { text: t("ui.review.similarity") }),
-        el("small", { text: t("ui.review.threshold", { value: Api.fmt(c.threshold, 3) }) })
+        el("small", { text: t("ui.review.threshold_display") }),
+        el("small", { class: "raw", text: t("ui.review.raw_score", { score: Api.fmt(c.score, 3), threshold: Api.fmt(c.threshold, 3) }) })
       ),
-      face(c.candidate_citizen_id, c.candidate_enrolled_at, t("ui.review.already_enrolled"))
+      face(c.candidate_citizen_id, c.candidate_enrolled_at, t("ui.review.already_enrolled"), stored.has(c.candidate_citizen_id))
     );
     const side = el(
       "div",
       { class: "case-actions" },
       el("div", {}, el("b", { text: t("ui.review.case", { id: c.id }) + " " }),
         el("span", { class: "pill " + c.status, text: I18n.has("ui.review.pill_" + c.status) ? t("ui.review.pill_" + c.status) : c.status })),
-      el("div", { class: "note", text: t("ui.review.opened", { date: Api.date(c.created_at), origin: c.origin }) })
+      el("div", { class: "note", text: t("ui.review.opened", { date: Api.date(c.created_at), origin }) })
     );
     if (c.status === "open") {
       const form = el("form", { class: "decide" });
@@ -207,7 +218,7 @@
     form: $("sign-in-form"),
     input: $("api-key"),
     errorEl: $("sign-in-error"),
-    check: (key) => Api.call(key, "/v1/cases?limit=1"),
+    check: (key) => Api.json(key, "/v1/session/" + PAGE),
     onSignedIn: showSignedIn,
     onSignedOut: showSignedOut,
   });

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from biometric.liveness import LivenessResult
+from biometric.liveness.base import LivenessResult
 from biometric.onnx_session import open_session
 
 _DEFAULT_SIZE = 128
