@@ -78,6 +78,38 @@ def models_build(
         )
 
 
+@models_app.command("quantise")
+def models_quantise(
+    result: Annotated[Path, typer.Argument(help="The int8 benchmark's result (JSON): only the "
+                                                "embedders it ships as int8 are quantised.")],
+    models_dir: ModelsDir = None,
+) -> None:
+    """Ship the static int8 form of the embedders the int8 benchmark found accurate enough."""
+    import json
+
+    from biometric.manifest import save_manifest
+    from biometric.modelbuild.quantise import build_int8
+    from biometric.pipeline import Pipeline
+
+    doc = json.loads(result.read_text())
+    pipeline = Pipeline(models_dir or config.models_dir())
+    manifest = pipeline.manifest
+    for name, e in doc["embedders"].items():
+        entry = manifest.get(name)
+        if e["ships"] != "int8":
+            entry.int8 = None
+            out.print(f"{name:16} float32 ({e['ships']}): int8 not shipped")
+            continue
+        judged = {"result": result.name, "cpu_ms": {k: v["cpu_median_ms"] for k, v in
+                                                    e["speed_batch1"].items()},
+                  "tar_change": {s: {fmr: x["int8"]["tar"] - x["fp32"]["tar"]
+                                     for fmr, x in f["fmrs"].items()}
+                                 for s, f in e["sets"].items()}}
+        entry.int8 = guard(lambda n=name, j=judged: build_int8(pipeline, n, config.data_dir(), j))
+        out.print(f"{name:16} int8 {entry.int8.file} sha256 {entry.int8.sha256[:16]}")
+    save_manifest(manifest, pipeline.models_dir)
+
+
 @models_app.command("calibrate")
 def models_calibrate(
     models_dir: ModelsDir = None,

@@ -14,16 +14,69 @@ documents as unsafe to save for other hardware, so it is still applied when a se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from biometric.manifest import QuantisedForm
+    from biometric.pipeline import Pipeline
+
+METHOD = ("onnxruntime quantize_static: QDQ, per-channel int8 weights, uint8 activations, "
+          "MinMax calibration")
+# Photos per person when the calibration sets are listed (as the int8 benchmark's sets).
+CALIBRATION_CAP = 10
 
 # Calibration faces: sets never used to judge int8 (lfw_dev, lfw_dev_asian, asian_celeb and
 # vn_celeb_toy are the judges), with East-Asian faces (kpop_idols, every image) beside
 # fr_examples and every 10th yaleb_moderate image (grey, hard light: the activation ranges then
 # cover it). set name -> stride.
 CALIBRATION = {"kpop_idols": 1, "fr_examples": 1, "yaleb_moderate": 10}
+
+
+def calibration_inputs(pipeline: Pipeline, name: str, data_dir: Path) -> Iterator[np.ndarray]:
+    """The network inputs of the calibration faces for embedder ``name``: every
+    :data:`CALIBRATION` set's ``stride``-th image (listed as the int8 benchmark lists them),
+    detected by the pipeline's front end and aligned for that embedder; photos without a face
+    are skipped."""
+    from biometric.decode import read_image
+    from biometric.embed import Embedder
+    from biometric.errors import ImageDecodeError
+    from biometric.evaluation import discover_sets
+    from biometric.pipeline import CHIP
+
+    embedder = Embedder(pipeline.manifest.embedder_spec(name), pipeline.models_dir)
+    for s in discover_sets(data_dir, CALIBRATION_CAP):
+        stride = CALIBRATION.get(s.name, 0)
+        for path in s.images[::stride] if stride else []:
+            try:
+                rgb = read_image(path).rgb
+            except ImageDecodeError:
+                continue
+            subject = pipeline.analyse(rgb, CHIP).subject
+            if subject is not None:
+                crop = embedder.align(rgb, subject.landmarks)
+                yield embedder.network_input(crop[None])
+
+
+def build_int8(pipeline: Pipeline, name: str, data_dir: Path, judged: dict) -> QuantisedForm:
+    """Quantise embedder ``name`` next to its float32 file (``<name>.int8.onnx``) and describe
+    it for the manifest; ``judged``: the int8 benchmark's verdict it ships on."""
+    from biometric.manifest import QuantisedForm
+    from biometric.modelbuild.fetch import sha256_of
+
+    entry = pipeline.manifest.get(name)
+    dst = pipeline.models_dir / f"{name}.int8.onnx"
+    quantise_static(pipeline.models_dir / entry.file, dst, entry.facts["input_name"],
+                    calibration_inputs(pipeline, name, data_dir))
+    return QuantisedForm(
+        file=dst.name, sha256=sha256_of(dst), method=METHOD,
+        calibration=", ".join(f"{n} (every {k})" if k > 1 else n
+                              for n, k in CALIBRATION.items()),
+        judged=judged,
+    )
 
 
 def _opset13(src: Path, dst: Path) -> Path:

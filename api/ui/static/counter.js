@@ -256,23 +256,54 @@
     setImage("live", file, "ui.counter.live_from_file", { name: file.name }, "ui.counter.source_file");
   });
 
+  // The chip is sent as soon as it is chosen (POST /v1/chip): the server reads, checks and
+  // embeds it while the claimant is being captured, and the verification then sends only the
+  // live image with the handle. A handle is used once: after each verification the chip is
+  // prepared again. Any failure here falls back to sending the chip with the verification.
+  let preparing = null; // the latest preparation: a promise of a handle (null: none)
+
+  function chipParts(form) {
+    const chipFiles = ChipFiles.selected();
+    if (chipFiles) ChipFiles.append(form);
+    else if (state.chip) form.append("chip", state.chip, state.chip.name || "chip.jpg");
+    else return false;
+    return true;
+  }
+
+  function prepareChip() {
+    const form = new FormData();
+    if (!state.key || !chipParts(form)) {
+      preparing = null;
+      return;
+    }
+    preparing = Api.json(state.key, "/v1/chip", { method: "POST", body: form })
+      .then((body) => body.chip_handle)
+      .catch(() => null);
+  }
+
   // One chip source at a time: a chip photo or the chip files, never one shown and the other
   // compared.
-  $("chip-file").addEventListener("change", (e) => {
+  $("chip-file").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
     ChipFiles.clear();
-    setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
+    await setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
+    prepareChip();
   });
   ChipFiles.onSelect(() => {
     if (state.chip) clearImage("chip");
     hideResult();
+    prepareChip();
   });
   $("live-clear").addEventListener("click", () => clearImage("live"));
-  $("chip-clear").addEventListener("click", () => clearImage("chip"));
+  $("chip-clear").addEventListener("click", () => {
+    clearImage("chip");
+    preparing = null;
+  });
   $("chip-files-clear").addEventListener("click", () => {
     ChipFiles.clear();
     hideResult();
+    preparing = null;
   });
 
   // -- verify -----------------------------------------------------------------------------
@@ -297,8 +328,10 @@
     }
     const form = new FormData();
     form.append("live", state.live, "live.jpg");
-    if (chipFiles) ChipFiles.append(form);
-    else form.append("chip", state.chip, state.chip.name || "chip.jpg");
+    const handle = preparing && (await preparing);
+    preparing = null; // used by this verification
+    if (handle) form.append("chip_handle", handle);
+    else chipParts(form);
     if (citizen) form.append("citizen_id", citizen);
     const sent = {
       live: state.live,
@@ -309,7 +342,15 @@
     $("verify").disabled = true;
     status.textContent = t("ui.counter.verifying");
     try {
-      const body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
+      let body;
+      try {
+        body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
+      } catch (err) {
+        if (!handle || !String(err.code).startsWith("chip_handle")) throw err;
+        form.delete("chip_handle"); // expired or unknown: send the chip itself
+        chipParts(form);
+        body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
+      }
       status.textContent = "";
       state.sent = sent;
       await showResult(body);
@@ -323,6 +364,7 @@
       }
     } finally {
       $("verify").disabled = false;
+      prepareChip(); // for the next verification of this chip (a retake)
     }
   });
 
