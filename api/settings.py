@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # Life of a prepared chip (POST /v1/chip): the card is read while the claimant sits down
     # and the capture follows within a minute or two; five minutes cover a retake or two.
     chip_handle_ttl_s: int = Field(300, gt=0, le=3600)
-    embedder: str | None = None  # mobilefacenet | dlib_resnet | fusion; None: manifest default
+    embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG

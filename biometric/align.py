@@ -5,6 +5,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# InsightFace/ArcFace 112x112 five-point template: the alignment MobileFaceNet and SFace were
+# trained on (OpenCV's FaceRecognizerSF::alignCrop uses the same points), and the reference frame
+# in which biometric.conditions measures how tightly a photo is cropped.
+ARCFACE_TEMPLATE = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+]
+ARCFACE_SIZE = (112, 112)
+
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
@@ -38,6 +50,18 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 # on LFW photos cropped as tightly it rose from 0.013 (uncropped) to 0.261 with replicated borders
 # and to 0.103 with grey, the genuine mean barely moving (0.73 -> 0.68-0.72).
 OUTSIDE_FILL = (128, 128, 128)
+
+
+def outside_fraction(
+    shape: tuple[int, ...], landmarks: np.ndarray, template: np.ndarray, size: tuple[int, int]
+) -> float:
+    """Share of the aligned crop that lies outside an image of ``shape`` (what the embedder
+    sees as :data:`OUTSIDE_FILL`)."""
+    matrix = similarity_transform(landmarks, template)
+    inside = cv2.warpAffine(
+        np.ones(shape[:2], np.uint8), matrix, size, flags=cv2.INTER_NEAREST, borderValue=0
+    )
+    return float(1.0 - inside.mean())
 
 
 def align_face(

@@ -117,8 +117,9 @@ def models_calibrate(
     cap: Annotated[int, typer.Option(help="At most this many photos per person.")] = 10,
     workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
 ) -> None:
-    """Fit every embedder's and the fusion's thresholds on all shared sets (equal weight per set),
-    check them on held-out people, choose the default by the README's rule, record it all."""
+    """Fit every embedder's and fusion's thresholds (pooled and per capture condition) on all
+    shared sets (equal weight per set), check them on held-out people, choose the default by
+    the README's rule, record it all."""
     from biometric.calibrate import EMBEDDERS, calibrate_all, embedding_cost_ms
     from biometric.evaluation import acquire_sets, discover_sets
     from biometric.manifest import save_manifest
@@ -157,7 +158,8 @@ def evaluate(
                     ] = "chip",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     embedder: Annotated[str | None, typer.Option(
-        help="mobilefacenet, dlib_resnet or fusion (default: the shipped one).")] = None,
+        help="An embedder (mobilefacenet, dlib_resnet, sface) or a calibrated fusion "
+             "(sface+mobilefacenet, mobilefacenet+dlib_resnet); default: the shipped one.")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
@@ -256,7 +258,8 @@ def verify(
     fmr: Annotated[float | None, typer.Option(help="Operating point (a calibrated FMR).")] = None,
     liveness: Annotated[str, typer.Option(help="Passive liveness: off, warn or block.")] = "off",
     embedder: Annotated[str | None, typer.Option(
-        help="mobilefacenet, dlib_resnet or fusion (default: the manifest's).")] = None,
+        help="An embedder (mobilefacenet, dlib_resnet, sface) or a calibrated fusion "
+             "(sface+mobilefacenet, mobilefacenet+dlib_resnet); default: the manifest's.")] = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with the chip portrait: match, no_match, retake (live capture),

@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from biometric.align import OUTSIDE_FILL
-from biometric.conditions import Condition, image_condition, pair_conditions
+from biometric.conditions import (
+    GREY_MAX_CHROMA,
+    TIGHT_MIN_OUTSIDE,
+    Condition,
+    image_condition,
+    pair_conditions,
+)
 from biometric.decode import read_image
 from biometric.errors import ImageDecodeError
 from biometric.manifest import fusion_name
@@ -235,8 +241,9 @@ class AcquiredSet:
 
 
 _WORKER: dict[str, Pipeline] = {}
-# Bumped when what a cached file holds changes (2: per-image capture conditions).
-CACHE_FORMAT = 2
+# Bumped when what a cached file holds changes (3: per-image capture conditions with tight
+# crops, biometric.conditions).
+CACHE_FORMAT = 3
 
 Acquired = tuple[list[np.ndarray | None], dict[str, list[str]], str]
 
@@ -270,11 +277,13 @@ def _acquire_chunk(paths: list[str]) -> list[Acquired]:
 
 
 def cache_key(pipeline: Pipeline, images: Sequence[Path], *extra: object) -> str:
-    """Changes whenever a result could change: detector and embedder versions, acquisition and
-    quality settings, the files (path, size, mtime), plus the caller's ``extra``."""
+    """Changes whenever a result could change: detector and embedder versions, acquisition,
+    quality and capture-condition settings, the files (path, size, mtime), plus the caller's
+    ``extra``."""
     s = pipeline.settings
     detection = (s.detector, s.acquisition, s.front_end, s.fast, s.fast_pad_ratio)
-    settings = repr((*detection, s.subject, s.quality, OUTSIDE_FILL))
+    conditions = (GREY_MAX_CHROMA, TIGHT_MIN_OUTSIDE)
+    settings = repr((*detection, s.subject, s.quality, OUTSIDE_FILL, *conditions))
     stat = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in images]
     blob = json.dumps([pipeline.model_versions, settings, stat, [repr(e) for e in extra]])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -249,7 +249,8 @@ class Pipeline:
             faces = self.detect(rgb)
         choice = choose_subject(faces, width, height, self.settings.subject)
         analysis = FaceAnalysis(role, width, height, faces, choice.subject, [])
-        analysis.condition = image_condition(rgb).value
+        landmarks = None if choice.subject is None else choice.subject.landmarks
+        analysis.condition = image_condition(rgb, landmarks).value
         if choice.subject is None:
             analysis.reasons.append(reason(RetakeReason.NO_FACE, role))
             return analysis

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from biometric import config
+from biometric.calibrate import EMBEDDERS
 from biometric.evaluation import AcquiredSet, EmbeddedSet, acquire_sets, discover_sets
 from biometric.pipeline import Pipeline
 
@@ -37,16 +38,17 @@ def pipeline() -> Pipeline:
 # Photos per person, as `biometric evaluate --cap` (keeps lfw_dev's most photographed people from
 # dominating its genuine pairs).
 CAP = 10
-EMBEDDERS = ("mobilefacenet", "dlib_resnet", "sface")
 
 
 @pytest.fixture(scope="session")
-def acquired_sets(pipeline: Pipeline, data_dir: Path, tmp_path_factory) -> list[AcquiredSet]:
-    """Every identity set under the data root through the shipped acquisition and both
-    embedders, once for the whole session (on every core)."""
+def acquired_sets(pipeline: Pipeline, data_dir: Path) -> list[AcquiredSet]:
+    """Every identity set under the data root through the shipped acquisition and every
+    embedder, once for the whole session (on every core). Cached on disk like the benchmarks'
+    embeddings (``var/cache/embeddings``): the key changes with any model, setting or file, so
+    a stale entry cannot be read, and a second run costs seconds instead of minutes."""
     sets = discover_sets(data_dir, CAP)
     assert sets, f"no identity sets under {data_dir}"
-    return acquire_sets(sets, EMBEDDERS, pipeline, cache_dir=tmp_path_factory.mktemp("acq"))
+    return acquire_sets(sets, EMBEDDERS, pipeline, cache_dir=config.cache_dir() / "embeddings")
 
 
 @pytest.fixture(scope="session")

@@ -12,20 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from biometric.align import ARCFACE_TEMPLATE
 from biometric.errors import ModelError
 from biometric.manifest import Manifest, ModelEntry, SourceRecord, load_manifest, save_manifest
 from biometric.modelbuild import sources
 from biometric.modelbuild.fetch import extract_file, sha256_of
-
-# InsightFace/ArcFace 112x112 five-point template, the alignment MobileFaceNet was trained on.
-ARCFACE_TEMPLATE = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-]
-
 
 # MTCNN landmarks in dlib's 150x150 chip (size 150, padding 0.25): the median over the 49 faces
 # of tests/fixtures/dlib_reference.json, measured by biometric.modelbuild.dlib_template.
