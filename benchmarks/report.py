@@ -824,29 +824,6 @@ def int8_section(path: Path, doc: dict) -> list[str]:
     return out
 
 
-def api_section(path: Path, doc: dict) -> list[str]:
-    s = doc["settings"]
-    out = ["## HTTP API load", "", source_line(path, doc), ""]
-    point = s.get("operating_point") or {}
-    out.append(
-        f"Embedder `{s.get('embedder')}`, operating point FMR {f(point.get('fmr'))} "
-        f"(threshold {f(point.get('threshold'))}); server {s['server']}; {s['pairs']} pairs "
-        f"(genuine and impostor), {s['duration_s']} s per level; {s['transport']}. Prepared: "
-        "`POST /v1/chip` then `POST /v1/verify` with the handle (latency: the verify call, "
-        "after the capture; CPU per verification includes the chip call). Target: >= 40 "
-        "verifications/s, p99 <= 100 ms at 4 clients."
-    )
-    out.append("")
-    out += table(
-        ["flow", "clients", "verifications", "decisions", "verifications/s", "p50 ms", "p99 ms",
-         "chip call p50 ms", "server CPU ms/verification", "load average"],
-        [[lv.get("flow", "one_shot"), lv["concurrency"], lv["requests"], lv["decisions"],
-          lv["throughput_rps"], lv["p50_ms"], lv["p99_ms"], lv.get("chip_call_p50_ms"),
-          lv["server_cpu_ms_per_request"], lv.get("load_average")]
-         for lv in doc["levels"]])
-    return out
-
-
 SECTIONS = {
     "accuracy": accuracy_section,
     "chip": chip_section,
@@ -855,7 +832,6 @@ SECTIONS = {
     "quality": quality_section,
     "capture": capture_section,
     "int8": int8_section,
-    "api": api_section,
     "scale": scale_section,
 }
 

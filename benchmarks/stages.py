@@ -345,8 +345,9 @@ def run_threads(threads: int, runs: int, n_inputs: int, advance) -> dict[str, An
     }
 
 
-def run(quick: bool, out_dir: Path, threads_list: tuple[int, ...] = (1, 2)) -> dict:
-    runs = 10 if quick else 60
+def run(quick: bool, out_dir: Path, threads_list: tuple[int, ...] = (1, 2),
+        runs: int | None = None) -> dict:
+    runs = runs or (10 if quick else 60)
     n_inputs = 4 if quick else 8  # genuine pairs; as many impostor pairs are added
     results = {}
     load_before = os.getloadavg()
