@@ -201,13 +201,14 @@ def take(session: Session, handle: str, key_name: str,
     handle_id, key = _split(handle)
     now = now or utcnow()
     row_id = _row_id(handle_id)
-    purge_expired(session, now)
-    session.commit()
     row = session.execute(
         select(ChipHandleRow.sealed, ChipHandleRow.expires_at)
-        .where(ChipHandleRow.id == row_id, ChipHandleRow.key_name == key_name)
+        .where(ChipHandleRow.id == row_id, ChipHandleRow.key_name == key_name,
+               ChipHandleRow.expires_at > now)
     ).first()
     if row is None:
+        purge_expired(session, now)
+        session.commit()
         raise ChipHandleUnknown()
     sealed, expires_at = row
     try:  # opened before it is erased: a wrong key part leaves the owner's handle alone
@@ -215,8 +216,10 @@ def take(session: Session, handle: str, key_name: str,
                                     _aad(row_id, key_name, expires_at))
     except InvalidTag:
         raise ChipHandleUnknown() from None
-    # Of two requests with the same handle, only the one whose DELETE removed the row uses it.
+    # Of two requests with the same handle, only the one whose DELETE removed the row uses it;
+    # expired rows go in the same transaction (one commit per verification).
     erased = session.execute(delete(ChipHandleRow).where(ChipHandleRow.id == row_id))
+    purge_expired(session, now)
     session.commit()
     if erased.rowcount != 1:  # type: ignore[attr-defined]
         raise ChipHandleUnknown()
