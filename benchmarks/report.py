@@ -92,8 +92,8 @@ def accuracy_section(path: Path, doc: dict) -> list[str]:
         out.append(
             "Every option at its own shipped operating point (FMR 1e-3: all sets pooled with "
             "equal weight, raised to the strictest set; each pair at its capture condition's "
-            "threshold, colour or grey). Site = the same rule fitted on half of the set's "
-            "people and checked on the other half, both ways (mean and worst ratio; "
+            "threshold: colour, grey or tight crop). Site = the same rule fitted on half of "
+            "the set's people and checked on the other half, both ways (mean and worst ratio; "
             "'<10/FMR': a half held fewer impostor pairs than the rule asks). FTA = no whole "
             "face found (decode failures included); retakes = acquired images a quality "
             "bound (or a second face, live only) sends back, per role. "

@@ -39,6 +39,9 @@ class SetRates(BaseModel):
     # Measured on each fold's people at the threshold fitted on the other folds' people.
     fmr_out_of_sample: float | None = None
     fmr_ratio_out_of_sample: float | None = None
+    # The counts behind fmr_out_of_sample (false matches / held-out impostor pairs).
+    false_matches_out_of_sample: int | None = None
+    impostor_pairs_out_of_sample: int | None = None
 
 
 class ConditionThreshold(BaseModel):
