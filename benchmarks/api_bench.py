@@ -231,7 +231,8 @@ def _level(url: str, key: str, c: int, duration_s: float, pairs: list,
     raw = json.loads(done.stdout.strip().splitlines()[-1])
     lat = np.asarray(raw["latencies_ms"], dtype=float)
     n = int(lat.size)
-    ok = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match", "retake"})
+    answered = {"match", "no_match", "retake", "manual_check"}  # a decision, not an error
+    ok = sum(v for k, v in raw["outcomes"].items() if k in answered)
     decisions = sum(v for k, v in raw["outcomes"].items() if k in {"match", "no_match"})
     counted = common.check_decisions(raw["outcomes"], f"API at {c} clients ({flow})")
     chip_lat = np.asarray(raw["chip_latencies_ms"], dtype=float)

@@ -513,5 +513,27 @@ def _register_subcommands() -> None:
 
 _register_subcommands()
 
+
+def main() -> None:
+    """The ``biometric`` command. Usage errors (a missing argument, an unknown option) become
+    one line with a code and exit status 2 like every other error, not click's usage box."""
+    # click's UsageError (typer >= 0.2x vendors click): the base class of typer.BadParameter.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    try:
+        try:
+            code = app(standalone_mode=False)
+        except usage_error as exc:
+            if not exc.format_message():  # no arguments: the help was printed
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "biometric"
+            fail("usage_error", f"{exc.format_message()} (see `{where} --help`)")
+        except typer.Abort:
+            fail("interrupted", "interrupted")
+    except typer.Exit as exc:  # fail() outside a command
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

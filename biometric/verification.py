@@ -348,7 +348,7 @@ class Verifier:
         path alone after it (:meth:`compare` with the result)."""
         reading = chip if isinstance(chip, ChipReading) else None
         portrait = reading.portrait if reading is not None else chip
-        assert isinstance(portrait, bytes)
+        assert isinstance(portrait, bytes), type(portrait)
         started = time.perf_counter()
         chip_rgb = naming(CHIP, lambda: self.pipeline.decode(portrait).rgb)
         decode_ms = (time.perf_counter() - started) * 1000.0

@@ -41,6 +41,13 @@ def test_detect_draw_to_a_missing_folder_or_a_text_name_is_one_error(tmp_path: P
     _one_error(_cli("detect", str(tmp_path / "nothing.jpg")), "image_decode_error")
 
 
+def test_usage_errors_are_one_line_too() -> None:
+    _one_error(_cli("detect"), "usage_error")  # a missing argument
+    _one_error(_cli("verify", "a.jpg", "b.jpg", "--bogus"), "usage_error")
+    _one_error(_cli("no-such-command"), "usage_error")
+    assert _cli("--help").returncode == 0
+
+
 def test_verify_times_the_decoding_and_shows_the_staff_score(fr_dir: Path) -> None:
     ids = fr_dir / "identities"
     proc = _cli("verify", str(ids / "kit_harington/john1.jpeg"),

@@ -78,7 +78,7 @@ async def review_session(
 
 
 # What the pages translate: their own texts and the codes they show.
-PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "image.", "problem.")
+PAGE_PREFIXES = ("ui.", "reason.", "decision.", "guide.", "image.")
 
 
 @router.get("/i18n")
