@@ -14,6 +14,7 @@ calls run in anyio's default worker threads.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,10 +24,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import redaction
+from api.auditing import audit_aggregate
+from api.auth import FailedAuthLimiter, aggregate_row
 from api.docs import install as install_docs
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.middleware import RequestContextMiddleware
+from api.middleware import AuthGate, RequestContextMiddleware
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from api.routes import audit, capture, gallery, ops, verify
 from api.settings import Settings, trust_store_warning
@@ -38,6 +41,8 @@ from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
 from biometric.gallery.service import open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
+from biometric.procs import die_with_parent
+from biometric.store.audit import Notary, store_name
 from biometric.store.db import make_engine, migrate, session_factory
 from biometric.verification import Verifier
 from biometric.workers import PipelinePool, PoolConfig
@@ -47,6 +52,11 @@ log = logging.getLogger("biometric.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        # A worker of `serve --workers N`: SIGTERM (a graceful stop, which saves the index)
+        # when the supervisor dies, so no orphan keeps the port.
+        die_with_parent(parent.pid)
     redaction.install()
     metrics = Metrics()
     limits = DecodeLimits(max_bytes=settings.max_body_bytes, max_pixels=settings.max_pixels)
@@ -84,6 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("!!! %s !!!", warning)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        notary = Notary.open(
+            settings.audit_key_file, settings.audit_checkpoints, store_name(engine)
+        )
+        with app.state.sessions() as s:
+            notary.anchor_head(s)  # rows written before this start are anchored from now on
+        app.state.notary = notary
         app.state.pipeline = await anyio.to_thread.run_sync(load)
         app.state.verifier = Verifier(app.state.pipeline, settings.chip_auth, app.state.trust)
         app.state.limiter = anyio.CapacityLimiter(settings.thread_pool_size)
@@ -113,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.verify_pool is not None:
                 await app.state.verify_pool.close()
             await anyio.to_thread.run_sync(app.state.gallery.save_index)
+            for aggregate in app.state.auth_limiter.drain(everything=True):
+                await audit_aggregate(app, aggregate_row(aggregate))
+            notary.close()
             engine.dispose()
 
     app = FastAPI(
@@ -129,11 +148,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    limiter = FailedAuthLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
+    app.state.auth_limiter = limiter
+    # Added first, so it runs inside the request context (the request id is set).
+    resources = (ops, verify, capture, audit, gallery)
+    api_routes = [route for resource in resources for route in resource.router.routes]
+    app.add_middleware(AuthGate, routes=api_routes, limiter=limiter, metrics=metrics)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics
     )
     install_error_handlers(app, metrics)
-    for resource in (ops, verify, capture, audit, gallery):
+    for resource in resources:
         app.include_router(resource.router)
     install_ui(app)  # /ui/counter and /ui/review: staff pages, served locally
     install_docs(app)

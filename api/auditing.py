@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from typing import Any
 
 import anyio.to_thread
@@ -26,6 +27,20 @@ def note_citizen(request: Request, citizen_id: str | None) -> None:
     request.state.citizen_id = citizen_id
 
 
+def audit_fields(
+    request: Request, action: str, decision: str, **fields: Any
+) -> dict[str, Any]:
+    """One row's fields: the service's request id, the client's own id apart, the key by name."""
+    return {
+        "request_id": request.state.request_id,
+        "client_request_id": getattr(request.state, "client_request_id", None),
+        "key_name": getattr(request.state, "key_name", None),
+        "action": action,
+        "decision": decision,
+        **fields,
+    }
+
+
 async def audit(
     request: Request,
     action: str,
@@ -38,20 +53,13 @@ async def audit(
 ) -> None:
     """Append one row. ``required``: a failure is a 503 (the access must not happen unrecorded);
     otherwise (refusals) it is logged and the original answer stands."""
-    key_name = getattr(request.state, "key_name", None)
+    row = audit_fields(
+        request, action, decision, citizen_id=citizen_id, counter_id=counter_id, **fields
+    )
 
     def write() -> None:
         with request.app.state.sessions() as s:
-            audit_store.record(
-                s,
-                request_id=request.state.request_id,
-                key_name=key_name,
-                counter_id=counter_id,
-                citizen_id=citizen_id,
-                action=action,
-                decision=decision,
-                **fields,
-            )
+            audit_store.record(s, getattr(request.app.state, "notary", None), **row)
 
     try:
         await anyio.to_thread.run_sync(write)
@@ -63,6 +71,30 @@ async def audit(
             ) from None
         return
     request.state.audited = True
+
+
+def committed(request: Request, recorded: list[audit_store.Appended]) -> None:
+    """After a route's own transaction committed its audit row: sign the new head."""
+    notary = getattr(request.app.state, "notary", None)
+    for appended in recorded:
+        if notary is not None:
+            notary.sign(appended.length, appended.head, appended.last_id)
+        request.state.audited = True
+
+
+async def audit_aggregate(app: Any, row: dict[str, Any]) -> None:
+    """One aggregated refusal row (rate-limited failures), outside any request."""
+
+    def write() -> None:
+        with app.state.sessions() as s:
+            audit_store.record(
+                s, getattr(app.state, "notary", None), request_id=uuid.uuid4().hex, **row
+            )
+
+    try:
+        await anyio.to_thread.run_sync(write)
+    except Exception:
+        log.exception("aggregated audit write failed")
 
 
 _AUDITED_PATH = re.compile(r"^/v1/")

@@ -24,11 +24,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def running_server(env: dict[str, str], timeout_s: float = 120.0) -> Iterator[str]:
-    """Start the service (:mod:`api.server`) with ``env`` added to this process's environment;
-    yield its base URL once ``/readyz`` answers 200; stop it afterwards."""
-    port = free_port()
+def start_server(
+    env: dict[str, str], timeout_s: float = 120.0, workers: int = 1, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the service (:mod:`api.server`) with ``env`` added to this process's environment
+    and return the process and its base URL once ``/readyz`` answers 200."""
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -37,6 +38,8 @@ def running_server(env: dict[str, str], timeout_s: float = 120.0) -> Iterator[st
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",
@@ -50,12 +53,23 @@ def running_server(env: dict[str, str], timeout_s: float = 120.0) -> Iterator[st
                 raise RuntimeError(f"API server exited during start-up (code {proc.returncode})")
             try:
                 if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
+                    return proc, url
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"API server not ready in {timeout_s:g} s")
             time.sleep(0.2)
+    except BaseException:
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+
+
+@contextmanager
+def running_server(env: dict[str, str], timeout_s: float = 120.0) -> Iterator[str]:
+    """:func:`start_server`, stopped afterwards."""
+    proc, url = start_server(env, timeout_s)
+    try:
         yield url
     finally:
         proc.terminate()

@@ -1,7 +1,7 @@
 """Prometheus metrics, one registry per app (several apps can live in one process).
 
-With ``serve --workers N`` each worker has its own registry; scrape through one worker only
-gives that worker's numbers (prometheus_client multiprocess mode is not set up yet)."""
+With ``serve --workers N`` the server sets ``PROMETHEUS_MULTIPROC_DIR`` (api.server): every
+worker's values go to files there and ``/metrics`` sums all workers (api.routes.ops)."""
 
 from __future__ import annotations
 

@@ -3,16 +3,29 @@ limit and the latency metrics."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
+from typing import Any
 
+import anyio.to_thread
 from fastapi import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auditing import audit_refusal
+from api.auditing import audit_aggregate, audit_refusal
+from api.auth import (
+    MAX_TOKEN_CHARS,
+    Caller,
+    FailedAuthLimiter,
+    aggregate_row,
+    forbidden_detail,
+    key_prefix,
+)
 from api.metrics import Metrics
-from api.problems import Problem, problem_response
+from api.problems import Problem, from_problem, problem_response
+from biometric.store import keys as key_store
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Every /v1 answer may carry personal data (citizen ids, scores, faces): no cache may keep it.
@@ -35,9 +48,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # The service names every request itself (a client's id could repeat or name another
+        # request); a well-formed client id is kept apart, for the client's own tracing.
         incoming = headers.get("x-request-id", "")
-        rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        rid = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["client_request_id"] = incoming if _REQUEST_ID_RE.match(incoming) else None
         start = time.perf_counter()
         status = 500
         personal = scope["path"].startswith("/v1/")
@@ -104,3 +121,111 @@ class RequestContextMiddleware:
             self.metrics.request_seconds.labels(scope["method"], endpoint, str(status)).observe(
                 time.perf_counter() - start
             )
+
+
+class AuthGate:
+    """Authenticates ``/v1`` requests from their headers before the app reads the body (see
+    :mod:`api.auth`): 401 (no or bad key), 429 (too many failures, ``Retry-After``), 403 (a
+    role the route does not allow). Pure ASGI; sets ``state.caller`` for the route."""
+
+    def __init__(
+        self, app: ASGIApp, routes: list[Any], limiter: FailedAuthLimiter, metrics: Metrics
+    ) -> None:
+        self.app = app
+        self.routes = routes  # the API routes (full paths), matched here as the router would
+        self.limiter = limiter
+        self.metrics = metrics
+        # Keys that authenticated in this process (by digest), so that honest callers sharing
+        # an address with a flood are served without a lookup while it lasts. Bounded; a key
+        # revoked meanwhile is refused again as soon as the flood's window ends.
+        self._recent: dict[str, Caller] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        route_scope = _route_scope(self.routes, scope)
+        roles = _roles_of(route_scope.get("route"))
+        if roles is None:  # no such route, or one without a key (404/405 from the app)
+            await self.app(scope, receive, send)
+            return
+        request = Request({**scope, **route_scope})
+        token = request.headers.get("x-api-key")
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        if self.limiter.blocked(client, key_prefix(token)):
+            # Under a flood: no database lookup, only keys that authenticated lately pass.
+            caller = self._recent.get(_digest(token))
+        else:
+            caller = await self._lookup(request, token)
+            if caller is not None:
+                self._recent[_digest(token)] = caller
+                while len(self._recent) > RECENT_KEYS:
+                    self._recent.pop(next(iter(self._recent)))
+        problem: Problem | None = None
+        if caller is None:
+            wait = self.limiter.failed(client, key_prefix(token))
+            if wait is not None:
+                problem = Problem(
+                    429, "too_many_failed_authentications",
+                    f"too many failed authentications from this address or for this key; "
+                    f"retry in {wait} s", headers={"Retry-After": str(wait)})
+                request.state.audited = True  # counted into one aggregated row instead
+            else:
+                detail = "missing X-API-Key header" if not token else "unknown or revoked API key"
+                problem = Problem(401, "unauthorized", detail,
+                                  headers={"WWW-Authenticate": "ApiKey"})
+        else:
+            scope.setdefault("state", {})["caller"] = caller
+            scope["state"]["key_name"] = caller.key_name  # named in the audit, also on 403
+            if caller.role not in roles:
+                problem = Problem(403, "forbidden", forbidden_detail(caller.role, roles),
+                                  role=caller.role)
+        if problem is None:
+            await self.app(scope, receive, send)
+        else:
+            self.metrics.errors.labels(problem.code).inc()
+            await audit_refusal(request, problem.status, problem.code)
+            await from_problem(request, problem)(scope, receive, send)
+        await self._audit_aggregates(request)
+
+    @staticmethod
+    async def _lookup(request: Request, token: str | None) -> Caller | None:
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        sessions = request.app.state.sessions
+
+        def lookup() -> Caller | None:
+            with sessions() as s:
+                key = key_store.authenticate(s, token)
+                return None if key is None else Caller(key.name, key.role)
+
+        return await anyio.to_thread.run_sync(lookup)
+
+    async def _audit_aggregates(self, request: Request, everything: bool = False) -> None:
+        for aggregate in self.limiter.drain(everything):
+            await audit_aggregate(request.app, aggregate_row(aggregate))
+
+
+RECENT_KEYS = 256
+
+
+def _digest(token: str | None) -> str:
+    return hashlib.sha256((token or "").encode()).hexdigest()
+
+
+def _route_scope(routes: list[Any], scope: Scope) -> dict[str, Any]:
+    """The child scope (route, endpoint, path parameters) of the route this request matches."""
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            return {"route": route, **child}
+    return {}
+
+
+def _roles_of(route: Any) -> frozenset[str] | None:
+    dependant = getattr(route, "dependant", None)
+    for dep in getattr(dependant, "dependencies", ()):
+        roles = getattr(dep.call, "roles", None)
+        if roles is not None:
+            return roles
+    return None

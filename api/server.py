@@ -6,7 +6,8 @@ held for 120 s in the issue 12 test, each holding a socket and a buffer. :class:
 closes a connection whose request head is not complete ``header_timeout_s`` after the
 connection opened (or after the previous response), and one whose body has been silent for
 ``read_timeout_s``. A request the app is working on is not timed here (the app has
-``request_timeout_s``).
+``request_timeout_s``). It also bounds the request head (``max_header_bytes``: 431 and close),
+which httptools does not.
 
 ``python -m api.server --port 8000`` runs it directly; ``biometric serve`` and the test
 launcher go through :func:`run`.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 from functools import cache
 
 import uvicorn
@@ -33,6 +36,17 @@ def _timeouts() -> tuple[float, float]:
     return settings.header_timeout_s, settings.read_timeout_s
 
 
+@cache
+def _max_header_bytes() -> int:
+    return Settings().max_header_bytes
+
+
+_HEAD_TOO_LARGE = (
+    b'{"type":"https://biometric.example/problems/header_too_large","status":431,'
+    b'"title":"Request Header Fields Too Large","detail":"the request head exceeds the limit"}'
+)
+
+
 class DeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol plus a request-head deadline and a body read timeout."""
 
@@ -43,8 +57,32 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._waiting_since: float | None = now  # waiting for a request head since
         self._watch = self.loop.call_later(CHECK_INTERVAL_S, self._check)
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
     def data_received(self, data: bytes) -> None:
         self._last_received = self.loop.time()
+        # httptools keeps no limit of its own: uvicorn would collect a head of any size.
+        if getattr(self, "_in_head", True):
+            end = data.find(b"\r\n\r\n")  # a chunk may hold the head and body bytes
+            self._head_bytes = getattr(self, "_head_bytes", 0) + (
+                len(data) if end < 0 else end + 4
+            )
+            if self._head_bytes > _max_header_bytes():
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    b"content-type: application/problem+json\r\nconnection: close\r\n"
+                    b"content-length: " + str(len(_HEAD_TOO_LARGE)).encode() + b"\r\n\r\n"
+                    + _HEAD_TOO_LARGE
+                )
+                self.transport.close()
+                return
         super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -81,6 +119,11 @@ def run(
     access_log: bool = True,
     healthcheck_timeout: int = 60,
 ) -> None:
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus_client's multiprocess mode: each worker writes its values under this
+        # directory and /metrics sums them, whichever worker answers. Set before the workers
+        # start (they read it when prometheus_client is imported); a fresh one per start.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="biometric-metrics-")
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     # header_timeout_s; a request body may not stall for longer than read_timeout_s.
     header_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
+    # Audit checkpoints (biometric.store.audit): the Ed25519 signing key, kept where the
+    # database's users cannot read it (None: var/audit/signing.key, created on first start), and
+    # the append-only file of signed chain heads (None: var/audit/checkpoints.jsonl).
+    audit_key_file: Path | None = None
+    audit_checkpoints: Path | None = None
+    # Failed authentications allowed per client address and per key prefix in a window before
+    # further failures answer 429 (api.auth). A deployed client fails only when misconfigured,
+    # and then on every call: 20 a minute lets its operator see 401s before 429s.
+    auth_failure_limit: int = Field(20, gt=0)
+    auth_failure_window_s: float = Field(60.0, gt=0)
+    # Largest request head (request line and headers) a connection may send (api.server); 431
+    # and close beyond it. A 20 MB X-API-Key header was read in full (issue 21).
+    max_header_bytes: int = Field(32 * 1024, gt=1024)
+    # PostgreSQL after an erasure: "full" (VACUUM FULL: no byte of the erased rows left in the
+    # table files, measured in tests/test_erasure.py; rewrites the tables under an exclusive
+    # lock) or "plain" (VACUUM: rows unreachable, bytes may stay in free page space). Read by
+    # biometric.store.db.purge_deleted from the environment.
+    erasure_vacuum: Literal["full", "plain"] = "full"
 
 
 def trust_store_warning(settings: Settings) -> str | None:

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from api.problems import Problem, problem_example
 from biometric.gallery.service import CITIZEN_ID_PATTERN
@@ -35,7 +35,18 @@ def _bounded_time(value: datetime) -> datetime:
     return utc
 
 
-QueryTime = Annotated[datetime, AfterValidator(_bounded_time)]
+# ISO 8601 dates and date-times only, as documented (format: date-time): pydantic would also
+# take a bare number as Unix seconds (schemathesis: `until=0.5` answered 200).
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ].*)?$")
+
+
+def _iso_only(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_TIME.match(value):
+        raise ValueError("time must be an ISO 8601 date or date-time, e.g. 2026-12-02T10:00:00Z")
+    return value
+
+
+QueryTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded_time)]
 
 # Documented on every /v1 operation (FastAPI's own 422 says application/json; ours is a
 # problem document like every other error).
@@ -44,6 +55,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: problem_example(401, "unauthorized", "missing, unknown or revoked X-API-Key"),
     403: problem_example(403, "forbidden", "role 'reviewer' may not call this endpoint"),
     422: problem_example(422, "validation_error", "the request is not valid"),
+    429: problem_example(
+        429, "too_many_failed_authentications", "too many failed authentications; retry in 41 s"
+    ),
     503: problem_example(503, "audit_unavailable", "the request could not be recorded"),
 }
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -471,24 +471,64 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 
+@audit_app.command("keygen")
+def audit_keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the private key (PEM, 0600).")],
+) -> None:
+    """Create an Ed25519 key for signing audit checkpoints (and PATH.pub, its public half).
+    Point BIOMETRIC_AUDIT_KEY_FILE at it; give auditors only the .pub file."""
+    from biometric.store import audit as audit_store
+
+    if path.exists():
+        err.print(f"[red]{path} exists[/red]; a signing key is never overwritten", highlight=False)
+        raise typer.Exit(2)
+    audit_store.generate_key(path)
+    out.print(f"signing key {path}, public key {audit_store.public_path(path)}")
+
+
 @audit_app.command("verify")
 def audit_verify(
     db: Annotated[
         str | None, typer.Option("--db", help="Database URL [env BIOMETRIC_DATABASE_URL].")
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="Signed checkpoint file [env BIOMETRIC_AUDIT_CHECKPOINTS, default "
+                     "var/audit/checkpoints.jsonl]."),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="Ed25519 public key (or the signing key) the checkpoints are checked "
+                     "with [default: BIOMETRIC_AUDIT_KEY_FILE's .pub, else var/audit/"
+                     "signing.key.pub]."),
+    ] = None,
 ) -> None:
-    """Check the audit trail's hash chain: exit 0 when intact, 1 at the first row that was
-    changed, removed or reordered."""
-    from biometric.store.audit import verify_chain
+    """Check the audit trail: recompute its hash chain and hold it against the signed
+    checkpoints kept outside the database. Exit 0 when intact, 1 at the first row that was
+    changed, removed or reordered (or when rows were removed at the end, or the trail emptied),
+    2 when the checkpoints cannot be read."""
+    from biometric.store import audit as audit_store
     from biometric.store.db import make_engine, migrate, session_factory
 
+    key = public_key or audit_store.public_path(audit_store.default_key_path())
+    path = checkpoints or audit_store.default_checkpoint_path()
     engine = make_engine(db)
+    try:
+        cps = audit_store.read_checkpoints(
+            path, audit_store.load_public_key(key), audit_store.store_name(engine)
+        )
+    except (OSError, ValueError, audit_store.CheckpointError) as exc:
+        err.print(f"[red]cannot read the signed checkpoints[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     migrate(engine)
     with session_factory(engine)() as s:
-        report = verify_chain(s)
+        report = audit_store.verify_chain(s, cps)
     engine.dispose()
     if report.ok:
-        out.print(f"audit trail intact: {report.rows} rows chained")
+        out.print(
+            f"audit trail intact: {report.rows} rows chained, {report.anchored} of them covered "
+            f"by the newest of {report.checkpoints} signed checkpoints ({path})"
+        )
         return
     where = f"at row {report.first_bad_id}" if report.first_bad_id else "at the end"
     err.print(

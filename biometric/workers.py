@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -30,6 +31,7 @@ from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.reader import ChipReading
 from biometric.errors import BiometricError
 from biometric.pipeline import Pipeline, PipelineConfig
+from biometric.procs import die_with_parent
 from biometric.verification import ImageRejected, PreparedChip, Verifier, VerifyOutcome
 
 
@@ -44,6 +46,9 @@ class PoolConfig:
 def _serve(conn: Connection, config: PoolConfig) -> None:
     """Worker process: load once, then answer ("compare", live, chip) and ("prepare", chip)
     requests until the pipe closes."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid, signal.SIGKILL)  # holds no state worth a clean exit
     pipeline = Pipeline(config.models_dir, config.settings, config.embedder)
     pipeline.warm_up()
     _ = pipeline.operating_point

@@ -36,6 +36,7 @@ class Server:
     admin: str
     reviewer: str
     revoked: str
+    audit_dir: Path
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}
@@ -59,17 +60,25 @@ def server(request, tmp_path_factory, pg_schema) -> Iterator[Server]:
             tokens["revoked"] = create_key(s, "test-revoked", "counter")[1]
             revoke_key(s, "test-revoked")
         engine.dispose()
+        audit_dir = tmp_path_factory.mktemp("audit")
         env = {
             "BIOMETRIC_DATABASE_URL": db_url,
+            # this store's own signing key and checkpoint file
+            "BIOMETRIC_AUDIT_KEY_FILE": str(audit_dir / "signing.key"),
+            "BIOMETRIC_AUDIT_CHECKPOINTS": str(audit_dir / "checkpoints.jsonl"),
             "BIOMETRIC_THREAD_POOL_SIZE": "2",
             "BIOMETRIC_INDEX_DIR": str(tmp_path_factory.mktemp("index")),
             # short connection deadlines, so that test_stalled_connections_are_closed is quick
             "BIOMETRIC_HEADER_TIMEOUT_S": "2",
             "BIOMETRIC_READ_TIMEOUT_S": "2",
         }
+        from biometric.store.audit import generate_key
+
+        generate_key(audit_dir / "signing.key")
         url = stack.enter_context(running_server(env))
         yield Server(
-            url, db_url, tokens["counter"], tokens["admin"], tokens["reviewer"], tokens["revoked"]
+            url, db_url, tokens["counter"], tokens["admin"], tokens["reviewer"], tokens["revoked"],
+            audit_dir,
         )
 
 
@@ -398,6 +407,9 @@ def test_gallery_enrol_flags_duplicate_and_review_dismisses_it(server: Server, i
             files={"photo": ("q.jpg", (ids / "kit_harington/johnsnow_test1.jpg").read_bytes())},
         )
         assert found.json()["candidates"][0]["citizen_id"] in {"111100000001", "111100000003"}
+    with server.client(server.admin) as c:  # subject access finds the search by its candidate
+        rows = c.get("/v1/audit", params={"citizen_id": "111100000001", "limit": 500}).json()
+        assert "search" in {e["action"] for e in rows["items"]}
 
 
 def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: bytes) -> None:
@@ -603,7 +615,10 @@ def test_audit_chain_verifies_and_shows_tampering(server: Server) -> None:
     from biometric.cli import app as cli
 
     runner = CliRunner()
-    intact = runner.invoke(cli, ["audit", "verify", "--db", server.db_url])
+    verify = ["audit", "verify", "--db", server.db_url,
+              "--checkpoints", str(server.audit_dir / "checkpoints.jsonl"),
+              "--public-key", str(server.audit_dir / "signing.key.pub")]
+    intact = runner.invoke(cli, verify)
     assert intact.exit_code == 0, intact.output
     assert "intact" in intact.output
     engine = make_engine(server.db_url)
@@ -616,7 +631,7 @@ def test_audit_chain_verifies_and_shows_tampering(server: Server) -> None:
             {"d": decision + "!", "i": row_id},
         )
     try:
-        broken = runner.invoke(cli, ["audit", "verify", "--db", server.db_url])
+        broken = runner.invoke(cli, verify)
         assert broken.exit_code == 1 and f"at row {row_id}" in broken.output, broken.output
     finally:
         with engine.begin() as conn:
@@ -625,7 +640,19 @@ def test_audit_chain_verifies_and_shows_tampering(server: Server) -> None:
                 {"d": decision, "i": row_id},
             )
         engine.dispose()
-    assert runner.invoke(cli, ["audit", "verify", "--db", server.db_url]).exit_code == 0
+    assert runner.invoke(cli, verify).exit_code == 0
+    # The issue's attack: the head deleted and decisions flipped. Detected from the first row.
+    with engine.begin() as conn:
+        head = conn.execute(text("SELECT length, last_hash FROM audit_chain")).one()
+        conn.execute(text("DELETE FROM audit_chain"))
+    try:
+        broken = runner.invoke(cli, verify)
+        assert broken.exit_code == 1 and "head row is missing" in broken.output, broken.output
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO audit_chain (id, length, last_hash) VALUES (1, :n, :h)"),
+                         {"n": head[0], "h": head[1]})
+        engine.dispose()
 
 
 # -- headers, docs and the OpenAPI document (issue 12) ------------------------------------------

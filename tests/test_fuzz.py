@@ -16,10 +16,11 @@ from biometric.store.db import make_engine, migrate, session_factory
 from biometric.store.keys import create_key
 
 FUZZ_SECONDS = 15
-CHECKS = (
-    "not_a_server_error,response_schema_conformance,status_code_conformance,"
-    "content_type_conformance"
-)
+# Every check but positive_data_acceptance (below): response schema, status code, content type
+# and headers as documented, schema-violating requests refused (a number given as a date-time
+# was answered 200, issue 21), authentication never ignored, no use after erasure.
+CHECKS = "all"
+EXCLUDED = "positive_data_acceptance"
 
 
 def test_fuzzing_every_role_finds_no_server_error(tmp_path: Path) -> None:
@@ -36,7 +37,14 @@ def test_fuzzing_every_role_finds_no_server_error(tmp_path: Path) -> None:
         "BIOMETRIC_DATABASE_URL": db_url,
         "BIOMETRIC_INDEX_DIR": str(tmp_path / "index"),
         "BIOMETRIC_THREAD_POOL_SIZE": "2",
+        # schemathesis's missing- and wrong-key checks would otherwise meet 429s
+        "BIOMETRIC_AUTH_FAILURE_LIMIT": "1000000",
+        "BIOMETRIC_AUDIT_KEY_FILE": str(tmp_path / "audit.key"),
+        "BIOMETRIC_AUDIT_CHECKPOINTS": str(tmp_path / "checkpoints.jsonl"),
     }
+    from biometric.store.audit import generate_key
+
+    generate_key(tmp_path / "audit.key")
     summary = {}
     with running_server(env) as url:
         for role, token in tokens.items():
@@ -51,6 +59,8 @@ def test_fuzzing_every_role_finds_no_server_error(tmp_path: Path) -> None:
                     f"X-API-Key: {token}",
                     "--checks",
                     CHECKS,
+                    "--exclude-checks",
+                    EXCLUDED,
                     "--max-time",
                     str(FUZZ_SECONDS),
                     "--seed",

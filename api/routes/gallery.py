@@ -14,15 +14,17 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from api.auditing import audit, note_citizen
+from api.auditing import audit, audit_fields, committed, note_citizen
 from api.auth import Caller, require_roles
 from api.problems import Problem, problem_example
 from api.validation import CITIZEN_ID_PATTERN, DB_ID_MAX, ERROR_RESPONSES, UPLOAD_RESPONSES
 from biometric.decide import OperatingPoint, ScoreScale
-from biometric.gallery.service import DuplicatePolicy, Gallery
+from biometric.gallery.service import DuplicatePolicy, EnrolResult, Gallery
 from biometric.gallery.thumbnails import thumbnail_jpeg
 from biometric.pipeline import CHIP, LIVE, Pipeline
+from biometric.store import audit as audit_store
 from biometric.store.models import Role
 from biometric.views import ReasonView
 
@@ -151,6 +153,22 @@ async def enrol(
     data = await photo.read()
 
     keep_face = request.app.state.settings.store_face_thumbnails
+    recorded = []
+
+    def audit_row(s: Session, result: EnrolResult) -> None:
+        best = result.candidates[0].score if result.candidates else None
+        row = audit_fields(
+            request,
+            "enrol",
+            result.status,
+            citizen_id=citizen_id,
+            score=best,
+            threshold=gallery.duplicate_threshold,
+            fmr=gallery.duplicate_fmr,
+            reasons=[c.to_dict() for c in result.candidates],
+            model_versions=pipeline.model_versions,
+        )
+        recorded.append(audit_store.append(s, **row))
 
     def work():
         rgb = pipeline.decode(data).rgb
@@ -167,22 +185,12 @@ async def enrol(
             display_name=display_name,
             policy=policy,
             thumbnail=thumbnail,
+            record=audit_row,  # committed with the enrolment, or neither is
         )
         return result, quality
 
     result, quality = await _in_pool(request, work)
-    best = result.candidates[0].score if result.candidates else None
-    await audit(
-        request,
-        "enrol",
-        result.status,
-        citizen_id=citizen_id,
-        score=best,
-        threshold=gallery.duplicate_threshold,
-        fmr=gallery.duplicate_fmr,
-        reasons=[c.to_dict() for c in result.candidates],
-        model_versions=pipeline.model_versions,
-    )
+    committed(request, recorded)
     return {
         "citizen_id": result.citizen_id,
         "status": result.status,
@@ -240,8 +248,14 @@ async def erase(
     citizen_id: Annotated[str, Path(pattern=CITIZEN_ID_PATTERN)],
 ) -> dict[str, Any]:
     gallery: Gallery = request.app.state.gallery
-    removed = await _in_pool(request, lambda: gallery.erase(citizen_id))
-    await audit(request, "erase", "erased", citizen_id=citizen_id)
+    recorded = []
+
+    def audit_row(s: Session) -> None:
+        row = audit_fields(request, "erase", "erased", citizen_id=citizen_id)
+        recorded.append(audit_store.append(s, **row))
+
+    removed = await _in_pool(request, lambda: gallery.erase(citizen_id, record=audit_row))
+    committed(request, recorded)
     return {"citizen_id": citizen_id, "templates_removed": removed}
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from api.problems import Problem, problem_example
 from biometric.store.db import ping
@@ -42,5 +43,10 @@ async def readyz(request: Request) -> dict[str, Any]:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
 async def metrics_endpoint(request: Request) -> Response:
-    registry = request.app.state.metrics.registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # serve --workers N: every worker's values, from the shared directory (api.server).
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,12 +16,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from biometric.store.models import Base, UtcDateTime, utcnow
+from biometric.store.models import NEVER_REUSE_IDS, Base, UtcDateTime, utcnow
 
 
 class Claimant(Base):
     __tablename__ = "claimants"
-    __table_args__ = (CheckConstraint("status IN ('active', 'held')", name="ck_claimants_status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'held')", name="ck_claimants_status"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     citizen_id: Mapped[str] = mapped_column(String(12), unique=True)
@@ -35,6 +38,7 @@ class Template(Base):
     """One face template. Its id is the FAISS id. Photos are not stored."""
 
     __tablename__ = "templates"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     claimant_id: Mapped[int] = mapped_column(
@@ -53,6 +57,7 @@ class IndexChange(Base):
     number. An index saved at change N catches up by replaying the rows after N."""
 
     __tablename__ = "index_changes"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     op: Mapped[str] = mapped_column(String(8))  # add | remove
@@ -69,6 +74,7 @@ class DuplicateCase(Base):
         CheckConstraint(
             "status IN ('open', 'confirmed', 'dismissed')", name="ck_duplicate_cases_status"
         ),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -69,11 +69,23 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """``alembic upgrade head`` on this engine. Safe to run from several processes at once on
     PostgreSQL (advisory lock); on SQLite the database write lock serialises writers."""
     cfg = alembic_config()
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(748213)"))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Off outside any transaction (SQLite ignores it inside one): a migration that
+            # recreates a table must not cascade the old table's drop to its dependents.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(748213)"))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def checkpoint_sqlite_wal(sessions: sessionmaker[Session], attempts: int = 20) -> bool:
@@ -89,6 +101,25 @@ def checkpoint_sqlite_wal(sessions: sessionmaker[Session], attempts: int = 20) -
                 return True
             time.sleep(0.05)
     return False
+
+
+def purge_deleted(sessions: sessionmaker[Session], tables: tuple[str, ...]) -> None:
+    """After deleting personal data: on SQLite move the WAL into the database file, whose
+    deleted pages ``secure_delete`` zeroed; on PostgreSQL VACUUM ``tables`` (and their TOAST
+    tables and indexes), so the dead row versions are removed from the table files rather than
+    left until autovacuum. What stays in PostgreSQL's WAL: README, "Erasure"."""
+    with sessions() as s:
+        engine = s.get_bind()
+    if engine.dialect.name == "postgresql":
+        # Plain VACUUM unlinks the dead versions but may leave their bytes in the page's free
+        # space (measured: the newest row of a page stays readable in the file); FULL rewrites
+        # the tables (an exclusive lock, time proportional to the table).
+        full = os.environ.get("BIOMETRIC_ERASURE_VACUUM", "full") != "plain"
+        # VACUUM cannot run in a transaction block.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(("VACUUM FULL " if full else "VACUUM ") + ", ".join(tables)))
+    else:
+        checkpoint_sqlite_wal(sessions)
 
 
 def ping(engine: Engine) -> None:

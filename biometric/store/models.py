@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Float, Integer, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,6 +54,11 @@ class Base(DeclarativeBase):
     pass
 
 
+# SQLite reuses the largest rowid after the newest row is deleted; AUTOINCREMENT never hands
+# an id out twice (an erased template's id must not name another person's template).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class ApiKey(Base):
     """A client credential. Only a salted SHA-256 of the secret is kept; ``prefix`` (public,
     part of the token) finds the row without scanning."""
@@ -52,6 +66,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         CheckConstraint("role IN ('counter', 'reviewer', 'admin')", name="ck_api_keys_role"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -85,6 +100,7 @@ class AuditEvent(Base):
     secrets."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     time: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
@@ -107,9 +123,11 @@ class AuditEvent(Base):
     row_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     # Passive authentication of the chip files (status, issuer, signer, policy), when sent.
     chip_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The X-Request-ID a client sent, kept apart from the service's own ``request_id``.
+    client_request_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "id": self.id,
             "time": self.time.isoformat(),
             "request_id": self.request_id,
@@ -127,3 +145,21 @@ class AuditEvent(Base):
             "liveness": self.liveness,
             "chip_auth": self.chip_auth,
         }
+        # Only when set: rows written before the column keep the hash they were chained with.
+        # (Read from __dict__: a migration loads rows without the columns added after it.)
+        if self.__dict__.get("client_request_id") is not None:
+            d["client_request_id"] = self.client_request_id
+        return d
+
+
+class AuditSubject(Base):
+    """Every citizen an audit row names (its citizen and the candidates of a search or an
+    enrolment), so a subject-access request finds each row that touched the person's data.
+    Derived from the hashed row content, written in the same transaction (migration 0007)."""
+
+    __tablename__ = "audit_subjects"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("audit_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    citizen_id: Mapped[str] = mapped_column(String(12), primary_key=True, index=True)

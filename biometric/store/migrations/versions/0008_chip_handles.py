@@ -1,7 +1,7 @@
 """Prepared chips (``POST /v1/chip``): sealed, short-lived handles (biometric.store.chip_handles).
 
 Revision ID: 0008_chip_handles
-Revises: 0006
+Revises: 0007_audit_subjects
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from biometric.store.models import UtcDateTime
 
 revision = "0008_chip_handles"
-down_revision = "0006"
+down_revision = "0007_audit_subjects"
 branch_labels = None
 depends_on = None
 
