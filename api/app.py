@@ -13,6 +13,7 @@ calls run in anyio's default worker threads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 from collections.abc import AsyncIterator
@@ -34,12 +35,13 @@ from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from api.routes import audit, capture, gallery, ops, verify
 from api.settings import Settings, trust_store_warning
 from api.ui.routes import install as install_ui
+from api.ui.routes import session_router
 from biometric import config
 from biometric.chip.errors import TrustStoreError
 from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
-from biometric.gallery.service import open_gallery
+from biometric.gallery.service import Gallery, IndexBackend, open_gallery
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.procs import die_with_parent
 from biometric.store.audit import Notary, store_name
@@ -48,6 +50,17 @@ from biometric.verification import Verifier
 from biometric.workers import PipelinePool, PoolConfig
 
 log = logging.getLogger("biometric.api")
+
+
+async def _refresh_index(gallery: Gallery, interval_s: float) -> None:
+    """Catch the gallery's index up with the store now and then, between requests: a worker
+    maps a rewritten shared index file (after an erasure) even when idle."""
+    while True:
+        await anyio.sleep(interval_s)
+        try:
+            await anyio.to_thread.run_sync(gallery.sync)
+        except Exception:  # the next request retries and reports; keep the loop alive
+            log.exception("index refresh failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -120,15 +133,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.index_dir or config.index_dir(),
                 settings.duplicate_fmr,
                 settings.duplicate_policy,
+                backend=IndexBackend.parse(settings.index),
             )
         )
         log.info("biometric API ready: %s", app.state.pipeline.model_versions)
+        refresher = asyncio.create_task(
+            _refresh_index(app.state.gallery, settings.index_refresh_s)
+        )
         try:
             yield
         finally:
+            refresher.cancel()
             if app.state.verify_pool is not None:
                 await app.state.verify_pool.close()
-            await anyio.to_thread.run_sync(app.state.gallery.save_index)
+            await anyio.to_thread.run_sync(app.state.gallery.close)
             for aggregate in app.state.auth_limiter.drain(everything=True):
                 await audit_aggregate(app, aggregate_row(aggregate))
             notary.close()
@@ -152,7 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_limiter = limiter
     # Added first, so it runs inside the request context (the request id is set).
     resources = (ops, verify, capture, audit, gallery)
-    api_routes = [route for resource in resources for route in resource.router.routes]
+    # The pages' sign-in check (/v1/session) is an API route too: the gate must know its roles.
+    routers = [resource.router for resource in resources] + [session_router]
+    api_routes = [route for router in routers for route in router.routes]
     app.add_middleware(AuthGate, routes=api_routes, limiter=limiter, metrics=metrics)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics

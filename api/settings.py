@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     chip_handle_ttl_s: int = Field(300, gt=0, le=3600)
     embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
     index_dir: Path | None = None  # None: biometric.config.index_dir()
+    # Where the 1:N index lives (biometric.gallery.backend): "shared" (one mapped file per
+    # machine for all workers), "memory", "ray:local" / "ray://host:10001" (sharded), with
+    # optional "?kind=ivf_sq8&shards=N". None: shared.
+    index: str | None = None
+    # Seconds between catch-ups of an idle worker with the change log, so that a worker
+    # serving no request still maps the rewritten file soon after an erasure.
+    index_refresh_s: float = Field(2.0, gt=0)
     duplicate_fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.FLAG
     # Keep a small JPEG face crop (<= 160 px) per enrolled template so reviewers see the faces

@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import scale
 
         scale.run(args.quick, out, cache, args.only)
+    elif args.name == "shared_index":
+        from benchmarks import shared_index
+
+        sizes = ",".join(str(n) for n in (args.sizes or [1_000_000, 10_000_000]))
+        return shared_index.main(["--sizes", sizes, "--out", str(out)])
     elif args.name == "report":
         report.run(out, args.markdown)
     return 0

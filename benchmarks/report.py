@@ -23,6 +23,7 @@ KINDS = (
     "index",
     "api",
     "scale",
+    "shared_index",
 )
 NAME_RE = re.compile(r"^(?P<kind>[a-z0-9_]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<quick>-quick)?\.json$")
 
@@ -608,6 +609,24 @@ def scale_section(path: Path, doc: dict) -> list[str]:
         ],
         rows,
     )
+    review = [(e["embedder"], r) for e in t["embedders"] for r in e.get("review_load", [])]
+    if review:
+        out.append(
+            f"**Review load at 100M** as ranked lists of at most {a.get('top_k', 10)} "
+            f"candidates, {a['online_searches_per_day']:,} enrolments screened a day, "
+            f"{a.get('cases_per_reviewer_day', 50)} cases per reviewer-day:"
+        )
+        out.append("")
+        out += table(
+            ["embedder", "operating point", "threshold", "FMR", "FMR is", "genuine accept",
+             "false per search", "shown per search (top-k)", "searches with one",
+             "false a day", "reviewer-days a day"],
+            [[f"`{name}`", r["operating_point"], r["threshold"], r["fmr"], r["fmr_source"],
+              r["genuine_accept_rate"], r["false_candidates_per_search"],
+              r["shown_per_search_top_k"], r["searches_with_a_false_candidate"],
+              r["false_candidates_per_day"], r["reviewer_days_per_day"]]
+             for name, r in review],
+        )
     s = doc["sharded_search"]
     out.append(
         f"**Sharded vs unsharded 1:N search** on {s['unsharded']['templates']:,} {s['data']}; "
@@ -833,6 +852,8 @@ SECTIONS = {
     "capture": capture_section,
     "int8": int8_section,
     "scale": scale_section,
+    # Each new benchmark renders its own section (imported when rendered: it imports this).
+    "shared_index": lambda p, d: importlib.import_module("benchmarks.shared_index").section(p, d),
 }
 
 

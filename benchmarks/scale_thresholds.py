@@ -28,6 +28,8 @@ ONLINE_SHARE = 0.5  # share of the reviewers' capacity given to online cases
 SELF_JOIN_DAYS = 90  # the one-off national self-join is reviewed over a quarter
 KEEP_GENUINE = 0.9  # the alternative operating point: keep 90 % of true duplicates
 TOP_K = 10  # candidates a ranked 1:N list shows at most (the search's default k)
+# One reviewer-day: the same planning figure as REVIEWER_CASES_PER_DAY (20 reviewers x 50).
+CASES_PER_REVIEWER_DAY = 50
 MAX_SCORE = 1.0  # cosine similarity of unit templates: a threshold above it accepts nothing
 
 
@@ -136,8 +138,24 @@ def analyse_embedder(
         # each search is compared with: the largest block the online budget allows here.
         "largest_block_within_budget": online_budget / (ONLINE_SEARCHES_PER_DAY * fmr90),
     }
+    review = [
+        review_load(f"manifest FMR {fmr:g} (1:1)", t, impostor, genuine, fit, gallery)
+        for fmr, t in manifest_points
+    ]
+    if not manifest_points:  # not calibrated yet: the 1:1 point it would ship, from this set
+        t3 = threshold_at_fmr(impostor, 1e-3)
+        review.append(review_load("lfw_dev FMR 0.001 (1:1, not shipped)", t3, impostor, genuine,
+                                  fit, gallery))
+    online = recommended["online_search"]
+    if online["reachable"]:
+        review.append(
+            review_load("1:N (online budget)", online["threshold"], impostor, genuine, fit, gallery)
+        )
+    review.append(review_load(f"keep {KEEP_GENUINE:.0%} of duplicates", t90, impostor, genuine,
+                              fit, gallery))
     return {
         "embedder": name,
+        "review_load": review,
         "impostor_pairs": len(impostor),
         "genuine_pairs": len(genuine),
         "smallest_measured_fmr": SUPPORT / len(impostor),
@@ -153,6 +171,49 @@ def analyse_embedder(
     }
 
 
+def shown_in_top_k(mean: float, k: int = TOP_K) -> float:
+    """Expected false candidates a ranked list of at most k shows when a search finds
+    Poisson(mean) of them above the threshold: E[min(X, k)]."""
+    if mean <= 0:
+        return 0.0
+    p = math.exp(-mean)  # P(X = 0)
+    below = 0.0  # sum of P(X = j) * j for j < k, and P(X >= k) = 1 - sum P(X = j < k)
+    mass = 0.0
+    for j in range(k):
+        below += j * p
+        mass += p
+        p *= mean / (j + 1)
+    return below + k * max(0.0, 1.0 - mass)
+
+
+def review_load(
+    label: str,
+    threshold: float,
+    impostor: np.ndarray,
+    genuine: np.ndarray,
+    fit: TailFit,
+    gallery: int = GALLERY_SIZES[-1],
+) -> dict:
+    """False candidates per search and per day of enrolments at ``threshold`` over ``gallery``
+    claimants, as ranked top-k lists, and the reviewer-days they cost each day."""
+    fmr, measured = fmr_at(impostor, threshold, fit)
+    per_search = fmr * gallery
+    shown = shown_in_top_k(per_search)
+    per_day = shown * ONLINE_SEARCHES_PER_DAY
+    return {
+        "operating_point": label,
+        "threshold": threshold,
+        "fmr": fmr,
+        "fmr_source": "measured" if measured else "extrapolated",
+        "genuine_accept_rate": float((genuine >= threshold).mean()),
+        "false_candidates_per_search": per_search,
+        "shown_per_search_top_k": shown,
+        "searches_with_a_false_candidate": 1.0 - math.exp(-per_search),
+        "false_candidates_per_day": per_day,
+        "reviewer_days_per_day": per_day / CASES_PER_REVIEWER_DAY,
+    }
+
+
 def assumptions() -> dict:
     return {
         "reviewer_cases_per_day": REVIEWER_CASES_PER_DAY,
@@ -161,6 +222,7 @@ def assumptions() -> dict:
         "self_join_review_days": SELF_JOIN_DAYS,
         "keep_genuine": KEEP_GENUINE,
         "top_k": TOP_K,
+        "cases_per_reviewer_day": CASES_PER_REVIEWER_DAY,
         "note": "planning assumptions, not measurements; the recommendation scales with them: "
         "target FMR = false cases the reviewers can take / comparisons made. A target whose "
         "threshold would exceed the largest possible cosine (1.0) is unreachable by the face "

@@ -202,8 +202,15 @@ class Pipeline:
     @cached_property
     def score_scale(self) -> ScoreScale:
         """The 0-100 display scale over the calibrated operating points of the score in use."""
-        points = tuple(OperatingPoint(t.threshold, t.fmr)
-                       for t in self.manifest.thresholds_of(self.option))
+        return self.score_scale_for(None)
+
+    def score_scale_for(self, condition: str | None) -> ScoreScale:
+        """The display scale over the thresholds of one capture condition (None: pooled), so
+        that 50 is the threshold the pair was decided at."""
+        points = tuple(
+            OperatingPoint(t.operating_point().threshold_for(condition), t.fmr)
+            for t in self.manifest.thresholds_of(self.option)
+        )
         return ScoreScale(points, self.operating_point.fmr)
 
     # -- stages -----------------------------------------------------------------------------
@@ -291,21 +298,22 @@ class Pipeline:
             for i, analysis in enumerate(todo):
                 analysis.embeddings = [vectors[i] for vectors in per_model]
 
-    def score(self, a: FaceAnalysis, b: FaceAnalysis) -> float:
-        """Similarity of two embedded analyses: the cosine, or the fusion of each embedder's."""
-        scores = [cosine(x, y) for x, y in zip(a.embeddings, b.embeddings, strict=True)]
-        if len(scores) == 1:
-            return scores[0]
-        if self.fusion is None:
-            raise ModelError(f"{self.option} was never calibrated as a fusion")
-        return float(self.fusion.fuse(scores))
-
     def template(self, rgb: np.ndarray, role: str = LIVE) -> FaceAnalysis:
         """Analyse and embed one image (enrolment, search). The embedding is computed even when
         a quality bound is violated; callers decide from ``reasons`` whether to use it."""
         analysis = self.analyse(rgb, role)
         self.embed([analysis])
         return analysis
+
+    def score(self, a: FaceAnalysis, b: FaceAnalysis) -> float:
+        """Similarity of two embedded analyses (each may have been embedded at another time: a
+        prepared chip): the cosine, or the fusion of each embedder's."""
+        scores = [cosine(x, y) for x, y in zip(a.embeddings, b.embeddings, strict=True)]
+        if len(scores) == 1:
+            return scores[0]
+        if self.fusion is None:
+            raise ModelError(f"{self.option} was never calibrated as a fusion")
+        return float(self.fusion.fuse(scores))
 
     def check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis,
                        timer: Timer | None = None) -> LivenessCheck | None:

@@ -156,7 +156,11 @@ class FaceEvidence:
     point: OperatingPoint
     live_reasons: tuple[Reason, ...] = ()
     chip_reasons: tuple[Reason, ...] = ()
-    condition: str | None = None  # the pair's capture condition, whose threshold applies
+    condition: str | None = None  # the pair's capture condition: its threshold applies
+
+    @property
+    def threshold(self) -> float:
+        return self.point.threshold_for(self.condition)
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,7 @@ def decide(face: FaceEvidence, liveness: LivenessCheck | None, chip_auth: ChipAu
         return Verdict(Decision.RETAKE, (*live, *face.chip_reasons), trust)
     if face.chip_reasons or face.score is None:
         return Verdict(Decision.MANUAL_CHECK, face.chip_reasons, trust)
-    match = face.score >= face.point.threshold_for(face.condition)
+    match = face.score >= face.threshold
     return Verdict(Decision.MATCH if match else Decision.NO_MATCH, (), trust)
 
 
@@ -255,9 +259,9 @@ class VerifyOutcome:
     chip_image: PortraitPlace | None = None  # where the portrait sat in EF.DG2, when sent
     display_score: int | None = None  # 0-100, the decision threshold at 50 (ScoreScale)
     chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED
+    condition: str | None = None  # the pair's capture condition, whose threshold applied
     citizen_id: str | None = None
     counter_id: str | None = None
-    condition: str | None = None  # the pair's capture condition (biometric.conditions)
 
     @property
     def faces(self) -> dict[str, FaceAnalysis]:
@@ -426,9 +430,10 @@ class Verifier:
         return VerifyOutcome(
             decision=verdict.decision,
             score=face.score,
-            display_score=pipeline.score_scale.display(face.score),
+            display_score=pipeline.score_scale_for(condition).display(face.score),
             chip_trust=verdict.chip_trust,
-            threshold=point.threshold_for(condition),
+            threshold=face.threshold,
+            condition=condition,
             fmr=point.fmr,
             reasons=list(verdict.reasons),
             live=live_a,
@@ -438,7 +443,6 @@ class Verifier:
             liveness=liveness,
             chip_auth=chip.chip_auth,
             chip_image=chip.chip_image,
-            condition=condition,
         )
 
     def _chip_auth(self, reading: ChipReading | None) -> ChipAuthResult | None:

@@ -186,7 +186,8 @@ def test_report_renders(tmp_path: Path) -> None:
     # The committed results (every kind has one) render as tables, each in its own section.
     headings = {"accuracy": "## Accuracy", "chip": "## Live photo vs chip portrait",
                 "stages": "## Stage latency", "peer": "## Peer", "quality": "## Capture quality",
-                "capture": "## Guided capture", "int8": "## Faster forms of the embedders", "index": "## 1:N index",
+                "capture": "## Guided capture", "int8": "## Faster forms of the embedders",
+                "index": "## 1:N index",
                 "api": "## API load", "scale": "## National scale"}
     assert set(headings) == set(report.KINDS)
     text = report.render(common.DEFAULT_OUT)

@@ -11,7 +11,6 @@ from biometric.decide import Decision, OperatingPoint
 from biometric.decode import read_image
 from biometric.evaluation import EmbeddedSet, pair_scores
 from biometric.verification import FaceEvidence, Policies, Verifier, decide
-from biometric.views import VerifyView
 
 
 def test_grey_colour_and_tight_photos_are_told_apart(pipeline, data_dir: Path) -> None:
@@ -56,12 +55,12 @@ def test_decision_uses_the_pairs_condition_threshold() -> None:
     point = OperatingPoint(threshold=0.6, fmr=1e-3, by_condition={"colour": 0.4, "grey": 0.6})
 
     def decision(condition: str | None) -> Decision:
-        return decide(FaceEvidence(0.5, point, condition=condition), None, None,
-                      Policies()).decision
+        face = FaceEvidence(0.5, point, condition=condition)
+        return decide(face, None, None, Policies()).decision
 
     assert decision("colour") is Decision.MATCH
     assert decision("grey") is Decision.NO_MATCH
-    assert decision("webcam") is Decision.NO_MATCH  # unknown: pooled threshold
+    assert decision("webcam") is Decision.NO_MATCH  # unknown: the pooled threshold
     assert decision(None) is Decision.NO_MATCH
 
 
@@ -94,11 +93,10 @@ def test_verify_decides_at_the_pairs_condition_threshold(pipeline, data_dir: Pat
     grey = sorted(p for p in yale[0].iterdir() if p.suffix == ".pgm")[:2]
     lfw = sorted((data_dir / "lfw_dev" / "Abdullah_Gul").iterdir())[:2]
     for pair, condition in ((grey, "tight"), (lfw, "colour")):
-        result = Verifier(pipeline).verify_faces(read_image(pair[0]).rgb,
-                                                 read_image(pair[1]).rgb)
+        result = Verifier(pipeline).verify_faces(read_image(pair[0]).rgb, read_image(pair[1]).rgb)
         assert result.condition == condition
         assert result.threshold == point.threshold_for(condition)
-        assert VerifyView.model_validate(result).condition == condition
+        assert result.display_score == pipeline.score_scale_for(condition).display(result.score)
 
 
 def test_manifest_thresholds_per_condition_are_what_the_data_gives(

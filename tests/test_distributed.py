@@ -9,10 +9,12 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from api.launcher import running_server
 from biometric.decode import read_image
 from biometric.distributed.enrol_job import (
     FAILED,
@@ -25,7 +27,6 @@ from biometric.distributed.load import load_shards
 from biometric.distributed.runtime import RayTarget, connect
 from biometric.distributed.screening import (
     DistributedScreening,
-    StoreGallery,
     engine_url,
     screen_distributed,
 )
@@ -33,10 +34,11 @@ from biometric.distributed.shards import ShardedIndex, merge_top_k
 from biometric.distributed.source import SourceError, SourceRow, read_source, shard_of
 from biometric.evaluation import IMAGE_SUFFIXES
 from biometric.gallery.screening import screen
-from biometric.gallery.service import open_gallery
+from biometric.gallery.service import IndexBackend, open_gallery
 from biometric.index import FaceIndex, IndexKind, IndexSpec
 from biometric.pipeline import CHIP
-from biometric.store.db import make_engine, migrate
+from biometric.store.db import make_engine, migrate, session_factory
+from biometric.store.keys import create_key
 
 TARGET = RayTarget(num_cpus=2)
 
@@ -271,7 +273,7 @@ def test_sharded_index_follows_the_store_and_survives_a_dead_shard(ray_local, st
         kinds = {i["kind"] for i in index.info()}
         assert kinds == {IndexKind.FLAT.value}  # IndexSpec.for_size's choice at this size
         ids = gallery.index_ids()
-        vectors = gallery._index.vectors(ids)
+        vectors = gallery.searcher.replica.index.vectors(ids)
         flat = FaceIndex.build(ids, vectors, IndexSpec.for_size(IndexKind.FLAT, gallery.dim, 0))
         want_s, want_i = flat.search(vectors, 5)
         got_s, got_i = index.search(vectors, 5)
@@ -316,7 +318,7 @@ def test_distributed_screening_finds_the_same_pairs(
 
     ray_engine = make_engine(f"sqlite:///{tmp_path / 'ray.db'}")
     migrate(ray_engine)
-    gallery = open_gallery(ray_engine, pipeline, gallery_class=StoreGallery)
+    gallery = open_gallery(ray_engine, pipeline, backend=IndexBackend("store"))
     settings = DistributedScreening(TARGET, shards=3, workers=2, batch_size=4)
     result, job = screen_distributed(gallery, ray_engine, source, tmp_path / "out", settings)
 
@@ -336,3 +338,57 @@ def test_distributed_screening_finds_the_same_pairs(
     # Loading again (a resumed run) adds nothing.
     again = load_shards(gallery, tmp_path / "out" / "templates")
     assert again.loaded == 0 and again.skipped_already_enrolled == job.enrolled
+
+
+def test_api_over_the_sharded_index_answers_as_over_the_local_one(
+    tmp_path: Path, fr_dir: Path
+) -> None:
+    """The same HTTP calls (enrol, search, erase, search) against a service whose index is the
+    default local one and against one whose index is sharded on Ray embedded in the service
+    (``BIOMETRIC_INDEX=ray:local``): the same candidates, scores and erasure."""
+    photos = fr_dir / "identities"
+    enrol = [
+        ("311100000001", photos / "kit_harington/john1.jpeg"),
+        ("311100000002", photos / "biden/biden.jpg"),
+        ("311100000003", photos / "obama/obama.jpg"),
+        ("311100000004", photos / "kit_harington/john2.jpeg"),
+    ]
+    query = (photos / "kit_harington/johnsnow_test1.jpg").read_bytes()
+    answers = {}
+    for name, backend in (("local", "shared"), ("sharded", "ray:local?shards=2")):
+        db_url = f"sqlite:///{tmp_path / f'{name}.db'}"
+        engine = make_engine(db_url)
+        migrate(engine)
+        with session_factory(engine)() as s:
+            key = create_key(s, "test-admin", "admin")[1]
+        engine.dispose()
+        env = {
+            "BIOMETRIC_DATABASE_URL": db_url,
+            "BIOMETRIC_INDEX_DIR": str(tmp_path / f"{name}-index"),
+            "BIOMETRIC_INDEX": backend,
+            "BIOMETRIC_VERIFY_WORKERS": "0",
+            "BIOMETRIC_THREAD_POOL_SIZE": "1",
+        }
+        seen = []
+        with running_server(env, timeout_s=240) as url, httpx.Client(
+            base_url=url, headers={"X-API-Key": key}, timeout=120
+        ) as c:
+            for citizen_id, photo in enrol:
+                r = c.post("/v1/claimants", data={"citizen_id": citizen_id},
+                           files={"photo": (photo.name, photo.read_bytes())})
+                assert r.status_code == 201, r.text
+                found = r.json()["candidates"]
+                seen.append([(x["citizen_id"], round(x["score"], 3)) for x in found])
+
+            def search() -> list:
+                r = c.post("/v1/search", files={"photo": ("q.jpg", query)})
+                assert r.status_code == 200, r.text
+                return [(x["citizen_id"], round(x["score"], 3)) for x in r.json()["candidates"]]
+
+            seen.append(search())
+            assert c.delete("/v1/claimants/311100000001").json()["templates_removed"] == 1
+            seen.append(search())
+        answers[name] = seen
+    assert answers["local"][-2][0][0] in {"311100000001", "311100000004"}
+    assert all(cid != "311100000001" for cid, _ in answers["local"][-1])
+    assert answers["sharded"] == answers["local"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biometric.gallery.service import Gallery
+from biometric.gallery.service import Gallery, IndexBackend
 from biometric.store.db import make_engine, migrate
 
 DIM = 128
@@ -21,14 +21,16 @@ DIM = 128
 def _gallery(db: Path, index_dir: Path) -> Gallery:
     engine = make_engine(f"sqlite:///{db}")
     migrate(engine)
+    # The default backend: one index file shared by the workers, mapped.
+    searcher = IndexBackend().searcher(engine, "synthetic", DIM, index_dir / "synthetic.faiss")
     return Gallery(
         engine,
+        searcher,
         model="synthetic",
         model_version="test",
         dim=DIM,
         duplicate_threshold=0.9,
         duplicate_fmr=1e-6,
-        index_path=index_dir / "synthetic.faiss",
     )
 
 

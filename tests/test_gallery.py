@@ -22,10 +22,12 @@ from biometric.gallery.service import (
     ClaimantNotFound,
     DuplicatePolicy,
     Gallery,
+    IndexBackend,
     InvalidCitizenId,
     open_gallery,
 )
 from biometric.i18n import translate
+from biometric.index import SharedIndex
 from biometric.pipeline import CHIP, Pipeline
 from biometric.store.db import make_engine, migrate, session_factory
 
@@ -216,3 +218,74 @@ def test_screening_survives_kill_9_and_resumes(data_dir: Path, pipeline: Pipelin
     assert n_cases > 0
     report = (tmp_path / "report" / "report.html").read_text()
     assert translate("report.title") in report and "data:image/jpeg;base64," in report
+
+
+def test_workers_sharing_one_index_file_erase_without_a_copy(tmp_path: Path) -> None:
+    """Two workers (two galleries, as two API processes) map one saved index file. One erases;
+    the other, which still maps the old file, catches up at its next sync and maps the new one;
+    its shutdown save cannot write the erased template back. Random unit vectors (synthetic)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    dim = 64
+
+    def worker() -> Gallery:
+        e = make_engine(url)
+        searcher = IndexBackend().searcher(e, "synthetic", dim, tmp_path / "index" / "s.faiss")
+        return Gallery(e, searcher, model="synthetic", model_version="t", dim=dim,
+                       duplicate_threshold=0.9, duplicate_fmr=1e-6)
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    one = worker()
+    for n in range(5):
+        one.enrol(f"80000000000{n}", x[n])
+    one.save_index()
+    two = worker()  # maps the file one wrote
+    assert isinstance(two.searcher.replica.index, SharedIndex)
+    assert len(two.index_ids()) == 5
+    two.enrol("800000000005", x[5])  # a change only in the log and two's delta
+    assert one.search(x[5])[0].citizen_id == "800000000005"  # one replays it
+
+    needle = x[1].astype("<f4").tobytes()
+    assert one.erase("800000000001") == 1  # one rewrites the file
+    files = [p for p in (tmp_path / "index").iterdir() if p.is_file()]
+    assert not any(needle in p.read_bytes() for p in files)
+    assert all(c.citizen_id != "800000000001" for c in two.search(x[1]))
+    two.close()  # shutdown save by the worker that did not erase
+    assert not any(needle in p.read_bytes() for p in (tmp_path / "index").iterdir() if p.is_file())
+    three = worker()
+    assert three.index_matches_store() and len(three.index_ids()) == 5
+    assert three.search(x[5])[0].citizen_id == "800000000005"
+
+
+def test_bulk_load_writes_templates_and_change_log(database_url: str) -> None:
+    """``load-templates``' store path (COPY on PostgreSQL, executemany on SQLite): the templates,
+    their claimants and change-log rows in one transaction; another process's index replays
+    them. Random unit vectors (synthetic)."""
+    from biometric.gallery.bulk import NewTemplate
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    dim = 32
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+
+    def gallery(model: str) -> Gallery:
+        return Gallery(make_engine(database_url), model=model, model_version="t", dim=dim,
+                       duplicate_threshold=0.9, duplicate_fmr=1e-6)
+
+    other = gallery("other")  # a claimant known under another model keeps its row
+    other.enrol("810000000000", x[0])
+    loader, reader = gallery("synthetic"), gallery("synthetic")
+    items = [NewTemplate(f"81000000000{i}", x[i], 0.5) for i in range(5)]
+    assert loader.enrol_new_bulk(items) == 5
+    assert loader.enrolled_among(["810000000000", "819999999999"]) == {"810000000000"}
+    assert reader.sync() == 5 and reader.index_matches_store()
+    for i in range(5):
+        assert reader.search(x[i])[0].citizen_id == f"81000000000{i}"
+    with session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Claimant)) == 5
+    engine.dispose()

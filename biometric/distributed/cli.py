@@ -102,8 +102,7 @@ def load_templates(
 
     from biometric.distributed.enrol_job import JOB_FILE
     from biometric.distributed.load import load_shards, shard_files
-    from biometric.distributed.screening import StoreGallery
-    from biometric.gallery.service import open_gallery
+    from biometric.gallery.service import IndexBackend, open_gallery
     from biometric.pipeline import Pipeline
     from biometric.store.db import make_engine, migrate
 
@@ -113,7 +112,7 @@ def load_templates(
         engine = make_engine(db)
         migrate(engine)
         pipeline = Pipeline(embedder=job["model"])  # the store takes the shards' model
-        gallery = open_gallery(engine, pipeline, gallery_class=StoreGallery)
+        gallery = open_gallery(engine, pipeline, backend=IndexBackend("store"))
         rows = sum(pq.read_metadata(f).num_rows for f in files)
         with rate_bar("loading") as (set_total, advance):
             set_total(rows)

@@ -8,45 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Engine
 
 from biometric.distributed.enrol_job import EnrolJobConfig, EnrolJobResult, run_enrol_job
 from biometric.distributed.load import load_shards
 from biometric.distributed.runtime import RayTarget, connect
-from biometric.distributed.shards import ShardedIndex
+from biometric.distributed.shards import ShardedIndex, engine_url
 from biometric.distributed.source import SourceRow
 from biometric.gallery.screening import ScreeningResult, conclude, list_source
-from biometric.gallery.service import Gallery, GalleryError
-from biometric.index import FaceIndex, IndexKind, IndexSpec
+from biometric.gallery.service import Gallery
 
 TEMPLATES_SUBDIR = "templates"
-
-
-class StoreGallery(Gallery):
-    """The gallery's store (enrolment, change log, cases) without its in-process index: at
-    national scale the index lives in the shard actors, and no single process could hold it."""
-
-    def _open_index(self, progress):  # type: ignore[no-untyped-def]
-        return FaceIndex(IndexSpec.for_size(IndexKind.FLAT, self.dim, 0)), 0
-
-    def sync(self) -> int:
-        return 0  # the shard actors replay the change log themselves
-
-    def search(self, embedding: np.ndarray, k: int | None = None):  # type: ignore[no-untyped-def]
-        raise GalleryError("this gallery's index is sharded: search through ShardedIndex")
-
-    def self_join(self, k, threshold, progress=None):  # type: ignore[no-untyped-def]
-        raise GalleryError("this gallery's index is sharded: self-join through ShardedIndex")
-
-
-def engine_url(engine: Engine) -> str:
-    """The engine's URL for other processes: SQLite paths made absolute (workers may run in
-    another folder), passwords kept (the actors must log in too)."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        url = url.set(database=str(Path(url.database).resolve()))
-    return url.render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)

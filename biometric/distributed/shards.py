@@ -22,14 +22,25 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Engine
 
+from biometric.distributed.runtime import RayTarget, connect
 from biometric.distributed.source import shard_of
-from biometric.gallery.models import Claimant, IndexChange, Template
-from biometric.index import FaceIndex, IndexKind, IndexSpec, default_kind_for, set_num_threads
+from biometric.gallery.replica import IndexReplica
+from biometric.index import (
+    FaceIndex,
+    IndexKind,
+    IndexSpec,
+    default_kind_for,
+    merge_top_k,
+    set_num_threads,
+)
 from biometric.store.db import make_engine, session_factory
+
+__all__ = ["IndexShard", "ShardedIndex", "ShardedSearcher", "engine_url", "merge_top_k"]
 
 # CPU reserved per shard actor for scheduling. Searches are short and mostly memory-bound, so
 # shards share cores; on a cluster, memory (not CPU) decides how many fit on a node.
@@ -39,12 +50,18 @@ SELF_JOIN_BATCH = 4096  # queries per fan-out, as FaceIndex.iter_self_join
 Progress = Callable[[str, int, int], None]
 
 
-def _vectors(blobs: list[bytes], dim: int) -> np.ndarray:
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(-1, dim).astype(np.float32)
+def engine_url(engine: Engine) -> str:
+    """The engine's URL for other processes: SQLite paths made absolute (workers may run in
+    another folder), passwords kept (the actors must log in too)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).resolve()))
+    return url.render_as_string(hide_password=False)
 
 
 class IndexShard:
-    """One shard (a Ray actor; plain class so it can also be tested in process)."""
+    """One shard (a Ray actor; plain class so it can also be tested in process): an
+    :class:`IndexReplica` keeping the templates of its own citizen ids."""
 
     def __init__(
         self,
@@ -60,63 +77,34 @@ class IndexShard:
         """``templates`` (ids, vectors): build from these instead of a store, with nothing to
         sync (``db_url`` None); for benchmarks on synthetic templates only."""
         set_num_threads(threads)
-        self._sessions = session_factory(make_engine(db_url)) if db_url else None
-        self.model, self.dim, self.shard, self.n_shards = model, dim, shard, n_shards
-        self.kind = IndexKind(kind) if kind else None
+        sessions = session_factory(make_engine(db_url)) if db_url else None
+        self.shard, self.n_shards = shard, n_shards
+        self.replica = IndexReplica(
+            sessions, model, dim, keep=self._mine, kind=IndexKind(kind) if kind else None
+        )
         if templates is None:
-            self._index, self._seq = self._build()
+            self.replica.build()
         else:
             ids, vectors = templates
-            spec = IndexSpec.for_size(self.kind or default_kind_for(len(ids)), dim, len(ids))
-            self._index, self._seq = FaceIndex.build(ids, vectors, spec), 0
+            kind_ = self.replica.kind or default_kind_for(len(ids))
+            spec = IndexSpec.for_size(kind_, dim, len(ids))
+            self.replica.adopt(FaceIndex.build(ids, vectors, spec), 0)
+
+    @property
+    def _index(self) -> FaceIndex:
+        return self.replica.index  # type: ignore[return-value]
 
     def _mine(self, citizen_id: str) -> bool:
         return shard_of(citizen_id, self.n_shards) == self.shard
 
-    def _build(self) -> tuple[FaceIndex, int]:
-        """From the store's templates (the store is the source of truth)."""
-        with self._sessions() as s:
-            seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
-            rows = s.execute(
-                select(Template.id, Template.embedding, Claimant.citizen_id)
-                .join(Claimant, Claimant.id == Template.claimant_id)
-                .where(Template.model == self.model)
-            ).all()
-        mine = [r for r in rows if self._mine(r[2])]
-        ids = np.array([r[0] for r in mine], dtype=np.int64)
-        vectors = _vectors([r[1] for r in mine], self.dim)
-        spec = IndexSpec.for_size(self.kind or default_kind_for(len(ids)), self.dim, len(ids))
-        return FaceIndex.build(ids, vectors, spec), int(seq)
-
     def sync(self) -> int:
         """Replay the store's changes newer than this shard; returns how many were read."""
-        if self._sessions is None:
-            return 0
-        with self._sessions() as s:
-            changes = s.execute(
-                select(IndexChange.seq, IndexChange.op, IndexChange.template_id)
-                .where(IndexChange.seq > self._seq, IndexChange.model == self.model)
-                .order_by(IndexChange.seq)
-            ).all()
-            added = [c.template_id for c in changes if c.op == "add"]
-            current: dict[int, tuple[bytes, str]] = {}
-            if added:
-                query = (
-                    select(Template.id, Template.embedding, Claimant.citizen_id)
-                    .join(Claimant, Claimant.id == Template.claimant_id)
-                    .where(Template.id.in_(added))
-                )
-                current = {int(r[0]): (r[1], r[2]) for r in s.execute(query).all()}
-        for change in changes:
-            if change.op == "remove":
-                self._index.remove([change.template_id])  # unknown here: ignored
-            elif change.template_id in current:
-                # A template added and later deleted is absent; its removal follows.
-                blob, citizen_id = current[change.template_id]
-                if self._mine(citizen_id):
-                    self._index.add([change.template_id], _vectors([blob], self.dim))
-            self._seq = int(change.seq)
-        return len(changes)
+        return self.replica.sync()
+
+    def compact(self) -> None:
+        """Drop dead slots now (after an erasure: no copy of an erased template stays)."""
+        self.replica.sync()
+        self._index.compact()
 
     def search(self, vectors: np.ndarray, k: int, sync: bool = True) -> tuple[np.ndarray, ...]:
         if sync:
@@ -140,25 +128,9 @@ class IndexShard:
             "shard": self.shard,
             "templates": len(self._index),
             "kind": self._index.spec.kind.value,
-            "change_number": self._seq,
+            "change_number": self.replica.seq,
             "pid": os.getpid(),
         }
-
-
-def merge_top_k(
-    parts: list[tuple[np.ndarray, np.ndarray]], k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-shard ``(scores, ids)`` results (each ``(n, k_i)``, best first) into the best
-    ``k`` per query; missing results keep id -1 and score -inf, as ``FaceIndex.search``."""
-    scores = np.concatenate([p[0] for p in parts], axis=1)
-    ids = np.concatenate([p[1] for p in parts], axis=1)
-    if scores.shape[1] < k:
-        pad = k - scores.shape[1]
-        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
-    # Stable on the negated scores: equal scores keep shard order, so results are reproducible.
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
 class ShardedIndex:
@@ -205,6 +177,12 @@ class ShardedIndex:
 
     def __len__(self) -> int:
         return sum(i["templates"] for i in self.info())
+
+    def ids(self) -> np.ndarray:
+        return np.concatenate(self._all("ids"))
+
+    def compact(self) -> None:
+        self._all("compact")
 
     def search(
         self, vectors: np.ndarray, k: int, sync: bool = True
@@ -262,3 +240,48 @@ class ShardedIndex:
         for actor in self.actors:
             ray.kill(actor)
         self.actors = []
+
+
+class ShardedSearcher:
+    """The gallery's :class:`~biometric.gallery.searcher.Searcher` over a sharded index: the
+    API enrols, searches and erases through the same endpoints as with a local index."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        model: str,
+        dim: int,
+        n_shards: int,
+        target: RayTarget,
+        kind: IndexKind | None = None,
+    ) -> None:
+        connect(target)
+        kind_ = kind.value if kind else None
+        self.index = ShardedIndex(engine_url(engine), model, dim, n_shards, kind_)
+
+    @property
+    def change_number(self) -> int:
+        return min(i["change_number"] for i in self.index.info())
+
+    def sync(self) -> int:
+        return self.index.sync()
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(vectors, k)  # every shard catches up first
+
+    def ids(self) -> np.ndarray:
+        return np.sort(self.index.ids())
+
+    def self_join(
+        self, k: int, threshold: float, progress: Progress | None = None
+    ) -> list[tuple[int, int, float]]:
+        return self.index.self_join(k, threshold, progress)
+
+    def erased(self) -> None:
+        self.index.compact()  # shards keep no file: memory is the only copy
+
+    def save(self) -> None:
+        """Nothing: shards rebuild from the store when (re)started."""
+
+    def close(self) -> None:
+        self.index.shutdown()

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from biometric.decode import DecodedImage, DecodeLimits, decode_image, read_image
 from biometric.errors import BiometricError, ImageDecodeError, ImageTooLarge
-from biometric.gallery.service import check_citizen_id
+from biometric.gallery.citizen import check_citizen_id
 
 
 class SourceError(BiometricError):

@@ -12,7 +12,7 @@ from rich.table import Table
 from biometric import config
 from biometric.console import err, fail, guard, out, progress_bar
 from biometric.decode import read_image
-from biometric.gallery.service import DuplicatePolicy, Gallery, open_gallery
+from biometric.gallery.service import DuplicatePolicy, Gallery, IndexBackend, open_gallery
 from biometric.pipeline import CHIP, LIVE, Pipeline
 
 cases_app = typer.Typer(help="Review queue of likely duplicates.", no_args_is_help=True)
@@ -201,18 +201,14 @@ def _screen_on_ray(
     workers: int,
 ) -> dict:
     from biometric.distributed.cli import rate_bar, target_of
-    from biometric.distributed.screening import (
-        DistributedScreening,
-        StoreGallery,
-        screen_distributed,
-    )
+    from biometric.distributed.screening import DistributedScreening, screen_distributed
     from biometric.gallery.report import write_report
     from biometric.store.db import make_engine, migrate
 
     engine = make_engine(db)
     migrate(engine)
     pipeline = Pipeline()
-    gallery = open_gallery(engine, pipeline, fmr=fmr, gallery_class=StoreGallery)
+    gallery = open_gallery(engine, pipeline, fmr=fmr, backend=IndexBackend("store"))
     settings = DistributedScreening(target_of(address), shards=shards, workers=workers)
     with rate_bar("embedding on Ray") as (set_total, advance):
         result, job = screen_distributed(
