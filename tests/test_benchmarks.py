@@ -188,7 +188,8 @@ def test_report_renders(tmp_path: Path) -> None:
                 "stages": "## Stage latency", "peer": "## Peer", "quality": "## Capture quality",
                 "capture": "## Guided capture", "int8": "## Faster forms of the embedders",
                 "index": "## 1:N index",
-                "api": "## API load", "scale": "## National scale"}
+                "api": "## API load", "scale": "## National scale",
+                "shared_index": "## Shared index"}
     assert set(headings) == set(report.KINDS)
     text = report.render(common.DEFAULT_OUT)
     assert text.startswith("<!-- GENERATED FILE") and "# Benchmarks" in text
