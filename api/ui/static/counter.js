@@ -54,6 +54,9 @@
     bitmap.close();
   }
 
+  // The chip prepared on the server (POST /v1/chip, below): a promise of its handle, or null.
+  let preparing = null;
+
   // A result belongs to the inputs it was computed from: any change of input removes it.
   function hideResult() {
     state.result = null;
@@ -62,6 +65,7 @@
   }
 
   function clearImage(which) {
+    if (which === "chip") preparing = null; // its handle belongs to the chip removed
     state[which] = null;
     state[which + "Source"] = null;
     $(which + "-file").value = "";
@@ -260,7 +264,6 @@
   // embeds it while the claimant is being captured, and the verification then sends only the
   // live image with the handle. A handle is used once: after each verification the chip is
   // prepared again. Any failure here falls back to sending the chip with the verification.
-  let preparing = null; // the latest preparation: a promise of a handle (null: none)
 
   function chipParts(form) {
     const chipFiles = ChipFiles.selected();
@@ -287,8 +290,11 @@
     const file = e.target.files[0];
     if (!file) return;
     ChipFiles.clear();
-    await setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
+    // setImage takes the new chip at once (before its first await): prepare that one now, so
+    // a verification started meanwhile never uses the previous chip's handle.
+    const shown = setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
     prepareChip();
+    await shown;
   });
   ChipFiles.onSelect(() => {
     if (state.chip) clearImage("chip");
@@ -296,10 +302,7 @@
     prepareChip();
   });
   $("live-clear").addEventListener("click", () => clearImage("live"));
-  $("chip-clear").addEventListener("click", () => {
-    clearImage("chip");
-    preparing = null;
-  });
+  $("chip-clear").addEventListener("click", () => clearImage("chip"));
   $("chip-files-clear").addEventListener("click", () => {
     ChipFiles.clear();
     hideResult();
