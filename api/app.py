@@ -42,6 +42,7 @@ from biometric.chip.policy import ChipAuthPolicy
 from biometric.chip.trust import TrustStore
 from biometric.decode import DecodeLimits
 from biometric.gallery.service import Gallery, IndexBackend, open_gallery
+from biometric.operating_point import load_operating_point
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.procs import die_with_parent
 from biometric.store.audit import Notary, store_name
@@ -80,8 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate, engine)
 
+        site = (
+            load_operating_point(settings.operating_point)
+            if settings.operating_point is not None
+            else None
+        )
         pipeline_settings = PipelineConfig(
             fmr=settings.fmr,
+            operating_point=site,
             limits=limits,
             threads=settings.onnx_threads,
             liveness=settings.liveness,
@@ -89,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
         def load() -> Pipeline:
-            pipeline = Pipeline(settings.models_dir, pipeline_settings, settings.embedder)
+            embedder = settings.embedder or (site.embedder if site is not None else None)
+            pipeline = Pipeline(settings.models_dir, pipeline_settings, embedder)
             pipeline.warm_up()
             _ = pipeline.operating_point  # fail at start-up, not on the first request
             return pipeline
@@ -120,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.verify_workers:
             pool = PipelinePool(
                 settings.verify_workers,
-                PoolConfig(settings.models_dir, pipeline_settings, settings.embedder,
+                PoolConfig(settings.models_dir, pipeline_settings, app.state.pipeline.option,
                            settings.chip_auth),
             )
             await pool.start()
@@ -136,7 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 backend=IndexBackend.parse(settings.index),
             )
         )
-        log.info("biometric API ready: %s", app.state.pipeline.model_versions)
+        log.info(
+            "biometric API ready: %s, operating point %s",
+            app.state.pipeline.model_versions,
+            app.state.pipeline.operating_point.id,
+        )
         refresher = asyncio.create_task(
             _refresh_index(app.state.gallery, settings.index_refresh_s)
         )
@@ -170,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_limiter = limiter
     # Added first, so it runs inside the request context (the request id is set).
     resources = (ops, verify, capture, audit, gallery)
-    # The pages' sign-in check (/v1/session) is an API route too: the gate must know its roles.
+    # Every /v1 route, the pages' sign-in checks included: the gate authenticates them all.
     routers = [resource.router for resource in resources] + [session_router]
     api_routes = [route for router in routers for route in router.routes]
     app.add_middleware(AuthGate, routes=api_routes, limiter=limiter, metrics=metrics)

@@ -12,6 +12,7 @@ stays fast.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,14 +38,23 @@ def serve(
     healthcheck_timeout: Annotated[
         int, typer.Option(help="Seconds a worker may take to answer the supervisor (model load).")
     ] = 60,
+    operating_point: Annotated[Path | None, typer.Option(
+        "--operating-point", envvar="BIOMETRIC_OPERATING_POINT",
+        help="A site's operating point from `biometric calibrate` (default: the shipped one) "
+             "(env BIOMETRIC_OPERATING_POINT).")] = None,
 ) -> None:
     """Run the verification HTTP service (uvicorn, app factory api.app:create_app)."""
     from api.server import run
     from api.settings import Settings, trust_store_warning
+    from biometric.console import guard
+    from biometric.operating_point import load_operating_point
     from biometric.store.db import make_engine, migrate
 
     if database_url:
         os.environ["BIOMETRIC_DATABASE_URL"] = database_url  # inherited by the workers
+    if operating_point is not None:
+        guard(lambda: load_operating_point(operating_point))  # a bad file fails here, once
+        os.environ["BIOMETRIC_OPERATING_POINT"] = str(operating_point.resolve())
     engine = make_engine(database_url)
     migrate(engine)  # once, before the workers start
     engine.dispose()

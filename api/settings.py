@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # default, so every core verifies; 0 verifies in this process's thread pool instead.
     verify_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     fmr: float | None = Field(None, gt=0, lt=1)  # None: the manifest's default operating point
+    # A site's operating-point file (`biometric calibrate`); None: the manifest's thresholds.
+    operating_point: Path | None = None
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
     liveness_model: str | None = None  # minifasnet | antispoof; None: the manifest's default

@@ -78,7 +78,8 @@ def evaluate_sources(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The shipped decision (``pipeline``'s embedder or fusion, threshold and acquisition) on
-    each source, reported separately."""
+    each source, reported separately; the threshold is the site's when the pipeline was given
+    an operating-point file (``operating_point`` names which)."""
     option = pipeline.option
     embedders = [e.spec.name for e in pipeline.embedders]
     acquired = acquire_sets(sources, embedders, pipeline, workers, cache_dir, progress)
@@ -90,6 +91,7 @@ def evaluate_sources(
         "threshold": point.threshold,
         "condition_thresholds": dict(point.by_condition),
         "role": role,
+        "operating_point": point.id,
         "sets": [source_figures(a, scores[a.ident.name], point, role) for a in acquired],
     }
 

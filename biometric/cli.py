@@ -38,15 +38,24 @@ app.add_typer(models_app, name="models")
 
 ModelsDir = Annotated[Path | None, typer.Option(help="Model folder [env BIOMETRIC_MODELS_DIR].")]
 DataDir = Annotated[Path | None, typer.Option(help="Shared photos [env BIOMETRIC_DATA_DIR].")]
+OperatingPointFile = Annotated[Path | None, typer.Option(
+    "--operating-point", envvar="BIOMETRIC_OPERATING_POINT",
+    help="A site's operating point from `biometric calibrate` (default: the shipped one) "
+         "(env BIOMETRIC_OPERATING_POINT).")]
 
 
 def _pipeline(models_dir: Path | None, fmr: float | None = None, embedder: str | None = None,
-              liveness: str = "off"):
+              liveness: str = "off", operating_point: Path | None = None):
+    from biometric.operating_point import load_operating_point
     from biometric.pipeline import LivenessPolicy, Pipeline, PipelineConfig
 
-    settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness))
+    site = load_operating_point(operating_point) if operating_point is not None else None
+    if site is not None and embedder is None:
+        embedder = site.embedder  # the file says which embedder its scores are of
+    settings = PipelineConfig(fmr=fmr, liveness=LivenessPolicy(liveness), operating_point=site)
     pipeline = Pipeline(models_dir or config.models_dir(), settings, embedder)
     pipeline.warm_up()
+    _ = pipeline.operating_point  # a file for other models fails here, before any work
     return pipeline
 
 
@@ -188,10 +197,12 @@ def evaluate(
         help="An embedder (mobilefacenet, dlib_resnet, sface) or a calibrated fusion "
              "(sface+mobilefacenet, mobilefacenet+dlib_resnet); default: the shipped one.")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    operating_point: OperatingPointFile = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Run the shipped decision on your own labelled photos and report each source: failure to
-    acquire, FNMR and FMR at the shipped threshold, TAR at FMR 1e-3 and 1e-4."""
+    """Run the shipped decision (or a site's operating point) on your own labelled photos and
+    report each source: failure to acquire, FNMR and FMR at the threshold, TAR at FMR 1e-3 and
+    1e-4."""
     from biometric.assessment import evaluate_sources, worst_set
     from biometric.evaluation import load_source
 
@@ -201,7 +212,8 @@ def evaluate(
         loaded = [load_source(p, cap) for p in sources]
     except (OSError, ValueError) as exc:
         fail("invalid_source", str(exc))
-    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder,
+                                       operating_point=operating_point))
     with progress_bar("evaluating", sum(len(s.images) for s in loaded)) as advance:
         report = evaluate_sources(loaded, pipeline, role, workers, progress=advance)
     if as_json:
@@ -228,11 +240,128 @@ def evaluate(
     for label, cell in rows.items():
         table.add_row(label, *(cell(s) for s in report["sets"]))
     out.print(f"{report['embedder']} at threshold {report['threshold']:.4f} "
-              f"(claimed FMR {report['fmr_claimed']:g})")
+              f"(claimed FMR {report['fmr_claimed']:g}, operating point "
+              f"{report['operating_point']})")
     out.print(table)
     name, ratio = worst_set(report)
     if name is not None:
         out.print(f"worst set: {name}, FMR {ratio:.2f}x the claim")
+
+
+@app.command()
+def calibrate(
+    sources: Annotated[list[Path] | None, typer.Argument(
+        help="The site's labelled photos: folders of identity folders, or CSV files with "
+             "columns file_x,file_y,same (as `biometric evaluate` reads them).")] = None,
+    fmr: Annotated[float, typer.Option(min=1e-9, max=0.5,
+                                       help="The false-match rate to fit the threshold for.")
+                   ] = 1e-3,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write the operating point here (JSON), e.g. site.json.")] = None,
+    cap: Annotated[int, typer.Option(help="At most this many photos per person.")] = 10,
+    embedder: Annotated[str | None, typer.Option(
+        help="An embedder or a calibrated fusion (sface+mobilefacenet, ...); default: the "
+             "shipped one.")] = None,
+    from_gallery: Annotated[bool, typer.Option(
+        "--from-gallery", help="Instead of labelled photos: the enrolled claimants' impostor "
+        "scores (enrolment vs enrolment); estimates the FMR and proposes a threshold.")] = False,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Gallery database URL (env BIOMETRIC_DATABASE_URL).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Fit a site's own operating point on its own labelled photos (shipped acquisition and
+    embedder), check it on held-out people, and write it for `--operating-point`."""
+    if from_gallery:
+        if sources:
+            err.print("[red]error[/red]: give SOURCE photos or --from-gallery, not both")
+            raise typer.Exit(2)
+        _calibrate_from_gallery(fmr, db, embedder, as_json, models_dir)
+        return
+    if not sources:
+        err.print("[red]error[/red]: give the site's labelled photos (SOURCE...) or --from-gallery")
+        raise typer.Exit(2)
+    if out_file is None:
+        err.print("[red]error[/red]: --out is required: where to write the operating point")
+        raise typer.Exit(2)
+    from biometric.evaluation import acquire_sets, load_source
+    from biometric.operating_point import save_operating_point
+    from biometric.site import calibrate_site, few_people, fingerprint, unsupported_extras
+
+    try:
+        loaded = [load_source(p, cap) for p in sources]
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    option = pipeline.option
+    used = [e.spec.name for e in pipeline.embedders]
+    with progress_bar("acquiring and embedding", sum(len(s.images) for s in loaded)) as advance:
+        acquired = acquire_sets(loaded, used, pipeline, workers, progress=advance)
+    models = {n: pipeline.model_versions[n] for n in used}
+    point = guard(lambda: calibrate_site(acquired, option, pipeline.fusion, fmr, models,
+                                         fingerprint(loaded)))
+    save_operating_point(point, out_file)
+    notes = unsupported_extras(point, acquired, option, pipeline.fusion)
+    warning = few_people(point)
+    if warning:
+        err.print(f"[yellow]warning[/yellow]: {warning}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps({**point.model_dump(mode="json"), "id": point.id,
+                                     "path": str(out_file), "notes": notes,
+                                     "warning": warning}) + "\n")
+        return
+    table = Table("FMR", "threshold", "by condition", "impostor pairs", "FNMR",
+                  "held-out FMR (95 % CI)", "held-out / claim", "held-out FNMR")
+    for t in point.thresholds:
+        conditions = ", ".join(f"{c.condition} {c.threshold:.4f}" for c in t.conditions
+                               if c.fitted) or "pooled"
+        ci = t.fmr_out_of_sample_ci
+        held = ("not checked" if t.fmr_out_of_sample is None or ci is None
+                else f"{t.fmr_out_of_sample:.2e} ({ci[0]:.1e}-{ci[1]:.1e})")
+        ratio = "n/a" if t.fmr_out_of_sample is None else f"{t.fmr_out_of_sample / t.fmr:.2f}"
+        held_fnmr = "n/a" if t.tar_out_of_sample is None else f"{1 - t.tar_out_of_sample:.4f}"
+        table.add_row(f"{t.fmr:g}", f"{t.threshold:.4f}", conditions, f"{t.impostor_pairs:,}",
+                      f"{1 - t.tar:.4f}", held, ratio, held_fnmr)
+    out.print(f"{option}: operating point {point.id} on "
+              f"{sum(s.acquired for s in point.sources):,} acquired photos")
+    out.print(table)
+    for note in notes:
+        out.print(f"not fitted: {note}", highlight=False)
+    out.print(f"wrote {out_file}; use it with --operating-point {out_file} "
+              "(or BIOMETRIC_OPERATING_POINT)")
+
+
+def _calibrate_from_gallery(fmr: float, db: str | None, embedder: str | None, as_json: bool,
+                            models_dir: Path | None) -> None:
+    from biometric.gallery_fmr import propose_from_store
+    from biometric.store.db import make_engine, migrate
+
+    pipeline = guard(lambda: _pipeline(models_dir, embedder=embedder))
+    engine = make_engine(db)
+    migrate(engine)
+    try:
+        with progress_bar("scoring enrolled claimants against each other", None) as advance:
+            report = guard(lambda: propose_from_store(engine, pipeline, fmr, progress=advance))
+    finally:
+        engine.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    est = report["estimate"]
+    out.print(f"gallery of {report['claimants']:,} claimants ({report['model']}): "
+              f"{est['comparisons']:,} impostor pairs scored")
+    out.print(f"FMR at the operating threshold {est['threshold']:.4f} (claimed {fmr:g}): "
+              f"{est['fmr']:.2e} (95 % CI {est['ci'][0]:.1e}-{est['ci'][1]:.1e}), "
+              f"{est['ratio']:.2f}x the claim")
+    if report["proposed_threshold"] is not None:
+        out.print(f"proposed threshold at FMR {fmr:g}: [bold]{report['proposed_threshold']:.4f}"
+                  "[/bold] (enrolment-vs-enrolment scores: see README, \"live FMR estimate\")")
+    else:
+        out.print(f"no threshold proposed: {report['why_not']}", highlight=False)
+    if est["exceeds"]:
+        err.print(f"[yellow]warning[/yellow]: {est['message']}", highlight=False)
 
 
 DECISION_COLOURS = {"match": "green", "no_match": "red", "retake": "yellow",
@@ -247,7 +376,8 @@ def _print_verify(result: VerifyView) -> None:
     if result.score is not None:
         out.print(
             f"score {result.display_score}/100 (raw {result.score:.4f} vs threshold "
-            f"{result.threshold:.4f}, set for FMR {result.fmr:g})"
+            f"{result.threshold:.4f}, set for FMR {result.fmr:g}, operating point "
+            f"{result.operating_point})"
         )
     for r in result.reasons:
         out.print(f"  {decision} ({r.image}): {r.message}")
@@ -287,6 +417,7 @@ def verify(
     embedder: Annotated[str | None, typer.Option(
         help="An embedder (mobilefacenet, dlib_resnet, sface) or a calibrated fusion "
              "(sface+mobilefacenet, mobilefacenet+dlib_resnet); default: the manifest's.")] = None,
+    operating_point: OperatingPointFile = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Compare a live capture with the chip portrait: match, no_match, retake (live capture),
@@ -302,7 +433,8 @@ def verify(
         portrait=chip.read_bytes() if chip is not None else None,
         chip_files=ChipFiles(dg2.read_bytes(), read_optional(sod), read_optional(dg1))
         if dg2 is not None else None))
-    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness)), chip_auth,
+    verifier = Verifier(guard(lambda: _pipeline(models_dir, fmr, embedder, liveness,
+                                               operating_point)), chip_auth,
                         guard(lambda: load_trust(csca)))
     view = VerifyView.model_validate(guard(lambda: verifier.verify(request)))
     if as_json:

@@ -68,11 +68,13 @@ def reason_message(code: str, locale: str | None = None, **params: object) -> st
 class OperatingPoint:
     """Thresholds and the false-match rate they were calibrated for (ISO/IEC 19795-1 terms):
     one per capture condition (``biometric.conditions``) where the calibration data supported
-    it, and the pooled ``threshold`` for any other condition."""
+    it, and the pooled ``threshold`` for any other condition. ``id`` names where they came
+    from (:mod:`biometric.operating_point`)."""
 
     threshold: float
     fmr: float
     by_condition: Mapping[str, float] = field(default_factory=dict)
+    id: str = "shipped:unknown"
 
     def threshold_for(self, condition: str | None) -> float:
         if condition is None:

@@ -4,6 +4,7 @@ threads at once (onnxruntime sessions are thread-safe and nothing here is mutate
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from biometric.errors import ModelError
 from biometric.faces import Face
 from biometric.liveness import LivenessCheck, LivenessModel, LivenessPolicy, open_liveness
 from biometric.manifest import FusionSpec, Manifest, load_manifest, option_embedders
+from biometric.operating_point import SiteOperatingPoint, fusion_normalisation, shipped_id
 from biometric.quality import CHIP_BOUNDS, LIVE_BOUNDS, QualityBounds, QualityReport, assess
 from biometric.subject import SubjectPolicy, choose_subject
 
@@ -83,6 +85,8 @@ class PipelineConfig:
     # MTCNN acquisition tries them all.
     fast_pad_ratio: float = 0.2
     fmr: float | None = None  # None: the manifest's default operating point
+    # A site's own operating point (``biometric calibrate``); None: the manifest's thresholds.
+    operating_point: SiteOperatingPoint | None = None
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     threads: int = 1
     liveness: LivenessPolicy = LivenessPolicy.OFF
@@ -195,9 +199,16 @@ class Pipeline:
 
     @cached_property
     def operating_point(self) -> OperatingPoint:
-        """The calibrated threshold; looked up lazily so calibration can run before it exists."""
+        """The calibrated threshold; looked up lazily so calibration can run before it exists.
+        A site operating point, when given, replaces the manifest's."""
+        site = self.settings.operating_point
+        if site is not None:
+            site.check_models(self.option, self.model_versions, fusion_normalisation(self.fusion))
+            return site.operating_point(self.settings.fmr)
         fmr = self.settings.fmr or self.manifest.default_fmr
-        return self.manifest.threshold_for(self.option, fmr).operating_point()
+        point = self.manifest.threshold_for(self.option, fmr).operating_point()
+        choice = self.manifest.default_choice or {}
+        return dataclasses.replace(point, id=shipped_id(choice.get("date")))
 
     @cached_property
     def score_scale(self) -> ScoreScale:

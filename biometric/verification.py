@@ -262,6 +262,7 @@ class VerifyOutcome:
     condition: str | None = None  # the pair's capture condition, whose threshold applied
     citizen_id: str | None = None
     counter_id: str | None = None
+    operating_point: str = "shipped:unknown"  # which operating point made the decision
 
     @property
     def faces(self) -> dict[str, FaceAnalysis]:
@@ -433,7 +434,6 @@ class Verifier:
             display_score=pipeline.score_scale_for(condition).display(face.score),
             chip_trust=verdict.chip_trust,
             threshold=face.threshold,
-            condition=condition,
             fmr=point.fmr,
             reasons=list(verdict.reasons),
             live=live_a,
@@ -443,6 +443,8 @@ class Verifier:
             liveness=liveness,
             chip_auth=chip.chip_auth,
             chip_image=chip.chip_image,
+            condition=condition,
+            operating_point=point.id,
         )
 
     def _chip_auth(self, reading: ChipReading | None) -> ChipAuthResult | None:

@@ -145,10 +145,13 @@ class DecisionView(View):
     chip_trust: Literal["verified", "not_verified", "failed"] = Field(
         "not_verified", description="passive authentication as the decision used it: only "
         "`verified` is a chip shown to be genuine")
-    threshold: Score = Field(description="the threshold applied: the pair's capture "
-                             "condition's (colour, grey) where calibrated, else the pooled one")
+    threshold: Score = Field(description="the threshold applied: the pair's capture condition's")
     fmr: float
-    condition: str | None = Field(None, description="the pair's capture condition")
+    condition: str | None = Field(
+        None, description="the pair's capture condition (colour or grey), whose threshold applied")
+    operating_point: str = Field(
+        description="which operating point made the decision: shipped:<calibration date> or "
+        "site:<data fingerprint> (a file from `biometric calibrate`)")
     reasons: list[ReasonView]
     timings_ms: dict[str, Ms]
     models: dict[str, str]

@@ -202,6 +202,7 @@ def test_audit_trail(server: Server) -> None:
         event = page["items"][0]
         assert event["key_name"] == "test-counter" and event["counter_id"] == "desk-1"
         assert event["score"] is not None and event["model_versions"]
+        assert event["model_versions"]["operating_point"].startswith("shipped:")
         assert set(event["quality"]) == {"live", "chip"} and event["quality"]["live"] > 50
         assert (
             c.get("/v1/audit", params={"decision": "no_match"}).json()["items"][0]["citizen_id"]
@@ -349,7 +350,8 @@ def test_still_verifies_and_counts(server: Server, ids: Path) -> None:
             == "match"
         )
         text = c.get("/metrics").text
-    assert 'biometric_decisions_total{decision="match"}' in text
+    assert 'biometric_decisions_total{decision="match",operating_point="shipped:' in text
+    assert 'biometric_gallery_fmr_estimate{bound="claim"' in text
     assert "biometric_pipeline_stage_duration_seconds_bucket" in text
     assert 'biometric_errors_total{type="unauthorized"}' in text
     assert 'endpoint="/v1/verify"' in text
@@ -410,6 +412,13 @@ def test_gallery_enrol_flags_duplicate_and_review_dismisses_it(server: Server, i
     with server.client(server.admin) as c:  # subject access finds the search by its candidate
         rows = c.get("/v1/audit", params={"citizen_id": "111100000001", "limit": 500}).json()
         assert "search" in {e["action"] for e in rows["items"]}
+
+        # The live FMR estimate counted these enrolments' searches (john2 found john1).
+        est = c.get("/v1/gallery/fmr-estimate").json()
+        assert est["operating_point"].startswith("shipped:") and est["comparisons"] >= 3
+        assert est["false_matches"] >= 1 and est["exceeds"] is False  # too few pairs to tell
+    with server.client(server.counter) as c:
+        assert c.get("/v1/gallery/fmr-estimate").status_code == 403
 
 
 def test_gallery_roles_and_erasure(server: Server, ids: Path, no_face_jpeg: bytes) -> None:

@@ -11,6 +11,7 @@ from biometric.decide import Decision, OperatingPoint
 from biometric.decode import read_image
 from biometric.evaluation import EmbeddedSet, pair_scores
 from biometric.verification import FaceEvidence, Policies, Verifier, decide
+from biometric.views import VerifyView
 
 
 def test_grey_colour_and_tight_photos_are_told_apart(pipeline, data_dir: Path) -> None:
@@ -89,14 +90,16 @@ def test_verify_decides_at_the_pairs_condition_threshold(pipeline, data_dir: Pat
     """A Yale B pair (tight grey crops) is decided at the tight threshold, a colour LFW pair at
     the colour one (both from the manifest's shipped operating point)."""
     point = pipeline.operating_point
+    verifier = Verifier(pipeline)
     yale = sorted(p for p in (data_dir / "yaleb_moderate").iterdir() if p.is_dir())
     grey = sorted(p for p in yale[0].iterdir() if p.suffix == ".pgm")[:2]
     lfw = sorted((data_dir / "lfw_dev" / "Abdullah_Gul").iterdir())[:2]
     for pair, condition in ((grey, "tight"), (lfw, "colour")):
-        result = Verifier(pipeline).verify_faces(read_image(pair[0]).rgb, read_image(pair[1]).rgb)
+        result = verifier.verify_faces(read_image(pair[0]).rgb, read_image(pair[1]).rgb)
         assert result.condition == condition
         assert result.threshold == point.threshold_for(condition)
         assert result.display_score == pipeline.score_scale_for(condition).display(result.score)
+        assert VerifyView.model_validate(result).condition == condition
 
 
 def test_manifest_thresholds_per_condition_are_what_the_data_gives(

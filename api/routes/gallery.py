@@ -191,6 +191,9 @@ async def enrol(
 
     result, quality = await _in_pool(request, work)
     committed(request, recorded)
+    # This worker's live FMR gauges, current without a scrape (serve --workers N: one series
+    # per worker process, each counting its own enrolments).
+    request.app.state.metrics.observe_gallery_fmr(gallery.fmr_monitor.snapshot())
     return {
         "citizen_id": result.citizen_id,
         "status": result.status,
@@ -286,6 +289,24 @@ async def claimant_face(
         )
     await audit(request, "read_face", "read", citizen_id=citizen_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+
+
+@router.get(
+    "/gallery/fmr-estimate",
+    summary="Live false-match-rate estimate among enrolled claimants",
+    description=(
+        "Pairs of different enrolled claimants are impostor pairs of the people and cameras in "
+        "service: counted from every enrolment's 1:N search since the service started, at the "
+        "gallery's threshold, with a 95 % interval. `exceeds` is true when the interval lies "
+        "above 2x the claim. Enrolment-vs-enrolment scores, not live-vs-chip (README). Needs "
+        "a `reviewer` or `admin` key."
+    ),
+)
+async def fmr_estimate(
+    request: Request, _caller: Annotated[Caller, Depends(STAFF)]
+) -> dict[str, Any]:
+    gallery: Gallery = request.app.state.gallery
+    return gallery.fmr_monitor.snapshot().to_dict()
 
 
 @router.get("/cases", response_model=CasePage, summary="The duplicate review queue")

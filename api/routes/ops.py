@@ -43,10 +43,14 @@ async def readyz(request: Request) -> dict[str, Any]:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
 async def metrics_endpoint(request: Request) -> Response:
+    metrics = request.app.state.metrics
+    gallery = getattr(request.app.state, "gallery", None)
+    if gallery is not None:
+        metrics.observe_gallery_fmr(gallery.fmr_monitor.snapshot())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # serve --workers N: every worker's values, from the shared directory (api.server).
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = request.app.state.metrics.registry
+        registry = metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -103,6 +103,7 @@ VERIFY_EXAMPLE = {
     "chip_trust": "verified",
     "threshold": 0.3312,
     "fmr": 0.001,
+    "operating_point": "shipped:2026-11-24",
     "reasons": [],
     "faces": {
         "live": {
@@ -499,7 +500,7 @@ async def _respond(request: Request, data: VerifyRequest, outcome: VerifyOutcome
         from_attributes=True, context={"locale": request_locale(request)})
     for stage, ms in answer.timings_ms.items():
         metrics.stage_seconds.labels(stage).observe(ms / 1000.0)
-    metrics.decisions.labels(answer.decision).inc()
+    metrics.decisions.labels(answer.decision, answer.operating_point).inc()
     if (chip := answer.chip_auth) is not None:
         metrics.chip_auth.labels(chip.status, chip.country or "unknown").inc()
     record = VerifyView.model_validate(outcome).model_dump(mode="json")
@@ -511,7 +512,8 @@ async def _respond(request: Request, data: VerifyRequest, outcome: VerifyOutcome
         threshold=record["threshold"],
         fmr=record["fmr"],
         reasons=record["reasons"],
-        model_versions=record["models"],
+        # The operating point is recorded with the models: together they made the decision.
+        model_versions={**record["models"], "operating_point": record["operating_point"]},
         quality={role: record[role]["quality"]["score"] for role in (LIVE, CHIP)
                  if record[role]["quality"]},
         liveness=record["liveness"],

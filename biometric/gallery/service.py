@@ -52,6 +52,7 @@ from biometric.gallery.errors import (
 )
 from biometric.gallery.models import Claimant, DuplicateCase, FaceThumbnail, IndexChange, Template
 from biometric.gallery.searcher import Searcher
+from biometric.gallery_fmr import GalleryFmrMonitor
 from biometric.store.db import purge_deleted, session_factory
 
 __all__ = [
@@ -136,6 +137,7 @@ class Gallery:
         top_k: int = 10,
         policy: DuplicatePolicy = DuplicatePolicy.FLAG,
         index_path: Path | None = None,
+        operating_point: str = "",
     ) -> None:
         """Without ``searcher``: the default backend's (:class:`IndexBackend`), its file at
         ``index_path`` (None: in memory, not saved)."""
@@ -150,6 +152,8 @@ class Gallery:
         self.policy = policy
         self.cases = CaseQueue(self._sessions, duplicate_threshold)
         self._lock = threading.RLock()
+        # Live FMR estimate from the enrolment searches (biometric.gallery_fmr): counts only.
+        self.fmr_monitor = GalleryFmrMonitor(duplicate_threshold, duplicate_fmr, operating_point)
 
     # -- index ----------------------------------------------------------------------------
 
@@ -225,13 +229,17 @@ class Gallery:
         with self._lock:
             with self._sessions() as s:
                 existed = s.scalar(select(Claimant.id).where(Claimant.citizen_id == citizen_id))
+                # Templates this search compares against (the searcher may be sharded: the
+                # store, its source of truth, counts them in one query).
+                stored = s.scalar(
+                    select(func.count(Template.id)).where(Template.model == self.model)
+                ) if screen else 0
             candidates = []
             if screen:
-                candidates = [
-                    c
-                    for c in self.search(embedding)
-                    if c.citizen_id != citizen_id and c.score >= self.duplicate_threshold
-                ]
+                others = [c for c in self.search(embedding) if c.citizen_id != citizen_id]
+                compared = stored - (existed is not None)
+                self.fmr_monitor.observe_search([c.score for c in others], compared, self.top_k)
+                candidates = [c for c in others if c.score >= self.duplicate_threshold]
             try:
                 with change_log_transaction(self._sessions) as s:
                     claimant, template, replaced = self._store_template(
@@ -495,6 +503,8 @@ def open_gallery(
     ``fmr * N`` false candidates, and a self-join over N about ``fmr * N * (N - 1) / 2`` false
     pairs, so large galleries need a lower FMR (see :func:`expected_false_candidates`).
     """
+    from biometric.operating_point import shipped_id
+
     spec = pipeline.embedder.spec
     entry = pipeline.manifest.get(spec.name)
     calibrated = entry.threshold_for(fmr or pipeline.manifest.default_fmr)
@@ -502,6 +512,7 @@ def open_gallery(
     searcher = (backend or IndexBackend()).searcher(
         engine, spec.name, spec.embedding_size, index_path, progress
     )
+    choice = pipeline.manifest.default_choice or {}
     return Gallery(
         engine,
         searcher,
@@ -511,6 +522,7 @@ def open_gallery(
         duplicate_threshold=calibrated.threshold,
         duplicate_fmr=calibrated.fmr,
         policy=policy,
+        operating_point=f"{shipped_id(choice.get('date'))}/{spec.name}",
     )
 
 

@@ -17,6 +17,25 @@
     $("who").classList.remove("hidden");
     state.offset = 0;
     load().then(() => $("status").focus());
+    checkFmr();
+  }
+
+  // The live FMR estimate among enrolled claimants (biometric.gallery_fmr): a warning when it
+  // lies above twice the claim with 95 % confidence.
+  async function checkFmr() {
+    const box = $("fmr-warning");
+    try {
+      const e = await Api.json(state.key, "/v1/gallery/fmr-estimate");
+      box.classList.toggle("hidden", !e.exceeds);
+      if (e.exceeds) {
+        box.textContent = t("ui.review.fmr_warning", {
+          ratio: Api.fmt(e.ratio, 2), low: e.ci[0].toExponential(1),
+          claim: e.fmr_claimed, pairs: e.comparisons,
+        });
+      }
+    } catch (err) {
+      box.classList.add("hidden");  // the queue's own errors are shown by load()
+    }
   }
 
   function showSignedOut() {
