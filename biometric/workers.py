@@ -32,7 +32,7 @@ from biometric.chip.reader import ChipReading
 from biometric.errors import BiometricError
 from biometric.pipeline import Pipeline, PipelineConfig
 from biometric.procs import die_with_parent
-from biometric.verification import ImageRejected, Verifier, VerifyOutcome
+from biometric.verification import ImageRejected, PreparedChip, Verifier, VerifyOutcome
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class PoolConfig:
 
 
 def _serve(conn: Connection, config: PoolConfig) -> None:
-    """Worker process: load once, then answer (live, chip) requests until the pipe closes."""
+    """Worker process: load once, then answer ("compare", live, chip) and ("prepare", chip)
+    requests until the pipe closes."""
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid is not None:
         die_with_parent(parent.pid, signal.SIGKILL)  # holds no state worth a clean exit
@@ -55,18 +56,21 @@ def _serve(conn: Connection, config: PoolConfig) -> None:
     conn.send(("ready", _rss_bytes()))
     while True:
         try:
-            live, chip = conn.recv()
+            op, *args = conn.recv()
         except EOFError:
             return
         try:
-            outcome = verifier.compare(live, chip)
+            if op == "prepare":  # (chip reading or portrait) -> PreparedChip
+                result: PreparedChip | VerifyOutcome = verifier.prepare(*args)
+            else:  # "compare": (live, chip reading, portrait or PreparedChip) -> VerifyOutcome
+                result = verifier.compare(*args)
+                for analysis in (result.live, result.chip):  # crops are not needed by the caller
+                    analysis.crops = []
         except BiometricError as exc:
             conn.send(("refused", exc if isinstance(exc, ImageRejected) else
                        ImageRejected(exc, None)))
             continue
-        for analysis in (outcome.live, outcome.chip):  # the crops are not needed by the caller
-            analysis.crops = []
-        conn.send(("ok", outcome, _rss_bytes()))
+        conn.send(("ok", result, _rss_bytes()))
 
 
 def _rss_bytes() -> int:
@@ -101,7 +105,7 @@ class _Worker:
         assert tag == "ready"
         self.ready, self.rss = True, rss
 
-    def roundtrip(self, request: tuple[bytes, ChipReading | bytes]) -> tuple:
+    def roundtrip(self, request: tuple) -> tuple:
         self.conn.send(request)
         return self.conn.recv()
 
@@ -149,10 +153,23 @@ class PipelinePool:
         """Resident memory of each ready worker after its last request (or after loading)."""
         return [w.rss for w in self._workers if w.ready]
 
-    async def verify(self, live: bytes, chip: ChipReading | bytes
+    async def verify(self, live: bytes, chip: ChipReading | bytes | PreparedChip
                      ) -> tuple[VerifyOutcome, float]:
         """(outcome, queue ms): :meth:`biometric.verification.Verifier.compare` in a worker
-        (``chip``: the chip reading, or a portrait image). Raises
+        (``chip``: a prepared chip, the chip reading, or a portrait image)."""
+        outcome, queue_ms = await self._call(("compare", live, chip))
+        assert isinstance(outcome, VerifyOutcome)
+        return outcome, queue_ms
+
+    async def prepare(self, chip: ChipReading | bytes) -> tuple[PreparedChip, float]:
+        """(prepared chip, queue ms): :meth:`biometric.verification.Verifier.prepare` in a
+        worker."""
+        prepared, queue_ms = await self._call(("prepare", chip))
+        assert isinstance(prepared, PreparedChip)
+        return prepared, queue_ms
+
+    async def _call(self, request: tuple) -> tuple[VerifyOutcome | PreparedChip, float]:
+        """(result, queue ms) of one request in an idle worker. Raises
         :class:`~biometric.verification.ImageRejected` for refused inputs. Wrap in
         ``anyio.fail_after`` for a deadline: the worker is then
         killed and its slot handed on at once to a fresh process (the next request to take
@@ -167,7 +184,7 @@ class PipelinePool:
             # A thread per busy worker waits for its reply; if the caller gives up, the thread
             # is abandoned and the kill below ends its recv().
             reply = await anyio.to_thread.run_sync(
-                worker.roundtrip, (live, chip), limiter=self._threads, abandon_on_cancel=True
+                worker.roundtrip, request, limiter=self._threads, abandon_on_cancel=True
             )
             done = True
         finally:

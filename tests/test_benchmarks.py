@@ -121,7 +121,8 @@ def test_stages_quick(out_dir: Path) -> None:
         "chip_auth_rsa_pss",
     }
     for fe in ("mtcnn", "blazeface"):
-        expected |= {f"detect_live_640x480_{fe}", f"detect_chip_240x320_{fe}", f"verify_{fe}"}
+        expected |= {f"detect_live_640x480_{fe}", f"detect_chip_240x320_{fe}", f"verify_{fe}",
+                     f"chip_prepare_{fe}", f"verify_prepared_{fe}"}
     for res in doc["results"].values():
         assert set(res["stages"]) == expected
         chip = res["chip_auth"]
@@ -132,7 +133,12 @@ def test_stages_quick(out_dir: Path) -> None:
             assert st["runs"] == doc["settings"]["runs_per_stage"]
             assert 0 < st["min_ms"] <= st["median_ms"] <= st["p99_ms"] <= st["max_ms"]
         assert res["throughput"]["live_faces_per_second_per_core"] > 0
-        assert set(res["verify_decisions_on_inputs"]) == {"mtcnn", "blazeface"}
+        after = res["after_capture"]
+        assert after["median_ms"] == res["stages"]["verify_prepared_blazeface"]["median_ms"]
+        assert after["met_wall"] == (after["median_ms"] <= after["target_median_ms"])
+        assert res["embedder"] and res["operating_point"]["fmr"] > 0
+        assert set(res["verify_decisions_on_inputs"]) == {
+            "mtcnn", "blazeface", "mtcnn_prepared", "blazeface_prepared"}
         for counts in res["verify_decisions_on_inputs"].values():
             # real decisions, both kinds (genuine and impostor inputs), not retakes
             assert counts["match"] and counts["no_match"]
@@ -180,7 +186,8 @@ def test_report_renders(tmp_path: Path) -> None:
     # The committed results (every kind has one) render as tables, each in its own section.
     headings = {"accuracy": "## Accuracy", "chip": "## Live photo vs chip portrait",
                 "stages": "## Stage latency", "peer": "## Peer", "quality": "## Capture quality",
-                "capture": "## Guided capture", "int8": "## Static int8", "index": "## 1:N index",
+                "capture": "## Guided capture", "int8": "## Faster forms of the embedders",
+                "index": "## 1:N index",
                 "api": "## API load", "scale": "## National scale",
                 "shared_index": "## Shared index"}
     assert set(headings) == set(report.KINDS)

@@ -217,3 +217,11 @@ def test_counter_page_shows_chip_result(server: ChipServer, specimens: Specimens
             "return c.width > 0 && !(p[0] === 68 && p[1] === 68 && p[2] === 68);")
         if v.name in ("genuine", "image_byte_changed"):
             driver.save_screenshot(str(ARTIFACTS / f"counter-chip-{v.name}.png"))
+    # The page sent each chip as soon as it was chosen (POST /v1/chip, issue 23).
+    engine = make_engine(server.db_url)
+    with engine.connect() as conn:
+        prepared = conn.exec_driver_sql(
+            "SELECT count(*) FROM audit_events WHERE action = 'chip_prepare'").scalar()
+    engine.dispose()
+    decided = sum(v.expected != "dg2_malformed" for v in specimens.variants.values())
+    assert prepared >= decided

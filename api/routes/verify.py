@@ -13,6 +13,7 @@ import binascii
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
@@ -34,16 +35,18 @@ from api.validation import CITIZEN_ID_PATTERN, COUNTER_ID_PATTERN, ERROR_RESPONS
 from biometric.chip.errors import ChipDataError
 from biometric.errors import BiometricError
 from biometric.pipeline import CHIP, LIVE
+from biometric.store import chip_handles
 from biometric.store.models import Role
 from biometric.verification import (
     ChipFiles,
     ImageRejected,
     InvalidRequest,
+    PreparedChip,
     Verifier,
     VerifyOutcome,
     VerifyRequest,
 )
-from biometric.views import DecisionView, ImageFacesView, VerifyView
+from biometric.views import ChipAuthView, DecisionView, ImageFacesView, VerifyView
 from biometric.workers import PipelinePool
 
 log = logging.getLogger("biometric.api")
@@ -67,14 +70,29 @@ class VerifyResponse(DecisionView):
     counter_id: str | None = None
 
 
-class VerifyJsonRequest(BaseModel):
-    live: str = Field(description="live capture, base64 (a data: URL prefix is accepted)")
+class ChipJsonRequest(BaseModel):
     chip: str | None = Field(None, description="chip portrait image, base64 (or send dg2)")
     dg2: str | None = Field(None, description="EF.DG2 as read from the chip, base64")
     sod: str | None = Field(None, description="EF.SOD as read from the chip, base64")
     dg1: str | None = Field(None, description="EF.DG1 (MRZ), base64: its hash is checked too")
     citizen_id: str | None = Field(None, pattern=CITIZEN_ID_PATTERN)
     counter_id: str | None = Field(None, pattern=COUNTER_ID_PATTERN)
+
+
+class VerifyJsonRequest(ChipJsonRequest):
+    live: str = Field(description="live capture, base64 (a data: URL prefix is accepted)")
+    chip_handle: str | None = Field(
+        None, max_length=100, description="a prepared chip (POST /v1/chip), in place of the "
+        "chip parts; used once")
+
+
+class ChipResponse(BaseModel):
+    chip_handle: str = Field(description="send as `chip_handle` to POST /v1/verify (once, with "
+                             "the same API key, within expires_in_s)")
+    expires_in_s: int
+    chip_auth: ChipAuthView | None
+    chip: ImageFacesView = Field(description="the chip portrait's face (its reasons say at once "
+                                 "when it cannot be used)")
 
 
 VERIFY_EXAMPLE = {
@@ -145,6 +163,10 @@ def _example_jpeg_b64() -> str:
 
 EXAMPLE_JPEG_B64 = _example_jpeg_b64()
 
+CHIP_FILES = ("dg2", "sod", "dg1")
+CHIP_PARTS = (CHIP, *CHIP_FILES)
+HANDLE = "chip_handle"
+
 VERIFY_OPENAPI_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -163,6 +185,9 @@ VERIFY_OPENAPI_BODY: dict[str, Any] = {
                                 "description": "EF.SOD: checks the chip's signature"},
                         "dg1": {"type": "string", "format": "binary",
                                 "description": "EF.DG1 (MRZ): its hash is checked too"},
+                        HANDLE: {"type": "string", "maxLength": 100,
+                                 "description": "a prepared chip (POST /v1/chip) in place of "
+                                 "the chip parts; used once"},
                         "citizen_id": {
                             "type": "string",
                             "pattern": CITIZEN_ID_PATTERN,
@@ -203,50 +228,70 @@ VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
 # -- request parsing ----------------------------------------------------------------------------
 
 
-CHIP_FILES = ("dg2", "sod", "dg1")
 
 
-def _request(parts: dict[str, bytes | None], citizen_id: str | None,
-             counter_id: str | None) -> VerifyRequest:
-    """The library's request from the HTTP parts (``live``, ``chip``, ``dg2``, ``sod``, ``dg1``)."""
-    live = parts[LIVE]
-    assert live is not None  # required by both parsers
-    if parts["dg2"] is None and (parts["sod"] is not None or parts["dg1"] is not None):
-        raise Problem(422, "invalid_part", "'sod' and 'dg1' go with 'dg2'")
-    files = None if parts["dg2"] is None else ChipFiles(parts["dg2"], parts["sod"], parts["dg1"])
-    try:
-        return VerifyRequest(live, parts[CHIP], files, citizen_id, counter_id)
-    except InvalidRequest as exc:
-        raise Problem(422, exc.code, exc.message) from None
+@dataclass
+class Parts:
+    """A request's parts: the images (None when absent), the chip handle and the ids."""
+
+    images: dict[str, bytes | None]
+    chip_handle: str | None = None
+    citizen_id: str | None = None
+    counter_id: str | None = None
+
+    def chip_files(self) -> ChipFiles | None:
+        images = self.images
+        if images["dg2"] is None and (images["sod"] is not None or images["dg1"] is not None):
+            raise Problem(422, "invalid_part", "'sod' and 'dg1' go with 'dg2'")
+        return None if images["dg2"] is None else ChipFiles(images["dg2"], images["sod"],
+                                                             images["dg1"])
+
+    def chip_given(self) -> bool:
+        return any(self.images.get(name) is not None for name in CHIP_PARTS)
 
 
-async def _parse_multipart(request: Request) -> VerifyRequest:
-    async with request.form(max_files=5, max_fields=4) as form:
-        parts: dict[str, bytes | None] = {}
-        for name in (LIVE, CHIP, *CHIP_FILES):
+async def _parse(request: Request, images: tuple[str, ...], texts: tuple[str, ...],
+                 json_model: type[ChipJsonRequest]) -> Parts:
+    """The parts of a multipart or JSON (base64) request; ``live`` is required when named."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        parts = await _parse_multipart(request, images, texts)
+    elif ctype == "application/json":
+        parts = await _parse_json(request, images, texts, json_model)
+    else:
+        raise Problem(415, "unsupported_media_type", "send multipart/form-data or application/json")
+    check_ids(parts.citizen_id, parts.counter_id)
+    note_citizen(request, parts.citizen_id)
+    return parts
+
+
+async def _parse_multipart(request: Request, images: tuple[str, ...],
+                           texts: tuple[str, ...]) -> Parts:
+    async with request.form(max_files=len(images), max_fields=len(texts)) as form:
+        found: dict[str, bytes | None] = {}
+        for name in images:
             value = form.get(name)
             if value is None:
                 if name == LIVE:
                     raise Problem(
                         422, "missing_image", f"multipart part {name!r} is required", image=name
                     )
-                parts[name] = None
+                found[name] = None
                 continue
             if not isinstance(value, UploadFile):
                 raise Problem(
                     422, "invalid_part", f"part {name!r} must be a file upload", part=name
                 )
-            parts[name] = await value.read()
-        ids = {}
-        for name in ("citizen_id", "counter_id"):
+            found[name] = await value.read()
+        text: dict[str, str | None] = {}
+        for name in texts:
             value = form.get(name)
             if isinstance(value, UploadFile):
                 raise Problem(
                     422, "invalid_part", f"part {name!r} must be a text field", part=name
                 )
-            ids[name] = value or None
-    check_ids(ids["citizen_id"], ids["counter_id"])
-    return _request(parts, ids["citizen_id"], ids["counter_id"])
+            text[name] = value or None
+    return Parts(found, **text)
 
 
 def _b64(value: str, name: str) -> bytes:
@@ -257,20 +302,21 @@ def _b64(value: str, name: str) -> bytes:
         raise Problem(422, "invalid_base64", f"{name!r} is not valid base64", image=name) from None
 
 
-async def _parse_json(request: Request) -> VerifyRequest:
+async def _parse_json(request: Request, images: tuple[str, ...], texts: tuple[str, ...],
+                      model: type[ChipJsonRequest]) -> Parts:
     body = await request.body()
     try:
-        payload = VerifyJsonRequest.model_validate_json(body)
+        payload = model.model_validate_json(body)
     except ValidationError as exc:
         raise Problem(
             422,
             "validation_error",
-            "request body is not a valid verify request",
+            "request body is not a valid request",
             errors=jsonable_encoder(exc.errors(include_url=False, include_input=False)),
         ) from None
-    parts = {name: _b64(v, name) if (v := getattr(payload, name)) is not None else None
-             for name in (LIVE, CHIP, *CHIP_FILES)}
-    return _request(parts, payload.citizen_id, payload.counter_id)
+    found = {name: _b64(v, name) if (v := getattr(payload, name)) is not None else None
+             for name in images}
+    return Parts(found, **{name: getattr(payload, name) for name in texts})
 
 
 def _problem(exc: ImageRejected) -> Problem:
@@ -283,17 +329,104 @@ def _problem(exc: ImageRejected) -> Problem:
 
 
 @router.post(
+    "/v1/chip",
+    summary="Prepare the chip portrait before the capture",
+    description=(
+        "Send the chip as for `/v1/verify` (`chip`, or `dg2` + `sod` (+ `dg1`); text parts "
+        "`citizen_id`, `counter_id`) as soon as the card is read: the portrait is read, "
+        "authenticated, analysed and embedded now, and the answer's `chip_handle` stands for "
+        "it in one `/v1/verify` within `expires_in_s`, with the same API key, whichever "
+        "server process answers. The handle holds the templates, never the photo, sealed "
+        "with a key only the handle carries; it is erased when used or expired. Needs a "
+        "`counter` or `admin` key; audited."
+    ),
+    response_model=ChipResponse,
+    responses={**ERROR_RESPONSES,
+               422: problem_example(422, "dg2_malformed", "dg2 image: tag 7F61 at offset 4")},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            name: prop for name, prop in VERIFY_OPENAPI_BODY["requestBody"]["content"][
+                "multipart/form-data"]["schema"]["properties"].items() if name != LIVE}}},
+        "application/json": {"schema": ChipJsonRequest.model_json_schema(),
+                             "example": {"chip": EXAMPLE_JPEG_B64}},
+    }}},
+)
+async def prepare_chip(
+    request: Request,
+    caller: Annotated[Caller, Depends(require_roles(Role.COUNTER, Role.ADMIN))],
+) -> ChipResponse:
+    parts = await _parse(request, CHIP_PARTS, ("citizen_id", "counter_id"), ChipJsonRequest)
+    files = parts.chip_files()
+    if (parts.images[CHIP] is None) == (files is None):
+        raise Problem(422, "missing_image", "send the chip portrait as 'chip' or the chip files "
+                      "as 'dg2' (with 'sod'), not both")
+    verifier: Verifier = request.app.state.verifier
+    settings = request.app.state.settings
+    data = VerifyRequest(b"", parts.images[CHIP], files, parts.citizen_id, parts.counter_id)
+    pool: PipelinePool | None = request.app.state.verify_pool
+    try:
+        with anyio.fail_after(settings.request_timeout_s):
+            chip = await anyio.to_thread.run_sync(verifier.read_chip, data)
+            assert chip is not None
+            if pool is None:
+                prepared = await anyio.to_thread.run_sync(
+                    verifier.prepare, chip, limiter=request.app.state.limiter,
+                    abandon_on_cancel=True)
+            else:
+                prepared, _ = await pool.prepare(chip)
+    except TimeoutError:
+        raise _timeout(settings.request_timeout_s) from None
+    except ImageRejected as exc:
+        if exc.image is None:
+            raise problem_from_error(exc.cause, None) from None
+        problem = _problem(exc)
+        await _audit(request, data, "refused", action="chip_prepare", reasons=[
+            {"code": problem.code, "image": exc.image, "message": problem.detail}])
+        raise problem from None
+    except BiometricError as exc:
+        raise problem_from_error(exc, None) from None
+    ttl = settings.chip_handle_ttl_s
+    handle = await anyio.to_thread.run_sync(_put_handle, request, prepared, caller.key_name, ttl)
+    record = ChipAuthView.model_validate(prepared.chip_auth).model_dump(mode="json") \
+        if prepared.chip_auth is not None else None
+    await _audit(request, data, "prepared", action="chip_prepare",
+                 reasons=[{"code": r.code, "image": r.image} for r in prepared.analysis.reasons],
+                 chip_auth=_audit_chip(record))
+    return ChipResponse.model_validate(
+        {"chip_handle": handle, "expires_in_s": ttl, "chip_auth": prepared.chip_auth,
+         "chip": prepared.analysis}, from_attributes=True,
+        context={"locale": request_locale(request)})
+
+
+def _put_handle(request: Request, prepared: PreparedChip, key_name: str, ttl_s: int) -> str:
+    with request.app.state.sessions() as session:
+        return chip_handles.put(session, prepared, key_name, ttl_s)
+
+
+def _take_handle(request: Request, handle: str, key_name: str) -> PreparedChip:
+    with request.app.state.sessions() as session:
+        return chip_handles.take(session, handle, key_name)
+
+
+def _timeout(seconds: float) -> Problem:
+    return Problem(503, "timeout", f"verification took longer than {seconds:g} s; try again",
+                   headers={"Retry-After": "5"}, seconds=f"{seconds:g}")
+
+
+@router.post(
     "/v1/verify",
     summary="Verify a live capture against the chip portrait",
     description=(
         "Send `multipart/form-data` (file parts `live`, and `chip` or the chip files `dg2` + "
-        "`sod` (+ `dg1`); text parts `citizen_id` (12 digits), `counter_id`) or JSON with "
-        "base64. With `dg2`, the portrait is read from EF.DG2 and EF.SOD's signature is "
-        "checked (passive authentication, `chip_auth`): a chip that fails is `chip_untrusted`, "
-        "never `match`; under `BIOMETRIC_CHIP_AUTH=block` one that could not be checked is "
-        "`refused`. Answers `match`, `no_match`, `retake` (live capture), `manual_check` (no "
-        "usable face on the chip), `chip_untrusted` or `refused`, with reasons staff can act "
-        "on. Needs a `counter` or `admin` key. Every "
+        "`sod` (+ `dg1`), or text part `chip_handle` from `POST /v1/chip`; text parts "
+        "`citizen_id` (12 digits), `counter_id`) or JSON with base64. With `dg2`, the portrait "
+        "is read from EF.DG2 and EF.SOD's signature is checked (passive authentication, "
+        "`chip_auth`): a chip that fails is `chip_untrusted`, never `match`; under "
+        "`BIOMETRIC_CHIP_AUTH=block` one that could not be checked is `refused`. With "
+        "`chip_handle`, only the live capture is processed (the chip was prepared before), and "
+        "the handle is erased. Answers `match`, `no_match`, `retake` (live capture), "
+        "`manual_check` (no usable face on the chip), `chip_untrusted` or `refused`, with "
+        "reasons staff can act on. Needs a `counter` or `admin` key. Every "
         "decision is written to the audit trail (never the photos)."
     ),
     response_model=VerifyResponse,
@@ -304,14 +437,24 @@ async def verify(
     request: Request,
     caller: Annotated[Caller, Depends(require_roles(Role.COUNTER, Role.ADMIN))],
 ) -> VerifyResponse:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
-        data = await _parse_multipart(request)
-    elif ctype == "application/json":
-        data = await _parse_json(request)
-    else:
-        raise Problem(415, "unsupported_media_type", "send multipart/form-data or application/json")
-    note_citizen(request, data.citizen_id)
+    parts = await _parse(request, (LIVE, *CHIP_PARTS), (HANDLE, "citizen_id", "counter_id"),
+                         VerifyJsonRequest)
+    prepared = None
+    if parts.chip_handle is not None:
+        if parts.chip_given():
+            raise Problem(422, "invalid_part", "send 'chip_handle' or the chip parts, not both")
+        try:
+            prepared = await anyio.to_thread.run_sync(
+                _take_handle, request, parts.chip_handle, caller.key_name)
+        except BiometricError as exc:
+            raise problem_from_error(exc, None) from None
+    live = parts.images[LIVE]
+    assert live is not None  # required by both parsers
+    try:
+        data = VerifyRequest(live, parts.images[CHIP], parts.chip_files(), parts.citizen_id,
+                             parts.counter_id, prepared)
+    except InvalidRequest as exc:
+        raise Problem(422, exc.code, exc.message) from None
     verifier: Verifier = request.app.state.verifier
     settings = request.app.state.settings
     queued = time.perf_counter()
@@ -328,18 +471,11 @@ async def verify(
                     work, limiter=request.app.state.limiter, abandon_on_cancel=True
                 )
             else:  # the chip files are read here; on timeout the worker process is replaced
-                reading = await anyio.to_thread.run_sync(verifier.read_chip, data)
-                portrait = reading if reading is not None else data.portrait
-                assert portrait is not None  # VerifyRequest: a portrait or the chip files
-                outcome, queue_ms = await pool.verify(data.live, portrait)
+                chip = prepared or await anyio.to_thread.run_sync(verifier.read_chip, data)
+                assert chip is not None  # VerifyRequest: a portrait, the files or prepared
+                outcome, queue_ms = await pool.verify(data.live, chip)
     except TimeoutError:
-        raise Problem(
-            503,
-            "timeout",
-            f"verification took longer than {settings.request_timeout_s:g} s; try again",
-            headers={"Retry-After": "5"},
-            seconds=f"{settings.request_timeout_s:g}",
-        ) from None
+        raise _timeout(settings.request_timeout_s) from None
     except ImageRejected as exc:
         if exc.image is None:
             raise problem_from_error(exc.cause, None) from None
@@ -394,11 +530,12 @@ def _audit_chip(chip_auth: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: chip_auth[k] for k in keep}
 
 
-async def _audit(request: Request, data: VerifyRequest, decision: str, **fields: Any) -> None:
+async def _audit(request: Request, data: VerifyRequest, decision: str,
+                 action: str = "verify", **fields: Any) -> None:
     fields.setdefault("model_versions", request.app.state.pipeline.model_versions)
     await audit(
         request,
-        "verify",
+        action,
         decision,
         citizen_id=data.citizen_id,
         counter_id=data.counter_id,

@@ -54,6 +54,9 @@
     bitmap.close();
   }
 
+  // The chip prepared on the server (POST /v1/chip, below): a promise of its handle, or null.
+  let preparing = null;
+
   // A result belongs to the inputs it was computed from: any change of input removes it.
   function hideResult() {
     state.result = null;
@@ -62,6 +65,7 @@
   }
 
   function clearImage(which) {
+    if (which === "chip") preparing = null; // its handle belongs to the chip removed
     state[which] = null;
     state[which + "Source"] = null;
     $(which + "-file").value = "";
@@ -256,23 +260,53 @@
     setImage("live", file, "ui.counter.live_from_file", { name: file.name }, "ui.counter.source_file");
   });
 
+  // The chip is sent as soon as it is chosen (POST /v1/chip): the server reads, checks and
+  // embeds it while the claimant is being captured, and the verification then sends only the
+  // live image with the handle. A handle is used once: after each verification the chip is
+  // prepared again. Any failure here falls back to sending the chip with the verification.
+
+  function chipParts(form) {
+    const chipFiles = ChipFiles.selected();
+    if (chipFiles) ChipFiles.append(form);
+    else if (state.chip) form.append("chip", state.chip, state.chip.name || "chip.jpg");
+    else return false;
+    return true;
+  }
+
+  function prepareChip() {
+    const form = new FormData();
+    if (!state.key || !chipParts(form)) {
+      preparing = null;
+      return;
+    }
+    preparing = Api.json(state.key, "/v1/chip", { method: "POST", body: form })
+      .then((body) => body.chip_handle)
+      .catch(() => null);
+  }
+
   // One chip source at a time: a chip photo or the chip files, never one shown and the other
   // compared.
-  $("chip-file").addEventListener("change", (e) => {
+  $("chip-file").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
     ChipFiles.clear();
-    setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
+    // setImage takes the new chip at once (before its first await): prepare that one now, so
+    // a verification started meanwhile never uses the previous chip's handle.
+    const shown = setImage("chip", file, "ui.counter.chip_from_file", { name: file.name }, "ui.chip.source_image");
+    prepareChip();
+    await shown;
   });
   ChipFiles.onSelect(() => {
     if (state.chip) clearImage("chip");
     hideResult();
+    prepareChip();
   });
   $("live-clear").addEventListener("click", () => clearImage("live"));
   $("chip-clear").addEventListener("click", () => clearImage("chip"));
   $("chip-files-clear").addEventListener("click", () => {
     ChipFiles.clear();
     hideResult();
+    preparing = null;
   });
 
   // -- verify -----------------------------------------------------------------------------
@@ -297,8 +331,10 @@
     }
     const form = new FormData();
     form.append("live", state.live, "live.jpg");
-    if (chipFiles) ChipFiles.append(form);
-    else form.append("chip", state.chip, state.chip.name || "chip.jpg");
+    const handle = preparing && (await preparing);
+    preparing = null; // used by this verification
+    if (handle) form.append("chip_handle", handle);
+    else chipParts(form);
     if (citizen) form.append("citizen_id", citizen);
     const sent = {
       live: state.live,
@@ -309,7 +345,15 @@
     $("verify").disabled = true;
     status.textContent = t("ui.counter.verifying");
     try {
-      const body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
+      let body;
+      try {
+        body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
+      } catch (err) {
+        if (!handle || !String(err.code).startsWith("chip_handle")) throw err;
+        form.delete("chip_handle"); // expired or unknown: send the chip itself
+        chipParts(form);
+        body = await Api.json(state.key, "/v1/verify", { method: "POST", body: form });
+      }
       status.textContent = "";
       state.sent = sent;
       await showResult(body);
@@ -323,6 +367,7 @@
       }
     } finally {
       $("verify").disabled = false;
+      prepareChip(); // for the next verification of this chip (a retake)
     }
   });
 
