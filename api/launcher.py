@@ -6,6 +6,7 @@ Used where a real server must answer real HTTP: the end-to-end tests and the loa
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -18,10 +19,25 @@ import httpx
 from biometric import config
 
 
+# Ports handed out below the kernel's ephemeral range (Linux: 32768-60999) and above Ray's
+# worker ports (10002-19999): a port the OS picked from the ephemeral range could be taken
+# again by any process (a service with embedded Ray starts dozens) before the server binds it,
+# which happened in tests/test_distributed.py (EADDRINUSE).
+PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on now, outside the ranges other processes draw from."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(*PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {PORT_RANGE}")
 
 
 def start_server(
