@@ -18,7 +18,6 @@ import httpx
 
 from biometric import config
 
-
 # Ports handed out below the kernel's ephemeral range (Linux: 32768-60999) and above Ray's
 # worker ports (10002-19999): a port the OS picked from the ephemeral range could be taken
 # again by any process (a service with embedded Ray starts dozens) before the server binds it,
