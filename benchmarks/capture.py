@@ -172,7 +172,8 @@ def section(path: Path, doc: dict) -> list[str]:
         f"{s['frames']} camera views of real faces sent as {s['frame_size'][0]}x"
         f"{s['frame_size'][1]} JPEG (the page's preview frame), {s['rounds']} round(s); "
         f"detector {s['detector']}, {s['onnx_threads']} onnxruntime thread. Target: "
-        f"{doc['target_cpu_ms']:g} ms CPU per call. Instructions given: {lib['instructions']}."
+        f"{doc['target_cpu_ms']:g} ms CPU per call. Instructions given: "
+        + ", ".join(f"{k} {n}" for k, n in lib["instructions"].items()) + "."
     )
     out.append("")
     out += table(

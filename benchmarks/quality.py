@@ -325,9 +325,11 @@ def liveness_lines(live: dict, settings: dict) -> list[str]:
         "",
         f"{live['note'][0].upper()}{live['note'][1:]}. Attacks ({live['attacks']}) are a "
         "**proxy**: they show how "
-        "a model reacts to such renderings, not how it resists a real attacker. Sampling: every "
-        f"n-th image per set {settings.get('liveness_every_nth_image', {})} (other sets: every "
-        f"image), photos reduced to at most {settings.get('liveness_camera_max_side', '?')} px "
+        "a model reacts to such renderings, not how it resists a real attacker. Sampling: "
+        + "".join(f"{k} every {n}th image, "
+                  for k, n in settings.get("liveness_every_nth_image", {}).items())
+        + "other sets every image; "
+        f"photos reduced to at most {settings.get('liveness_camera_max_side', '?')} px "
         "(a camera frame). Scores are oriented so that higher is more live.",
         "",
     ]

@@ -196,6 +196,14 @@ def test_report_renders(tmp_path: Path) -> None:
     for kind, heading in headings.items():
         assert heading in text, kind
     assert "could not be rendered" not in text and "| figure | value |" not in text
+    # The committed stages, peer, api and int8 results have the prepared-chip flow and name
+    # their embedder and operating point; their sections show both.
+    for fragment in ["| threads | after capture median ms |", "`verify_prepared_blazeface`",
+                     "| ours, after the capture (chip prepared) |", "| prepared | 4 |",
+                     "| embedder | CPU ms fp32 (1 crop) | CPU ms fp32 offline | CPU ms int8 |",
+                     "| embedder | set | FMR | genuine pairs |"]:
+        assert fragment in text, fragment
+    assert text.count("operating point FMR") >= 3  # stages, peer, api
     md = tmp_path / "BENCHMARKS.md"
     assert report.run(common.DEFAULT_OUT, md).read_text() == text
 
