@@ -226,6 +226,9 @@ def _build_one(
         facts=facts,
         template=target.template,
         thresholds=old.thresholds if keep_thresholds and old is not None else [],
+        # The shipped int8 form was judged on this float32 file: kept with it, and rebuilt
+        # from it where missing (biometric.modelbuild.quantise.rebuild_missing).
+        int8=old.int8 if keep_thresholds and old is not None else None,
     )
 
 
