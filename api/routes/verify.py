@@ -214,14 +214,18 @@ VERIFY_OPENAPI_BODY: dict[str, Any] = {
     }
 }
 
-VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {"example": VERIFY_EXAMPLE}}},
+# Refusals of the verify and chip routes (they parse and decode the same parts).
+REFUSALS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     413: problem_example(413, "image_too_large", "image declares 100000x100000 pixels"),
     415: problem_example(415, "unsupported_image_type", "not a recognised image format"),
     422: problem_example(422, "dg2_malformed", "dg2 image: tag 7F61 at offset 4: biometric "
                          "information group (bytes 7F618201): Insufficient data"),
     503: problem_example(503, "timeout", "verification took longer than 30 s"),
+}
+VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"example": VERIFY_EXAMPLE}}},
+    **REFUSALS,
 }
 
 
@@ -341,7 +345,7 @@ def _problem(exc: ImageRejected) -> Problem:
         "`counter` or `admin` key; audited."
     ),
     response_model=ChipResponse,
-    responses={**ERROR_RESPONSES,
+    responses={**REFUSALS,
                422: problem_example(422, "dg2_malformed", "dg2 image: tag 7F61 at offset 4")},
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
