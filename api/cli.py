@@ -1,9 +1,7 @@
 """Command line for the HTTP service: ``biometric serve`` and ``biometric keys ...``.
 
-Wire into ``biometric/cli.py`` with::
-
-    from api.cli import register as register_api
-    register_api(app)
+Added to the ``biometric`` command through the ``biometric.commands`` entry point
+(pyproject.toml), so the library never imports this module.
 
 Heavy imports (uvicorn, SQLAlchemy, the app) happen inside the commands, so ``biometric --help``
 stays fast.

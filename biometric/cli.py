@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -651,15 +652,21 @@ def audit_verify(
     raise typer.Exit(1)
 
 
+# Edges that add commands to ``biometric`` (the HTTP service's ``serve`` and ``keys``) name
+# their ``register(app)`` under this entry-point group in pyproject.toml, so the library side
+# never imports them (the same plug-in mechanism as pytest's and Babel's).
+COMMAND_PLUGINS = "biometric.commands"
+
+
 def _register_subcommands() -> None:
-    from api.cli import register as register_api
     from biometric.chip.cli import register as register_chip
     from biometric.distributed.cli import register as register_distributed
     from biometric.gallery.cli import register as register_gallery
 
     register_gallery(app)
     register_distributed(app)
-    register_api(app)
+    for plugin in sorted(entry_points(group=COMMAND_PLUGINS), key=lambda e: e.name):
+        plugin.load()(app)
     register_chip(app)
 
 
