@@ -101,19 +101,8 @@ def _fold_mask(folds: np.ndarray | None, k: int, held_out: bool) -> np.ndarray:
 
 def _fold(s: PairScores, k: int, held_out: bool) -> PairScores:
     """The pairs of one person-disjoint fold (``held_out``), or of all the other folds."""
-    g = _fold_mask(s.genuine_folds, k, held_out)
-    i = _fold_mask(s.impostor_folds, k, held_out)
-
-    def pick(a: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
-        return None if a is None else a[mask]
-
-    return PairScores(
-        s.genuine[g],
-        s.impostor[i],
-        pick(s.genuine_folds, g),
-        pick(s.impostor_folds, i),
-        pick(s.genuine_conditions, g),
-        pick(s.impostor_conditions, i),
+    return s.subset(
+        _fold_mask(s.genuine_folds, k, held_out), _fold_mask(s.impostor_folds, k, held_out)
     )
 
 

@@ -396,19 +396,24 @@ class PairScores:
 
     def where(self, condition: str) -> PairScores:
         """Only the pairs of one capture condition."""
-        g = self.genuine_conditions == condition
-        i = self.impostor_conditions == condition
+        return self.subset(
+            self.genuine_conditions == condition, self.impostor_conditions == condition
+        )
+
+    def subset(self, genuine: np.ndarray, impostor: np.ndarray) -> PairScores:
+        """The genuine and impostor pairs the two boolean masks select, with their folds and
+        conditions."""
 
         def pick(a: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
             return None if a is None else a[mask]
 
         return PairScores(
-            self.genuine[g],
-            self.impostor[i],
-            pick(self.genuine_folds, g),
-            pick(self.impostor_folds, i),
-            pick(self.genuine_conditions, g),
-            pick(self.impostor_conditions, i),
+            self.genuine[genuine],
+            self.impostor[impostor],
+            pick(self.genuine_folds, genuine),
+            pick(self.impostor_folds, impostor),
+            pick(self.genuine_conditions, genuine),
+            pick(self.impostor_conditions, impostor),
         )
 
 
