@@ -13,6 +13,8 @@ import binascii
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -368,27 +370,15 @@ async def prepare_chip(
     settings = request.app.state.settings
     data = VerifyRequest(b"", parts.images[CHIP], files, parts.citizen_id, parts.counter_id)
     pool: PipelinePool | None = request.app.state.verify_pool
-    try:
-        with anyio.fail_after(settings.request_timeout_s):
-            chip = await anyio.to_thread.run_sync(verifier.read_chip, data)
-            assert chip is not None
-            if pool is None:
-                prepared = await anyio.to_thread.run_sync(
-                    verifier.prepare, chip, limiter=request.app.state.limiter,
-                    abandon_on_cancel=True)
-            else:
-                prepared, _ = await pool.prepare(chip)
-    except TimeoutError:
-        raise _timeout(settings.request_timeout_s) from None
-    except ImageRejected as exc:
-        if exc.image is None:
-            raise problem_from_error(exc.cause, None) from None
-        problem = _problem(exc)
-        await _audit(request, data, "refused", action="chip_prepare", reasons=[
-            {"code": problem.code, "image": exc.image, "message": problem.detail}])
-        raise problem from None
-    except BiometricError as exc:
-        raise problem_from_error(exc, None) from None
+    async with _refusals(request, data, "chip_prepare"):
+        chip = await anyio.to_thread.run_sync(verifier.read_chip, data)
+        assert chip is not None
+        if pool is None:
+            prepared = await anyio.to_thread.run_sync(
+                verifier.prepare, chip, limiter=request.app.state.limiter,
+                abandon_on_cancel=True)
+        else:
+            prepared, _ = await pool.prepare(chip)
     ttl = settings.chip_handle_ttl_s
     handle = await anyio.to_thread.run_sync(_put_handle, request, prepared, caller.key_name, ttl)
     record = ChipAuthView.model_validate(prepared.chip_auth).model_dump(mode="json") \
@@ -460,7 +450,6 @@ async def verify(
     except InvalidRequest as exc:
         raise Problem(422, exc.code, exc.message) from None
     verifier: Verifier = request.app.state.verifier
-    settings = request.app.state.settings
     queued = time.perf_counter()
 
     def work() -> tuple[VerifyOutcome, float]:
@@ -468,28 +457,37 @@ async def verify(
         return verifier.verify(data), (started - queued) * 1000.0
 
     pool: PipelinePool | None = request.app.state.verify_pool
+    async with _refusals(request, data, "verify"):
+        if pool is None:
+            outcome, queue_ms = await anyio.to_thread.run_sync(
+                work, limiter=request.app.state.limiter, abandon_on_cancel=True
+            )
+        else:  # the chip files are read here; on timeout the worker process is replaced
+            chip = prepared or await anyio.to_thread.run_sync(verifier.read_chip, data)
+            assert chip is not None  # VerifyRequest: a portrait, the files or prepared
+            outcome, queue_ms = await pool.verify(data.live, chip)
+    return await _respond(request, data, outcome, queue_ms)
+
+
+@asynccontextmanager
+async def _refusals(request: Request, data: VerifyRequest, action: str) -> AsyncIterator[None]:
+    """The work of a verify or chip call within the request deadline; a timeout, a rejected
+    image (audited, naming the image) or another library error becomes its problem document."""
+    timeout_s = request.app.state.settings.request_timeout_s
     try:
-        with anyio.fail_after(settings.request_timeout_s):
-            if pool is None:
-                outcome, queue_ms = await anyio.to_thread.run_sync(
-                    work, limiter=request.app.state.limiter, abandon_on_cancel=True
-                )
-            else:  # the chip files are read here; on timeout the worker process is replaced
-                chip = prepared or await anyio.to_thread.run_sync(verifier.read_chip, data)
-                assert chip is not None  # VerifyRequest: a portrait, the files or prepared
-                outcome, queue_ms = await pool.verify(data.live, chip)
+        with anyio.fail_after(timeout_s):
+            yield
     except TimeoutError:
-        raise _timeout(settings.request_timeout_s) from None
+        raise _timeout(timeout_s) from None
     except ImageRejected as exc:
         if exc.image is None:
             raise problem_from_error(exc.cause, None) from None
         problem = _problem(exc)
-        await _audit(request, data, "refused", reasons=[
+        await _audit(request, data, "refused", action=action, reasons=[
             {"code": problem.code, "image": exc.image, "message": problem.detail}])
         raise problem from None
     except BiometricError as exc:
         raise problem_from_error(exc, None) from None
-    return await _respond(request, data, outcome, queue_ms)
 
 
 async def _respond(request: Request, data: VerifyRequest, outcome: VerifyOutcome,
