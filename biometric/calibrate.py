@@ -218,6 +218,14 @@ def equal_weight_mean(counts: Mapping[str, tuple[int, int]]) -> tuple[float, lis
     return estimate, [max(0.0, estimate - half), estimate + half]
 
 
+def _stored(threshold: float) -> float:
+    """A fitted threshold as the manifest stores it (6 decimals), rounded up: rounded to the
+    nearest, it once fell below a Yale B impostor pair that the fit had kept out, and the
+    stored threshold let 19 of 18,621 impostor pairs through where the claim allows 18.6."""
+    stored = round(threshold, 6)
+    return stored if stored >= threshold else round(stored + 1e-6, 6)
+
+
 def fit_thresholds(
     scores: Mapping[str, PairScores], fmrs: Sequence[float] = DEFAULT_FMRS
 ) -> list[CalibratedThreshold]:
@@ -239,7 +247,7 @@ def fit_thresholds(
         }
         floor.update(raised)
         point = OperatingPoint(
-            round(raised.pop(None), 6), fmr, {c: round(t, 6) for c, t in raised.items()}
+            _stored(raised.pop(None)), fmr, {c: _stored(t) for c, t in raised.items()}
         )
         held = out_of_sample(scores, names, fmr)
         per_set = []
@@ -490,7 +498,9 @@ COST_RUNS = 15
 
 def embedding_cost_ms(models_dir: Path, names: Sequence[str]) -> dict[str, float]:
     """CPU milliseconds each embedder spends on one verification's two crops (one thread).
-    The networks do the same work whatever the pixels, so blank crops time them."""
+    Since the build rewrites PReLU (:mod:`biometric.modelbuild.prelu`, whose onnxruntime kernel
+    took longer on real faces than on blank ones) the networks take the same time whatever the
+    pixels (SFace 13.9 ms on a blank crop, 13.4 on real lfw_dev crops), so blank crops time them."""
     manifest = load_manifest(models_dir)
     out = {}
     for name in names:

@@ -139,10 +139,13 @@ def models_calibrate(
     from biometric.calibrate import EMBEDDERS, calibrate_all, embedding_cost_ms
     from biometric.evaluation import acquire_sets, discover_sets
     from biometric.manifest import save_manifest
+    from biometric.pipeline import Pipeline, PipelineConfig
 
     data = data_dir or config.data_dir()
     sets = guard(lambda: discover_sets(data, cap))
-    pipeline = guard(lambda: _pipeline(models_dir, embedder="mobilefacenet"))
+    # No operating point is looked up: a rebuilt model has none until this command fits it.
+    pipeline = guard(lambda: Pipeline(models_dir or config.models_dir(), PipelineConfig(),
+                                      "mobilefacenet"))
     total = sum(len(s.images) for s in sets)
     with progress_bar("acquiring and embedding (every embedder)", total) as advance:
         acquired = acquire_sets(sets, list(EMBEDDERS), pipeline, workers,

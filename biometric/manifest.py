@@ -104,8 +104,8 @@ def _threshold_for(
 class QuantisedForm(BaseModel):
     """The static int8 form an embedder runs as, shipped because the int8 benchmark found its
     TAR within float32's 95 % interval at FMR 1e-3 and 1e-4 on lfw_dev and the East-Asian sets
-    (``biometric.modelbuild.quantise``). The thresholds stay float32's: the benchmark checks the
-    FMR int8 gives at them."""
+    (``biometric.modelbuild.quantise``). ``biometric models calibrate`` fits the embedder's
+    thresholds on this form, the one that runs."""
 
     file: str
     sha256: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from biometric import config
 from biometric.decode import read_image
@@ -59,14 +58,6 @@ def test_mobilefacenet_onnx_matches_tflite(pipeline: Pipeline, data_dir: Path) -
     )
     assert cos.min() >= 0.9999
     assert max_abs <= 1e-3
-
-
-@pytest.mark.parametrize("source", [sources.MTCNN_PNET, sources.MTCNN_RNET, sources.MTCNN_ONET])
-def test_mtcnn_models_are_the_pinned_onnx_files(source: sources.SourceFile) -> None:
-    """MTCNN ships as ONNX: parity with its source runtime is byte identity."""
-    manifest = load_manifest(config.models_dir())
-    entry = next(m for m in manifest.models if m.source.member == source.member)
-    assert sha256_of(config.models_dir() / entry.file) == source.sha256 == entry.sha256
 
 
 def test_manifest_records_provenance_and_thresholds() -> None:

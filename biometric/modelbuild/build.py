@@ -17,6 +17,7 @@ from biometric.errors import ModelError
 from biometric.manifest import Manifest, ModelEntry, SourceRecord, load_manifest, save_manifest
 from biometric.modelbuild import sources
 from biometric.modelbuild.fetch import extract_file, sha256_of
+from biometric.modelbuild.prelu import rewrite_prelu
 
 # MTCNN landmarks in dlib's 150x150 chip (size 150, padding 0.25): the median over the 49 faces
 # of tests/fixtures/dlib_reference.json, measured by biometric.modelbuild.dlib_template.
@@ -207,6 +208,9 @@ def _build_one(
         return old
     source_file = extract_file(target.source, cache)
     facts = target.convert(source_file, out)
+    rewritten = rewrite_prelu(out)
+    if rewritten:
+        facts["prelu_rewritten"] = rewritten
     digest = sha256_of(out)
     if old is not None and old.sha256 != digest and not record:
         out.unlink()
@@ -222,7 +226,7 @@ def _build_one(
         file=target.file,
         sha256=digest,
         source=_source_record(target.source),
-        converter=target.converter,
+        converter=target.converter + (" + biometric.modelbuild.prelu" if rewritten else ""),
         facts=facts,
         template=target.template,
         thresholds=old.thresholds if keep_thresholds and old is not None else [],

@@ -5,7 +5,8 @@
   symbolic batch, and the converter's stored intermediate shapes (all batch 2) are dropped;
 - TFLite expresses PReLU as relu(x) + alpha * (x - |x|), six element-wise ops over the largest
   tensors of the network; they are fused back into one ``PRelu`` with slope 2 * alpha, which
-  is exact and removes most of the memory traffic;
+  is exact (the build then rewrites every PReLU into fused convolutions:
+  :mod:`biometric.modelbuild.prelu`);
 - initialisers are sorted by name, because the converter emits them in a varying order and the
   output file's sha256 must be reproducible.
 """
