@@ -7,8 +7,10 @@ and aligned for each embedder. Calibration uses :data:`~biometric.modelbuild.qua
 East-Asian sets the calibration never saw (lfw_dev_asian, asian_celeb, vn_celeb_toy; also
 pooled, people kept apart by set: alone they are too small for FMR 1e-3). Per set and per FMR
 (1e-3, 1e-4, where the set has at least 10/FMR impostor pairs): TAR of each model at its own
-threshold, float32's Wilson 95 % interval, and the FMR int8 gives at float32's threshold (the
-shipped thresholds were calibrated in float32). int8 ships only where it is faster and its TAR
+threshold, float32's Wilson 95 % interval, and the FMR int8 gives at float32's threshold (what
+a switch to int8 gives until ``biometric models calibrate`` refits the thresholds on the form
+that runs). Both forms start from the float32 source, whichever ships. int8 ships only where it
+is faster and its TAR
 is within float32's interval at both FMRs on every judged set; otherwise the float32 form whose
 CPU time is lowest. CPU times (``time.process_time``, one thread, batch of 1) hold on a loaded
 machine where wall times do not.
@@ -135,8 +137,10 @@ def run(quick: bool, out_dir: Path) -> dict:
     pipeline = common.make_pipeline(threads=1, front_end=FrontEnd.BLAZEFACE)
     wanted = set(JUDGES) | set(CALIBRATION)
     sets = [s for s in accuracy.load_sets(quick) if s.name in wanted]
+    # Each embedder's float32 source, whatever form ships: int8 is built and judged from it.
     embedders = {
-        n: Embedder(pipeline.manifest.embedder_spec(n), pipeline.models_dir) for n in EMBEDDERS
+        n: Embedder(pipeline.manifest.embedder_spec(n, float32=True), pipeline.models_dir)
+        for n in EMBEDDERS
     }
     crops, set_arr, label_arr, calib = _acquire(pipeline, sets, embedders)
     judged = np.isin(set_arr, JUDGES)

@@ -240,7 +240,10 @@ class Manifest(BaseModel):
         the default, or the first member of the default when it is a fusion."""
         return option_embedders(self.default_embedder)[0]
 
-    def embedder_spec(self, name: str | None = None) -> EmbedderSpec:
+    def embedder_spec(self, name: str | None = None, float32: bool = False) -> EmbedderSpec:
+        """What the pipeline needs to run embedder ``name``: the form that runs (the shipped
+        int8 one where there is one), or with ``float32`` its float32 source (quantising and
+        judging int8 start from it)."""
         entry = self.get(name or self.primary_embedder)
         f = entry.facts
         if entry.template is None:
@@ -251,7 +254,7 @@ class Manifest(BaseModel):
 
         return EmbedderSpec(
             name=entry.name,
-            file=entry.runtime_file,
+            file=entry.file if float32 else entry.runtime_file,
             input_name=f["input_name"],
             output_name=f["output_name"],
             input_size=(int(f["input_size"][0]), int(f["input_size"][1])),

@@ -15,7 +15,6 @@ documents as unsafe to save for other hardware, so it is still applied when a se
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,8 +49,7 @@ def calibration_inputs(pipeline: Pipeline, name: str, data_dir: Path) -> Iterato
 
     # The float32 file aligns and feeds the calibration faces: the int8 file is what is being
     # built (a fresh install has none yet).
-    spec = pipeline.manifest.embedder_spec(name)
-    embedder = Embedder(replace(spec, file=pipeline.manifest.get(name).file), pipeline.models_dir)
+    embedder = Embedder(pipeline.manifest.embedder_spec(name, float32=True), pipeline.models_dir)
     for s in discover_sets(data_dir, CALIBRATION_CAP):
         stride = CALIBRATION.get(s.name, 0)
         for path in s.images[::stride] if stride else []:
