@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from biometric import config
 from biometric.decode import read_image
+from biometric.detect import _crops
 from biometric.manifest import load_manifest
 from biometric.modelbuild import sources
 from biometric.modelbuild.fetch import extract_file
@@ -78,23 +79,20 @@ def _real_photos(data_dir: Path) -> list[np.ndarray]:
     return [read_image(p).rgb for p in paths if p.is_file()]
 
 
-def _inputs(name: str, photos: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Real photos shaped as each network's input (MTCNN's (x - 127.5) / 128, transposed;
-    MiniFASNet's 0-255 NCHW): whole photos for the fully convolutional P-Net, resized photos
-    for the fixed-size nets."""
-    def mtcnn(size: int | None) -> np.ndarray:
-        out = []
-        for rgb in photos:
-            img = cv2.resize(rgb, (size, size)) if size else cv2.resize(rgb, (96, 120))
-            out.append(((img.astype(np.float32) - 127.5) * 0.0078125).transpose(1, 0, 2))
-        return np.stack(out)
+# Input side of each MTCNN net here: P-Net is fully convolutional (any size), R-Net and O-Net
+# take 24 and 48 pixel crops.
+MTCNN_INPUTS = {"mtcnn_pnet": ("input_1", 96), "mtcnn_rnet": ("input_2", 24),
+                "mtcnn_onet": ("input_3", 48)}
 
-    if name == "mtcnn_pnet":
-        return {"input_1": mtcnn(None)}
-    if name == "mtcnn_rnet":
-        return {"input_2": mtcnn(24)}
-    if name == "mtcnn_onet":
-        return {"input_3": mtcnn(48)}
+
+def _inputs(name: str, photos: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Real photos as each network's input: the detector's own crops (whole photo as the box)
+    for MTCNN, the 0-255 NCHW image for MiniFASNet."""
+    if name in MTCNN_INPUTS:
+        input_name, size = MTCNN_INPUTS[name]
+        whole = [np.array([[0, 0, rgb.shape[1] - 1, rgb.shape[0] - 1]]) for rgb in photos]
+        return {input_name: np.concatenate([_crops(rgb, box, size)
+                                            for rgb, box in zip(photos, whole, strict=True)])}
     rgb = cv2.resize(photos[0], (128, 128)).astype(np.float32)
     return {"input": rgb.transpose(2, 0, 1)[None].copy()}
 

@@ -37,9 +37,7 @@ def _rank(model: onnx.ModelProto) -> dict[str, int]:
 
 def _per_channel(slope: np.ndarray, rank: int | None) -> bool:
     """A slope of one value per channel of a 4-D tensor: (C,1,1) or (1,C,1,1)."""
-    return rank == 4 and slope.ndim in (3, 4) and all(d == 1 for d in slope.shape[-2:]) and (
-        slope.ndim == 3 or slope.shape[0] == 1
-    )
+    return rank == 4 and slope.ndim in (3, 4) and slope.shape[-3] == slope.size
 
 
 def vectorise_prelu(model: onnx.ModelProto) -> int:
@@ -52,7 +50,7 @@ def vectorise_prelu(model: onnx.ModelProto) -> int:
     ranks = _rank(model)
     nodes: list[onnx.NodeProto] = []
     added: list[onnx.TensorProto] = []
-    zero = "prelu/zero"
+    zero = numpy_helper.from_array(np.zeros((), np.float32), "prelu/zero")
     rewritten = 0
     for node in graph.node:
         if node.op_type != "PRelu" or node.input[1] not in inits:
@@ -78,11 +76,11 @@ def vectorise_prelu(model: onnx.ModelProto) -> int:
                 helper.make_node("Add", [f"{tag}/pos", f"{tag}/aneg"], [out], name=node.name),
             ]
         else:
-            if not any(i.name == zero for i in added):
-                added.append(numpy_helper.from_array(np.zeros((), np.float32), zero))
+            if zero not in added:
+                added.append(zero)
             nodes += [
                 positive,
-                helper.make_node("Min", [x, zero], [f"{tag}/min"]),
+                helper.make_node("Min", [x, zero.name], [f"{tag}/min"]),
                 helper.make_node("Mul", [f"{tag}/min", slope_name], [f"{tag}/amin"]),
                 helper.make_node("Add", [f"{tag}/pos", f"{tag}/amin"], [out], name=node.name),
             ]
